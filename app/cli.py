@@ -1,0 +1,91 @@
+"""The ``agentauth`` command line."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+
+from app import __version__
+from app.core.keys import SIGNING_ALGS, generate_private_key, private_jwk
+from app.settings import Settings
+
+app = typer.Typer(
+    name="agentauth",
+    help="AgentAuth: an authorization server for AI agents.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+keys_app = typer.Typer(help="Work with JSON Web Keys.", no_args_is_help=True)
+config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+app.add_typer(config_app, name="config")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"agentauth {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """AgentAuth: an authorization server for AI agents."""
+
+
+@keys_app.command("generate")
+def keys_generate(
+    alg: Annotated[str, typer.Option(help=f"Signing algorithm: {' or '.join(SIGNING_ALGS)}.")] = (
+        "ES256"
+    ),
+    kid: Annotated[str | None, typer.Option(help="Key id (default: the RFC 7638 thumbprint).")] = (
+        None
+    ),
+    public: Annotated[bool, typer.Option("--public", help="Print only the public JWK.")] = False,
+    out: Annotated[
+        Path | None, typer.Option(help="Write the private JWK to this file (mode 0600).")
+    ] = None,
+) -> None:
+    """Generate a key pair and print it as a JWK (an agent's signing/DPoP key)."""
+    if alg not in SIGNING_ALGS:
+        typer.echo(f"error: --alg must be one of {', '.join(SIGNING_ALGS)}", err=True)
+        raise typer.Exit(2)
+    jwk = private_jwk(generate_private_key(alg), alg=alg, kid=kid)
+    public_jwk = {k: v for k, v in jwk.items() if k != "d"}
+    if out is not None:
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(jwk, handle, indent=2)
+        typer.echo(f"private key written to {out}", err=True)
+        typer.echo(json.dumps(public_jwk, indent=2))
+        return
+    typer.echo(json.dumps(public_jwk if public else jwk, indent=2))
+
+
+@config_app.command("check")
+def config_check() -> None:
+    """Load settings from the environment and print them (secrets masked)."""
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        for error in exc.errors():
+            field = ".".join(str(p) for p in error["loc"])
+            name = f"AGENTAUTH_{field.upper()}: " if field else ""
+            typer.echo(f"error: {name}{error['msg'].removeprefix('Value error, ')}", err=True)
+        raise typer.Exit(1) from None
+    for name, value in settings.model_dump().items():
+        shown = "(set)" if value is not None and "Secret" in repr(value) else value
+        typer.echo(f"AGENTAUTH_{name.upper()}={shown if shown is not None else ''}")
+
+
+def main() -> None:
+    app()

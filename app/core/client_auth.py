@@ -1,0 +1,221 @@
+"""Agent-signed JWTs: ``private_key_jwt`` client assertions (RFC 7523) and actor tokens.
+
+Both are signed by one of the agent's registered keys, named by ``kid``. Each kind has its
+own ``typ`` set so one can never be replayed as the other (RFC 8725 §3.11-§3.12), and both
+return their ``jti`` so the caller records it once (RFC 7523 §3 item 7).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from app.core.errors import InvalidClient, InvalidRequest, OAuthError
+from app.core.jwk import JWKError, PublicJWK, b64url_decode
+from app.core.jws import JWSError, decode_jws, split_compact
+from app.core.strict_json import JSONError, parse_json_object
+
+CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+# PIN CA-12: explicit "client-authentication+jwt" (RFC 7523bis), or absent/"JWT" for legacy
+# clients. Any other explicit type (dpop+jwt, at+jwt, actor+jwt, ...) is refused.
+CLIENT_ASSERTION_TYPS: tuple[str | None, ...] = (None, "JWT", "client-authentication+jwt")
+ACTOR_TOKEN_TYP = "actor+jwt"  # noqa: S105 - a protocol identifier, not a secret
+ACTOR_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:jwt"  # noqa: S105 - a protocol identifier, not a secret
+AGENT_JWT_ALGS = ("ES256", "EdDSA", "Ed25519")
+MAX_ASSERTION_LIFETIME = 300
+MAX_JTI_CHARS = 256
+_JKT = re.compile(r"^[A-Za-z0-9_-]{43}$")
+
+
+@dataclass(frozen=True, slots=True)
+class AgentAssertion:
+    """A verified client assertion or actor token."""
+
+    client_id: str
+    jti: str
+    exp: int
+    jkt: str | None = None  # actor tokens only: the DPoP key the actor will use
+
+
+def read_client_assertion(form: Mapping[str, str]) -> tuple[str, str | None]:
+    """Pick ``client_assertion`` and optional ``client_id`` from a parsed form.
+
+    RFC 7521 §4.2: ``client_assertion_type`` must be the JWT-bearer URN and the assertion a
+    single JWT; both failures are ``invalid_client`` (PIN CA-10).
+    """
+    if form.get("client_assertion_type") != CLIENT_ASSERTION_TYPE:
+        raise InvalidClient(detail="client_assertion_type missing or not jwt-bearer")
+    assertion = form.get("client_assertion")
+    if assertion is None:
+        raise InvalidClient(detail="client_assertion missing")
+    return assertion, form.get("client_id")
+
+
+def unverified_issuer(token: str) -> str:
+    """The ``iss`` of an agent JWT *before* verification, only to look up that agent's keys."""
+    try:
+        _, payload_b64, _ = split_compact(token)
+        iss = parse_json_object(b64url_decode(payload_b64)).get("iss")
+    except (JWSError, JWKError, JSONError):
+        raise InvalidClient(detail="assertion is not a compact JWT") from None
+    if not isinstance(iss, str) or not iss:
+        raise InvalidClient(detail="assertion has no iss")
+    return iss
+
+
+def _int_claim(claims: Mapping[str, Any], name: str) -> int | None:
+    value = claims.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"{name} is not an integer")
+    return value
+
+
+def _check_claims(
+    claims: Mapping[str, Any],
+    *,
+    client_id: str,
+    issuer: str,
+    now: int,
+    leeway: int,
+    max_lifetime: int,
+) -> tuple[str, int]:
+    if claims.get("iss") != client_id or claims.get("sub") != client_id:
+        raise ValueError("iss and sub must both be the client_id")
+    # RFC 7523bis (PIN P9): aud is the issuer identifier, a single string.
+    if claims.get("aud") != issuer:
+        raise ValueError("aud must be the issuer identifier")
+    exp = _int_claim(claims, "exp")
+    if exp is None or exp + leeway <= now:
+        raise ValueError("exp missing or in the past")
+    if exp > now + max_lifetime + leeway:
+        raise ValueError("exp too far in the future")
+    nbf, iat = _int_claim(claims, "nbf"), _int_claim(claims, "iat")
+    if nbf is not None and nbf > now + leeway:
+        raise ValueError("not yet valid")
+    if iat is not None and not now - max_lifetime - leeway <= iat <= now + leeway:
+        raise ValueError("iat outside the acceptable window")
+    jti = claims.get("jti")
+    if not isinstance(jti, str) or not jti or len(jti) > MAX_JTI_CHARS:
+        raise ValueError("jti missing, empty or too long")
+    return jti, exp
+
+
+def _verify_agent_jwt(
+    token: str,
+    *,
+    typs: Collection[str | None],
+    client_id: str,
+    keys: Mapping[str, PublicJWK],
+    issuer: str,
+    now: int,
+    leeway: int,
+    max_lifetime: int,
+) -> tuple[dict[str, Any], str, int]:
+    def resolve(header: Mapping[str, Any]) -> PublicJWK:
+        kid = header.get("kid")
+        key = keys.get(kid) if isinstance(kid, str) else None
+        if key is None:
+            raise JWKError("kid names none of the agent's registered keys")
+        return key
+
+    _, claims = decode_jws(token, typs=typs, algs=AGENT_JWT_ALGS, resolve_key=resolve)
+    jti, exp = _check_claims(
+        claims,
+        client_id=client_id,
+        issuer=issuer,
+        now=now,
+        leeway=leeway,
+        max_lifetime=max_lifetime,
+    )
+    return claims, jti, exp
+
+
+def verify_client_assertion(
+    assertion: str,
+    *,
+    client_id: str,
+    keys: Mapping[str, PublicJWK],
+    issuer: str,
+    now: int,
+    client_id_param: str | None = None,
+    leeway: int = 0,
+    max_lifetime: int = MAX_ASSERTION_LIFETIME,
+) -> AgentAssertion:
+    """Authenticate agent ``client_id`` by a ``private_key_jwt`` assertion (RFC 7523 §3).
+
+    ``iss`` = ``sub`` = ``client_id``; ``aud`` = ``issuer``; ``exp`` present, not past and at
+    most ``max_lifetime`` ahead; optional ``nbf``/``iat`` sane; ``jti`` present; signature by
+    the registered key named by ``kid`` with an allow-listed ``alg``; a ``client_id`` form
+    parameter, if sent, must match (RFC 7521 §4.2). Failures raise 401 ``invalid_client``.
+    """
+    if client_id_param is not None and client_id_param != client_id:
+        raise InvalidClient(detail="client_id parameter does not match the assertion")
+    try:
+        _, jti, exp = _verify_agent_jwt(
+            assertion,
+            typs=CLIENT_ASSERTION_TYPS,
+            client_id=client_id,
+            keys=keys,
+            issuer=issuer,
+            now=now,
+            leeway=leeway,
+            max_lifetime=max_lifetime,
+        )
+    except (JWSError, ValueError) as exc:
+        raise InvalidClient(detail=f"client assertion rejected: {exc}") from None
+    return AgentAssertion(client_id=client_id, jti=jti, exp=exp)
+
+
+def verify_actor_token(
+    token: str,
+    *,
+    client_id: str,
+    keys: Mapping[str, PublicJWK],
+    issuer: str,
+    now: int,
+    leeway: int = 0,
+    max_lifetime: int = MAX_ASSERTION_LIFETIME,
+) -> AgentAssertion:
+    """Verify an actor token signed by agent ``client_id`` (CONTRACT "Token endpoint").
+
+    Same claim rules as a client assertion, but ``typ`` must be exactly ``actor+jwt`` and an
+    optional ``cnf.jkt`` names the DPoP key the actor will use. Failures raise 400
+    ``invalid_request`` (RFC 8693 §2.2.2).
+    """
+    try:
+        claims, jti, exp = _verify_agent_jwt(
+            token,
+            typs=(ACTOR_TOKEN_TYP,),
+            client_id=client_id,
+            keys=keys,
+            issuer=issuer,
+            now=now,
+            leeway=leeway,
+            max_lifetime=max_lifetime,
+        )
+        jkt = _actor_jkt(claims)
+    except (JWSError, ValueError) as exc:
+        raise InvalidRequest("The actor_token is invalid.", detail=f"actor token: {exc}") from None
+    return AgentAssertion(client_id=client_id, jti=jti, exp=exp, jkt=jkt)
+
+
+def _actor_jkt(claims: Mapping[str, Any]) -> str | None:
+    cnf = claims.get("cnf")
+    if cnf is None:
+        return None
+    jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
+    if not isinstance(jkt, str) or not _JKT.match(jkt):
+        raise ValueError("cnf.jkt must be a SHA-256 JWK thumbprint")
+    return jkt
+
+
+def unverified_actor(token: str) -> str:
+    """The issuing agent of an actor token, to look up its keys (400 on malformed input)."""
+    try:
+        return unverified_issuer(token)
+    except OAuthError:
+        raise InvalidRequest("The actor_token is malformed.") from None

@@ -1,0 +1,73 @@
+"""RFC 7662 introspection responses, built fail-closed.
+
+The response starts as ``{"active": false}`` and only becomes active after every check has
+passed; any failure returns exactly that inactive body with no other member (RFC 7662 §2.2,
+§4: no hints about *why* a token is inactive).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from app.core.errors import InvalidToken
+from app.core.jwk import PublicJWK
+from app.core.tokens import AccessTokenClaims, verify_access_token
+
+
+def inactive() -> dict[str, Any]:
+    """A fresh inactive response (never a shared mutable dict)."""
+    return {"active": False}
+
+
+def active_response(claims: AccessTokenClaims) -> dict[str, Any]:
+    """The active response members for a verified token (RFC 7662 §2.2, RFC 9449 §6.2,
+    RFC 8693 §4.1, RFC 9396 §9.2)."""
+    body: dict[str, Any] = {
+        "active": True,
+        "iss": claims.iss,
+        "sub": claims.sub,
+        "aud": claims.aud,
+        "client_id": claims.client_id,
+        "act": claims.act,
+        "exp": claims.exp,
+        "iat": claims.iat,
+        "jti": claims.jti,
+        "cnf": {"jkt": claims.jkt},
+        "token_type": "DPoP",
+        "authorization_details": [
+            d for d in claims.authorization_details if claims.aud in d.get("locations", ())
+        ],
+        "grant_id": claims.grant_id,
+        "auth_time": claims.auth_time,
+    }
+    if claims.scope is not None:
+        body["scope"] = claims.scope
+    return body
+
+
+def introspect(
+    token: str,
+    *,
+    issuer: str,
+    keys: Mapping[str, PublicJWK],
+    now: int,
+    caller_resource: str,
+    is_revoked: Callable[[AccessTokenClaims], bool],
+    leeway: int = 0,
+) -> dict[str, Any]:
+    """Introspect ``token`` for the resource server ``caller_resource``.
+
+    Inactive when the token fails verification, is for another audience (RFC 7662 §2.2 "not
+    allowed to introspect"), or ``is_revoked`` says so. ``is_revoked`` must raise, not
+    return ``False``, when revocation state is unknown: the caller turns that into 503.
+    """
+    try:
+        claims = verify_access_token(
+            token, issuer=issuer, keys=keys, now=now, leeway=leeway, audience=caller_resource
+        )
+    except InvalidToken:
+        return inactive()
+    if is_revoked(claims):
+        return inactive()
+    return active_response(claims)

@@ -1,0 +1,254 @@
+"""Public JSON Web Keys: strict validation, RFC 7638 thumbprints and a key cache.
+
+Accepted key types are EC P-256 (ES256) and OKP Ed25519 (EdDSA / Ed25519, RFC 8037). Key
+material arrives from agents and DPoP proofs, so everything here treats it as hostile input.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+PublicKey = ec.EllipticCurvePublicKey | Ed25519PublicKey
+
+# RFC 7517 §4 / RFC 7518 §6: members that only private (or symmetric) keys carry.
+PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
+_B64URL = re.compile(r"^[A-Za-z0-9_-]*$")
+MAX_JWKS_KEYS = 10
+MAX_KID_CHARS = 128
+_EC_COORD_CHARS = 43  # 32 bytes of P-256 coordinate, base64url without padding
+_OKP_X_CHARS = 43  # 32 bytes of Ed25519 public key
+
+# Which JWS "alg" values each key type may be used with (RFC 8725 §3.1: one alg per key type).
+ALGS_BY_KEY_TYPE: Mapping[tuple[str, str], frozenset[str]] = {
+    ("EC", "P-256"): frozenset({"ES256"}),
+    ("OKP", "Ed25519"): frozenset({"EdDSA", "Ed25519"}),
+}
+
+
+class JWKError(ValueError):
+    """A JWK or JWK set is malformed, private, or of an unsupported type."""
+
+
+def b64url_encode(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64url_decode(value: str) -> bytes:
+    """Strict base64url (RFC 7515 §2): no padding, no whitespace, canonical trailing bits."""
+    if not isinstance(value, str) or not _B64URL.match(value) or len(value) % 4 == 1:
+        raise JWKError("not base64url")
+    try:
+        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    except (binascii.Error, ValueError):  # pragma: no cover - filtered by the regex above
+        raise JWKError("not base64url") from None
+    if b64url_encode(raw) != value:
+        raise JWKError("non-canonical base64url")
+    return raw
+
+
+def _member(jwk: Mapping[str, Any], name: str) -> str:
+    value = jwk.get(name)
+    if not isinstance(value, str) or not value:
+        raise JWKError(f"member {name!r} missing or not a string")
+    return value
+
+
+def _b64_member(jwk: Mapping[str, Any], name: str) -> str:
+    value = _member(jwk, name)
+    if not _B64URL.match(value):
+        # RFC 7638 §3.3: a value needing JSON escaping makes the thumbprint undefined.
+        raise JWKError(f"member {name!r} is not base64url")
+    return value
+
+
+def thumbprint_input(jwk: Mapping[str, Any]) -> bytes:
+    """RFC 7638 §3.2 canonical input: required members only, sorted, no whitespace.
+
+    Members are validated to be base64url (or the fixed ``kty``/``crv`` names), so they never
+    need JSON escaping and the string can be formatted directly.
+    """
+    kty = jwk.get("kty")
+    if kty == "EC":
+        crv = _member(jwk, "crv")
+        if crv not in ("P-256", "P-384", "P-521"):
+            raise JWKError("unsupported curve")
+        x, y = _b64_member(jwk, "x"), _b64_member(jwk, "y")
+        text = f'{{"crv":"{crv}","kty":"EC","x":"{x}","y":"{y}"}}'
+    elif kty == "OKP":
+        crv = _member(jwk, "crv")
+        if crv not in ("Ed25519", "Ed448", "X25519", "X448"):
+            raise JWKError("unsupported curve")
+        text = f'{{"crv":"{crv}","kty":"OKP","x":"{_b64_member(jwk, "x")}"}}'
+    elif kty == "RSA":
+        text = f'{{"e":"{_b64_member(jwk, "e")}","kty":"RSA","n":"{_b64_member(jwk, "n")}"}}'
+    elif kty == "oct":
+        text = f'{{"k":"{_b64_member(jwk, "k")}","kty":"oct"}}'
+    else:
+        raise JWKError("unsupported key type")
+    return text.encode("ascii")
+
+
+def thumbprint(jwk: Mapping[str, Any]) -> str:
+    """RFC 7638 SHA-256 JWK thumbprint, base64url without padding (RFC 9449 §6.1 ``jkt``)."""
+    return b64url_encode(hashlib.sha256(thumbprint_input(jwk)).digest())
+
+
+@dataclass(frozen=True, slots=True)
+class PublicJWK:
+    """A validated public key, ready to verify signatures."""
+
+    kty: str
+    crv: str
+    jkt: str
+    key: PublicKey
+    members: Mapping[str, str]
+    kid: str | None = None
+    alg: str | None = None
+
+    @property
+    def algorithms(self) -> frozenset[str]:
+        """The JWS algorithms this key may verify (pinned to ``alg`` when the JWK has one)."""
+        allowed = ALGS_BY_KEY_TYPE[(self.kty, self.crv)]
+        return allowed & {self.alg} if self.alg else allowed
+
+    def to_dict(self) -> dict[str, str]:
+        """The public JWK with ``kid``/``alg``/``use`` when known."""
+        out = dict(self.members)
+        if self.kid is not None:
+            out["kid"] = self.kid
+        if self.alg is not None:
+            out["alg"] = self.alg
+        return out
+
+
+def _import_ec(jwk: Mapping[str, Any]) -> PublicKey:
+    x, y = _b64_member(jwk, "x"), _b64_member(jwk, "y")
+    if len(x) != _EC_COORD_CHARS or len(y) != _EC_COORD_CHARS:
+        # RFC 7518 §6.2.1.2: full-length coordinates, else one key has two thumbprints.
+        raise JWKError("EC coordinates must be 32 bytes")
+    point = b"\x04" + b64url_decode(x) + b64url_decode(y)
+    try:
+        return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point)
+    except ValueError:
+        raise JWKError("EC point is not on the curve") from None
+
+
+def _import_okp(jwk: Mapping[str, Any]) -> PublicKey:
+    x = _b64_member(jwk, "x")
+    if len(x) != _OKP_X_CHARS:
+        raise JWKError("Ed25519 public key must be 32 bytes")
+    try:
+        return Ed25519PublicKey.from_public_bytes(b64url_decode(x))
+    except ValueError:  # pragma: no cover - any 32 bytes are accepted by cryptography
+        raise JWKError("invalid Ed25519 key") from None
+
+
+def parse_public_jwk(jwk: object, *, require_kid: bool = False) -> PublicJWK:
+    """Validate an untrusted public JWK (RFC 7517) and import it.
+
+    Rejects private members (RFC 9449 §4.3 step 7), key types other than EC P-256 and OKP
+    Ed25519, short coordinates and off-curve points (RFC 8725 §3.4), an ``alg`` that does not
+    fit the key type (RFC 8725 §3.1), and ``use`` other than ``sig``.
+    """
+    if not isinstance(jwk, Mapping):
+        raise JWKError("a JWK must be a JSON object")
+    if PRIVATE_MEMBERS.intersection(jwk):
+        raise JWKError("private key material is not accepted")
+    kty, crv = jwk.get("kty"), jwk.get("crv")
+    if not isinstance(kty, str) or not isinstance(crv, str) or (kty, crv) not in ALGS_BY_KEY_TYPE:
+        raise JWKError("only EC P-256 and OKP Ed25519 keys are supported")
+    key = _import_ec(jwk) if kty == "EC" else _import_okp(jwk)
+    kid = jwk.get("kid")
+    if kid is not None and (not isinstance(kid, str) or not kid or len(kid) > MAX_KID_CHARS):
+        raise JWKError("kid must be a non-empty string of at most 128 characters")
+    if require_kid and kid is None:
+        raise JWKError("every key needs a kid")
+    alg = jwk.get("alg")
+    if alg is not None and alg not in ALGS_BY_KEY_TYPE[(kty, crv)]:
+        raise JWKError("alg does not match the key type")
+    if jwk.get("use", "sig") != "sig":
+        raise JWKError("use must be sig")
+    members = {"kty": kty, "crv": crv, "x": jwk["x"]}
+    if kty == "EC":
+        members["y"] = jwk["y"]
+    return PublicJWK(
+        kty=str(kty),
+        crv=str(crv),
+        jkt=thumbprint(jwk),
+        key=key,
+        members=members,
+        kid=kid,
+        alg=alg,
+    )
+
+
+def parse_jwks(document: object, *, max_keys: int = MAX_JWKS_KEYS) -> dict[str, PublicJWK]:
+    """Validate an untrusted JWK set (``{"keys": [...]}``) into a ``kid`` → key mapping.
+
+    Every key must be public, supported, carry a unique ``kid``; the set must be non-empty and
+    hold at most ``max_keys`` keys.
+    """
+    if not isinstance(document, Mapping) or set(document) != {"keys"}:
+        raise JWKError('a JWK set must be an object with exactly one member, "keys"')
+    keys = document["keys"]
+    if not isinstance(keys, list) or not keys:
+        raise JWKError("keys must be a non-empty array")
+    if len(keys) > max_keys:
+        raise JWKError(f"at most {max_keys} keys are accepted")
+    result: dict[str, PublicJWK] = {}
+    for raw in keys:
+        key = parse_public_jwk(raw, require_kid=True)
+        assert key.kid is not None  # noqa: S101 - guaranteed by require_kid
+        if key.kid in result:
+            raise JWKError("duplicate kid")
+        result[key.kid] = key
+    return result
+
+
+class KeyCache:
+    """Bounded LRU of imported public keys keyed by RFC 7638 thumbprint.
+
+    Importing an EC key costs far more than hashing its members, and DPoP proofs from the same
+    agent repeat the same ``jwk``; caching by thumbprint makes repeat imports nearly free
+    while still rejecting private members and foreign ``alg`` values on every call.
+    """
+
+    def __init__(self, max_size: int = 4096) -> None:
+        self._max = max_size
+        self._keys: OrderedDict[tuple[str, str | None, str | None, str | None], PublicJWK] = (
+            OrderedDict()
+        )
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def get(self, jwk: object) -> PublicJWK:
+        if not isinstance(jwk, Mapping):
+            raise JWKError("a JWK must be a JSON object")
+        if PRIVATE_MEMBERS.intersection(jwk):
+            raise JWKError("private key material is not accepted")
+        if (jwk.get("kty"), jwk.get("crv")) not in ALGS_BY_KEY_TYPE:
+            raise JWKError("only EC P-256 and OKP Ed25519 keys are supported")
+        extras = (jwk.get("alg"), jwk.get("kid"), jwk.get("use"))
+        if not all(v is None or isinstance(v, str) for v in extras):
+            return parse_public_jwk(jwk)  # raises with the precise reason
+        cache_key = (thumbprint(jwk), *extras)
+        cached = self._keys.get(cache_key)
+        if cached is not None:
+            self._keys.move_to_end(cache_key)
+            return cached
+        key = parse_public_jwk(jwk)
+        self._keys[cache_key] = key
+        if len(self._keys) > self._max:
+            self._keys.popitem(last=False)
+        return key

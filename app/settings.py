@@ -1,0 +1,113 @@
+"""Process settings from ``AGENTAUTH_*`` environment variables (CONTRACT "Running it").
+
+Development defaults make ``agentauth dev`` work with no configuration. With
+``AGENTAUTH_ENVIRONMENT=production`` the settings refuse to load unless the issuer is https
+and the secrets and real backends are configured; each refusal names the variable to set.
+Settings are built by the caller (``Settings()``), never at import time.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Environment = Literal["development", "production"]
+SigningAlg = Literal["ES256", "EdDSA"]
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def decode_key_encryption_key(value: str) -> bytes:
+    """``KEY_ENCRYPTION_KEY`` is 32 bytes (AES-256-GCM), base64url or base64 encoded."""
+    padded = value + "=" * (-len(value) % 4)
+    try:
+        raw = base64.urlsafe_b64decode(padded.replace("+", "-").replace("/", "_"))
+    except (binascii.Error, ValueError):
+        raise ValueError("AGENTAUTH_KEY_ENCRYPTION_KEY must be base64 of 32 bytes") from None
+    if len(raw) != 32:
+        raise ValueError("AGENTAUTH_KEY_ENCRYPTION_KEY must be base64 of 32 bytes")
+    return raw
+
+
+class Settings(BaseSettings):
+    """Settings shared by the registry, the verifier and the worker."""
+
+    model_config = SettingsConfigDict(env_prefix="AGENTAUTH_", extra="ignore", frozen=True)
+
+    environment: Environment = "development"
+    issuer: str = "http://localhost:8080"
+    verifier_url: str = "http://localhost:8081"
+    database_url: str = "sqlite+aiosqlite:///./agentauth.db"
+    redis_url: str = "memory://"
+    admin_token: SecretStr | None = None
+    key_encryption_key: SecretStr | None = None
+    dpop_nonce_secret: SecretStr | None = None
+    webauthn_rp_id: str | None = None
+    webauthn_origin: str | None = None
+
+    signing_alg: SigningAlg = "ES256"
+    access_token_ttl: int = Field(default=300, ge=30, le=3600)
+    clock_skew: int = Field(default=5, ge=0, le=60)
+    dpop_max_age: int = Field(default=300, ge=10, le=600)
+    dpop_nonce_required: bool = False
+
+    @field_validator("issuer", "verifier_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an absolute http(s) URL")
+        if parts.query or parts.fragment or value.endswith("/"):
+            raise ValueError("must have no query, fragment or trailing slash")
+        return value
+
+    @field_validator("key_encryption_key")
+    @classmethod
+    def _kek(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            decode_key_encryption_key(value.get_secret_value())
+        return value
+
+    @field_validator("dpop_nonce_secret", "admin_token")
+    @classmethod
+    def _long_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("must be at least 32 characters")
+        return value
+
+    @model_validator(mode="after")
+    def _production_guard(self) -> Settings:
+        if self.environment != "production":
+            return self
+        problems = []
+        for url_name in ("issuer", "verifier_url"):
+            if not getattr(self, url_name).startswith("https://"):
+                problems.append(f"AGENTAUTH_{url_name.upper()} must use https in production")
+        for secret in ("admin_token", "key_encryption_key", "dpop_nonce_secret"):
+            if getattr(self, secret) is None:
+                problems.append(f"AGENTAUTH_{secret.upper()} must be set in production")
+        if self.redis_url.startswith("memory://"):
+            problems.append("AGENTAUTH_REDIS_URL must point at Redis in production (not memory://)")
+        if self.database_url.startswith("sqlite"):
+            problems.append("AGENTAUTH_DATABASE_URL must point at PostgreSQL in production")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def rp_id(self) -> str:
+        """WebAuthn relying-party id: ``WEBAUTHN_RP_ID`` or the issuer's host."""
+        return self.webauthn_rp_id or (urlsplit(self.issuer).hostname or "localhost")
+
+    @property
+    def origin(self) -> str:
+        """WebAuthn origin: ``WEBAUTHN_ORIGIN`` or the issuer's origin."""
+        return self.webauthn_origin or _origin(self.issuer)

@@ -278,16 +278,13 @@ def decide(limits: Limits | None, *, amount: Money | None, now: int, usage: Usag
         return "outside_time_window"
     if limits.currency is not None and (amount is None or amount.currency != limits.currency):
         return "amount_exceeds_limit"
-        if limits.max_amount and amount.value > limits.max_amount.value:
-            return "amount_exceeds_limit"
+    if limits.max_amount and amount and amount.value > limits.max_amount.value:
+        return "amount_exceeds_limit"
     if limits.rate and usage.requests + 1 > limits.rate.max_requests:
         return "rate_limited"
-    if (
-        limits.budget
-        and amount
-        and usage.spent_minor + amount.minor_units > (limits.budget.money.minor_units)
-    ):
-        return "budget_exhausted"
+    if limits.budget and amount:
+        if usage.spent_minor + amount.minor_units > limits.budget.money.minor_units:
+            return "budget_exhausted"
     return None
 
 

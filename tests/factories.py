@@ -51,7 +51,7 @@ class Agent:
         return {self.kid: self.public}
 
     def jwk(self, **extra: Any) -> dict[str, Any]:
-        members = {k: v for k, v in private_jwk(self.private_key, alg=self.alg).items()}
+        members = dict(private_jwk(self.private_key, alg=self.alg).items())
         members.pop("d")
         members.pop("kid")
         members.pop("alg")

@@ -50,7 +50,7 @@ def _number(value: float) -> str:
         raise ValueError("NaN and Infinity are not JSON")
     if value == 0:
         return "0"
-    if value.is_integer() and abs(value) < 1e21:
+    if value.is_integer() and abs(value) <= _MAX_SAFE_INTEGER:
         return str(int(value))
     digits, exponent = _shortest_digits(abs(value))
     sign = "-" if value < 0 else ""

@@ -282,9 +282,9 @@ def decide(limits: Limits | None, *, amount: Money | None, now: int, usage: Usag
         return "amount_exceeds_limit"
     if limits.rate and usage.requests + 1 > limits.rate.max_requests:
         return "rate_limited"
-    if limits.budget and amount:
-        if usage.spent_minor + amount.minor_units > limits.budget.money.minor_units:
-            return "budget_exhausted"
+    budget_left = limits.budget.money.minor_units - usage.spent_minor if limits.budget else None
+    if budget_left is not None and amount is not None and amount.minor_units > budget_left:
+        return "budget_exhausted"
     return None
 
 

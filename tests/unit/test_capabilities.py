@@ -63,7 +63,8 @@ def test_parse_builtin_and_registered_types() -> None:
     assert details[0].actions == ("read", "write")
     assert details[0].identifier == "orders/*"
     assert details[1].extra == {"payee": "acme"}
-    assert details[1].limits is not None and str(details[1].limits.max_amount) == "50.00 EUR"
+    assert details[1].limits is not None
+    assert str(details[1].limits.max_amount) == "50.00 EUR"
     assert [d.to_dict() for d in details] == [api(identifier="orders/*"), payment()]
 
 
@@ -202,7 +203,8 @@ def test_narrow_details() -> None:
     result = narrow_details(
         granted, [one(payment(limits={"max_amount": {"value": "10.00", "currency": "EUR"}}))]
     )
-    assert result[0].limits is not None and str(result[0].limits.max_amount) == "10.00 EUR"
+    assert result[0].limits is not None
+    assert str(result[0].limits.max_amount) == "10.00 EUR"
     with pytest.raises(InvalidAuthorizationDetails, match="exceeds the grant"):
         narrow_details(granted, [one(api(actions=["delete"]))])
 

@@ -202,7 +202,8 @@ def test_time_windows_follow_daylight_saving() -> None:
 
 def test_buckets() -> None:
     limits = parse_limits(FULL)
-    assert limits.rate is not None and limits.budget is not None
+    assert limits.rate is not None
+    assert limits.budget is not None
     bucket, ttl = rate_bucket(limits.rate, 120)
     assert (bucket, ttl) == ("r:minute:2", 60)
     assert rate_bucket(limits.rate, 179) == ("r:minute:2", 1)
@@ -224,7 +225,7 @@ def test_buckets() -> None:
         assert budget_bucket(budget, late) == f"b:{period}:Europe/Berlin:{label}"
 
 
-# narrowing of limits -------------------------------------------------------------------------------
+# narrowing of limits ---------------------------------------------------------------------
 
 
 def test_narrow_limits() -> None:
@@ -240,7 +241,8 @@ def test_narrow_limits() -> None:
     )
     result = narrow_limits(granted, stricter)
     assert result is not None
-    assert result.budget == granted.budget and result.max_amount == stricter.max_amount
+    assert result.budget == granted.budget
+    assert result.max_amount == stricter.max_amount
     assert limits_cover(granted, result)
     assert not limits_cover(granted, stricter)  # budget missing: stricter alone is unbounded
     assert narrow_limits(None, stricter) is stricter

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from app.core.dpop import verify_proof
 from app.core.errors import InvalidDPoPProof, InvalidToken
 from app.core.jwk import b64url_decode, b64url_encode, parse_public_jwk, thumbprint
 from app.core.jws import JWSError, decode_jws, verify_signature
-from app.core.dpop import verify_proof
 from app.core.tokens import verify_access_token
 from tests.factories import VECTORS
 

@@ -14,6 +14,7 @@ import secrets
 import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -63,6 +64,7 @@ def _remove_dot_segments(path: str) -> str:
     return result if result.startswith("/") else "/" + result
 
 
+@lru_cache(maxsize=1024)  # endpoints repeat; bounded so distinct junk values cannot grow it
 def normalize_htu(url: str) -> str:
     """Normalise an HTTP URI for ``htu`` comparison (RFC 9449 §4.3 step 9, RFC 3986 §6.2).
 

@@ -23,6 +23,9 @@ PublicKey = ec.EllipticCurvePublicKey | Ed25519PublicKey
 # RFC 7517 §4 / RFC 7518 §6: members that only private (or symmetric) keys carry.
 PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 _B64URL = re.compile(r"^[A-Za-z0-9_-]*$")
+_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
+# Last character of a 2- or 3-character final group: its unused low bits must be zero.
+_CANONICAL_LAST = {2: frozenset("AQgw"), 3: frozenset("AEIMQUYcgkosw048")}
 MAX_JWKS_KEYS = 10
 MAX_KID_CHARS = 128
 _EC_COORD_CHARS = 43  # 32 bytes of P-256 coordinate, base64url without padding
@@ -44,16 +47,18 @@ def b64url_encode(data: bytes) -> str:
 
 
 def b64url_decode(value: str) -> bytes:
-    """Strict base64url (RFC 7515 §2): no padding, no whitespace, canonical trailing bits."""
-    if not isinstance(value, str) or not _B64URL.match(value) or len(value) % 4 == 1:
+    """Strict base64url (RFC 7515 §2): no padding, no whitespace, canonical trailing bits.
+
+    Canonical means the unused low bits of the last character are zero, so every byte string
+    has exactly one accepted encoding (a key cannot have two thumbprints).
+    """
+    if not isinstance(value, str) or not _B64URL.match(value):
         raise JWKError("not base64url")
-    try:
-        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-    except (binascii.Error, ValueError):  # pragma: no cover - filtered by the regex above
-        raise JWKError("not base64url") from None
-    if b64url_encode(raw) != value:
-        raise JWKError("non-canonical base64url")
-    return raw
+    remainder = len(value) % 4
+    if remainder == 1 or (remainder and value[-1] not in _CANONICAL_LAST[remainder]):
+        raise JWKError("not canonical base64url")
+    data = value.encode("ascii").translate(_TO_STANDARD)  # bytes.translate: a C table lookup
+    return binascii.a2b_base64(data + b"=" * (-len(value) % 4), strict_mode=True)
 
 
 def _member(jwk: Mapping[str, Any], name: str) -> str:

@@ -170,7 +170,11 @@ def verify_access_token(
 
     try:
         _, raw = decode_jws(
-            token, typs=ACCEPTED_ACCESS_TOKEN_TYPS, algs=ACCESS_TOKEN_ALGS, resolve_key=resolve
+            token,
+            typs=ACCEPTED_ACCESS_TOKEN_TYPS,
+            algs=ACCESS_TOKEN_ALGS,
+            resolve_key=resolve,
+            trusted_signer=True,  # only our own published keys resolve
         )
         claims = AccessTokenClaims.from_jwt_claims(raw)
     except (JWSError, ValueError) as exc:

@@ -214,3 +214,20 @@ def test_key_set_refuses_duplicate_kids() -> None:
     key = new_signing_key(activates_at=0)
     with pytest.raises(ValueError, match="duplicate"):
         SigningKeySet([key, key], max_token_ttl=300)
+
+
+def test_b64url_canonical_check_matches_reencoding() -> None:
+    import base64
+    import string
+
+    alphabet = string.ascii_uppercase + string.ascii_lowercase + string.digits + "-_"
+    tails = [a + b for a in alphabet for b in alphabet] + ["AA" + c for c in alphabet]
+    for tail in tails:
+        loose = base64.urlsafe_b64decode(tail + "=" * (-len(tail) % 4))
+        canonical = base64.urlsafe_b64encode(loose).rstrip(b"=").decode() == tail
+        try:
+            assert b64url_decode(tail) == loose
+            accepted = True
+        except JWKError:
+            accepted = False
+        assert accepted == canonical, tail

@@ -140,7 +140,7 @@ def _parse_rate(obj: object) -> Rate:
     count, period = obj["max_requests"], obj["period"]
     if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_RATE:
         raise ValueError("rate max_requests must be a positive integer")
-    if period not in RATE_PERIODS:
+    if not isinstance(period, str) or period not in RATE_PERIODS:
         raise ValueError(f"rate period must be one of {', '.join(RATE_PERIODS)}")
     return Rate(count, period)
 
@@ -149,7 +149,7 @@ def _parse_window(obj: object) -> TimeWindow:
     if not isinstance(obj, Mapping) or set(obj) != {"days", "start", "end", "time_zone"}:
         raise ValueError("a time window has exactly days, start, end and time_zone")
     days = obj["days"]
-    if not isinstance(days, list) or not days or not set(days) <= set(DAYS):
+    if not isinstance(days, list) or not days or not all(d in DAYS for d in days):
         raise ValueError(f"days must be a non-empty list of {', '.join(DAYS)}")
     if len(set(days)) != len(days):
         raise ValueError("days must not repeat")

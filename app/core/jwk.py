@@ -158,13 +158,8 @@ def _import_okp(jwk: Mapping[str, Any]) -> PublicKey:
         raise JWKError("invalid Ed25519 key") from None
 
 
-def parse_public_jwk(jwk: object, *, require_kid: bool = False) -> PublicJWK:
-    """Validate an untrusted public JWK (RFC 7517) and import it.
-
-    Rejects private members (RFC 9449 §4.3 step 7), key types other than EC P-256 and OKP
-    Ed25519, short coordinates and off-curve points (RFC 8725 §3.4), an ``alg`` that does not
-    fit the key type (RFC 8725 §3.1), and ``use`` other than ``sig``.
-    """
+def _check_public_type(jwk: object) -> tuple[Mapping[str, Any], str, str]:
+    """A JSON object without private members, of a supported key type: (jwk, kty, crv)."""
     if not isinstance(jwk, Mapping):
         raise JWKError("a JWK must be a JSON object")
     if PRIVATE_MEMBERS.intersection(jwk):
@@ -172,24 +167,35 @@ def parse_public_jwk(jwk: object, *, require_kid: bool = False) -> PublicJWK:
     kty, crv = jwk.get("kty"), jwk.get("crv")
     if not isinstance(kty, str) or not isinstance(crv, str) or (kty, crv) not in ALGS_BY_KEY_TYPE:
         raise JWKError("only EC P-256 and OKP Ed25519 keys are supported")
-    key = _import_ec(jwk) if kty == "EC" else _import_okp(jwk)
-    kid = jwk.get("kid")
+    return jwk, kty, crv
+
+
+def parse_public_jwk(jwk: object, *, require_kid: bool = False) -> PublicJWK:
+    """Validate an untrusted public JWK (RFC 7517) and import it.
+
+    Rejects private members (RFC 9449 §4.3 step 7), key types other than EC P-256 and OKP
+    Ed25519, short coordinates and off-curve points (RFC 8725 §3.4), an ``alg`` that does not
+    fit the key type (RFC 8725 §3.1), and ``use`` other than ``sig``.
+    """
+    checked, kty, crv = _check_public_type(jwk)
+    key = _import_ec(checked) if kty == "EC" else _import_okp(checked)
+    kid = checked.get("kid")
     if kid is not None and (not isinstance(kid, str) or not kid or len(kid) > MAX_KID_CHARS):
         raise JWKError("kid must be a non-empty string of at most 128 characters")
     if require_kid and kid is None:
         raise JWKError("every key needs a kid")
-    alg = jwk.get("alg")
-    if alg is not None and alg not in ALGS_BY_KEY_TYPE[(kty, crv)]:
+    alg = checked.get("alg")
+    if alg is not None and (not isinstance(alg, str) or alg not in ALGS_BY_KEY_TYPE[(kty, crv)]):
         raise JWKError("alg does not match the key type")
-    if jwk.get("use", "sig") != "sig":
+    if checked.get("use", "sig") != "sig":
         raise JWKError("use must be sig")
-    members = {"kty": kty, "crv": crv, "x": jwk["x"]}
+    members = {"kty": kty, "crv": crv, "x": checked["x"]}
     if kty == "EC":
-        members["y"] = jwk["y"]
+        members["y"] = checked["y"]
     return PublicJWK(
-        kty=str(kty),
-        crv=str(crv),
-        jkt=thumbprint(jwk),
+        kty=kty,
+        crv=crv,
+        jkt=thumbprint(checked),
         key=key,
         members=members,
         kid=kid,
@@ -238,12 +244,7 @@ class KeyCache:
         return len(self._keys)
 
     def get(self, jwk: object) -> PublicJWK:
-        if not isinstance(jwk, Mapping):
-            raise JWKError("a JWK must be a JSON object")
-        if PRIVATE_MEMBERS.intersection(jwk):
-            raise JWKError("private key material is not accepted")
-        if (jwk.get("kty"), jwk.get("crv")) not in ALGS_BY_KEY_TYPE:
-            raise JWKError("only EC P-256 and OKP Ed25519 keys are supported")
+        jwk, _, _ = _check_public_type(jwk)  # cheap checks on every call, before the cache
         extras = (jwk.get("alg"), jwk.get("kid"), jwk.get("use"))
         if not all(v is None or isinstance(v, str) for v in extras):
             return parse_public_jwk(jwk)  # raises with the precise reason

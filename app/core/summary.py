@@ -58,8 +58,8 @@ def _days(days: frozenset[str]) -> str:
 
 
 def _window(window: TimeWindow) -> str:
-    start, end = window.to_dict()["start"], window.to_dict()["end"]
-    return f"{_days(window.days)} {start}\u2013{end} {window.time_zone}"
+    shown = window.to_dict()
+    return f"{_days(window.days)} {shown['start']}\u2013{shown['end']} {window.time_zone}"
 
 
 def describe_limits(limits: Limits) -> list[str]:

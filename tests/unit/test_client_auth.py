@@ -27,15 +27,14 @@ def agent() -> Agent:
     return Agent()
 
 
+def options(agent: Agent, **overrides: Any) -> dict[str, Any]:
+    return {"client_id": agent.client_id, "keys": agent.keys, "issuer": ISSUER, "now": NOW} | (
+        overrides
+    )
+
+
 def authenticate(agent: Agent, assertion: str, **kwargs: Any) -> AgentAssertion:
-    options: dict[str, Any] = {
-        "client_id": agent.client_id,
-        "keys": agent.keys,
-        "issuer": ISSUER,
-        "now": NOW,
-    }
-    options.update(kwargs)
-    return verify_client_assertion(assertion, **options)
+    return verify_client_assertion(assertion, **options(agent, **kwargs))
 
 
 def refused(agent: Agent, assertion: str, **kwargs: Any) -> InvalidClient:
@@ -173,14 +172,7 @@ def test_crit_and_duplicate_members(agent: Agent) -> None:  # CA-13
 
 
 def actor(agent: Agent, token: str, **kwargs: Any) -> AgentAssertion:
-    options: dict[str, Any] = {
-        "client_id": agent.client_id,
-        "keys": agent.keys,
-        "issuer": ISSUER,
-        "now": NOW,
-    }
-    options.update(kwargs)
-    return verify_actor_token(token, **options)
+    return verify_actor_token(token, **options(agent, **kwargs))
 
 
 def test_valid_actor_token(agent: Agent) -> None:

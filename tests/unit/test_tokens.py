@@ -254,3 +254,8 @@ def test_key_set_rotation_keeps_old_tokens_verifiable(agent: Agent) -> None:
     assert keys.current(later) is new
     verify(token, old, keys=keys.verification_keys(later), now=NOW + 1)
     assert old.kid not in keys.verification_keys(NOW + 100 + 300)
+
+
+@pytest.mark.parametrize("payload", [[1, 2], "a string", 42])
+def test_payload_that_is_not_an_object(key: SigningKey, payload: Any) -> None:
+    rejected(_resign(key, payload), key)

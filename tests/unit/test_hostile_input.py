@@ -4,6 +4,8 @@ raises its documented error, never anything else (no 500 can come out of the cor
 from __future__ import annotations
 
 import contextlib
+import functools
+import json
 from typing import Any
 
 from hypothesis import given, settings
@@ -14,6 +16,7 @@ from app.core.envelope import parse_limits
 from app.core.errors import InvalidAuthorizationDetails
 from app.core.jwk import JWKError, KeyCache, parse_jwks, parse_public_jwk, thumbprint
 from app.core.tokens import AccessTokenClaims
+from tests.factories import Agent
 
 KEYS = st.sampled_from(
     [
@@ -122,8 +125,6 @@ def test_access_token_claims(value: dict[str, Any]) -> None:
 def test_unhashable_values_where_names_are_expected() -> None:
     import pytest
 
-    from tests.factories import Agent
-
     with pytest.raises(JWKError, match="alg"):
         parse_public_jwk(Agent().jwk(alg=["ES256"]))
     with pytest.raises(JWKError):
@@ -134,3 +135,40 @@ def test_unhashable_values_where_names_are_expected() -> None:
         parse_limits(
             {"time_windows": [{"days": [{}], "start": "09:00", "end": "10:00", "time_zone": "UTC"}]}
         )
+
+
+@functools.cache
+def _agent() -> Agent:
+    return Agent()  # one key pair for all examples keeps the test fast
+
+
+@given(st.dictionaries(KEYS, JSON, max_size=4), st.dictionaries(KEYS, JSON, max_size=10))
+@settings(max_examples=300)
+def test_signed_jwts_with_arbitrary_headers_and_claims(
+    header: dict[str, Any], claims: dict[str, Any]
+) -> None:
+    from app.core.client_auth import unverified_issuer, verify_actor_token, verify_client_assertion
+    from app.core.dpop import verify_proof
+    from app.core.errors import OAuthError
+    from app.core.tokens import verify_access_token
+    from tests.factories import ISSUER, NOW
+
+    agent = _agent()
+    base_header = {"alg": "ES256", "kid": agent.kid, "jwk": agent.jwk()}
+    for typ in ("dpop+jwt", "client-authentication+jwt", "actor+jwt", "at+jwt"):
+        payload = json.dumps(claims).encode()
+        token = agent.sign_raw({**base_header, "typ": typ, **header}, payload)
+        checks = (
+            lambda t: verify_proof([t], method="POST", url=f"{ISSUER}/token", now=NOW),
+            lambda t: verify_client_assertion(
+                t, client_id=agent.client_id, keys=agent.keys, issuer=ISSUER, now=NOW
+            ),
+            lambda t: verify_actor_token(
+                t, client_id=agent.client_id, keys=agent.keys, issuer=ISSUER, now=NOW
+            ),
+            lambda t: verify_access_token(t, issuer=ISSUER, keys=agent.keys, now=NOW),
+            unverified_issuer,
+        )
+        for check in checks:
+            with contextlib.suppress(OAuthError):
+                check(token)

@@ -71,17 +71,57 @@ def keys_generate(
     typer.echo(json.dumps(public_jwk if public else jwk, indent=2))
 
 
-@config_app.command("check")
-def config_check() -> None:
-    """Load settings from the environment and print them (secrets masked)."""
+def _settings() -> Settings:
     try:
-        settings = Settings()
+        return Settings()
     except ValidationError as exc:
         for error in exc.errors():
             field = ".".join(str(p) for p in error["loc"])
             name = f"AGENTAUTH_{field.upper()}: " if field else ""
             typer.echo(f"error: {name}{error['msg'].removeprefix('Value error, ')}", err=True)
         raise typer.Exit(1) from None
+
+
+@app.command("migrate")
+def migrate() -> None:
+    """Apply database migrations to AGENTAUTH_DATABASE_URL."""
+    from app.store.migrate import upgrade
+
+    settings = _settings()
+    upgrade(settings.database_url)
+    typer.echo("database is up to date")
+
+
+@app.command("serve")
+def serve(
+    process: Annotated[str, typer.Argument(help="registry (verifier and worker come next)")],
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to bind.")] = 8080,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+) -> None:
+    """Run a server process with uvicorn."""
+    import uvicorn
+
+    if process != "registry":
+        typer.echo(f"error: unknown process {process!r}; available: registry", err=True)
+        raise typer.Exit(2)
+    _settings()  # fail fast with a readable message
+    uvicorn.run(
+        "app.registry.main:app",
+        host=host,
+        port=port,
+        workers=workers,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        lifespan="on",
+    )
+
+
+@config_app.command("check")
+def config_check() -> None:
+    """Load settings from the environment and print them (secrets masked)."""
+    settings = _settings()
     for name, value in settings.model_dump().items():
         shown = "(set)" if value is not None and "Secret" in repr(value) else value
         typer.echo(f"AGENTAUTH_{name.upper()}={shown if shown is not None else ''}")

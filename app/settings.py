@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     clock_skew: int = Field(default=5, ge=0, le=60)
     dpop_max_age: int = Field(default=300, ge=10, le=600)
     dpop_nonce_required: bool = False
+    cache_namespace: str = Field(default="agentauth", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    key_prepublish_seconds: int = Field(default=3600, ge=0, le=30 * 86400)
+    invite_ttl: int = Field(default=7 * 86400, ge=300, le=30 * 86400)
 
     @field_validator("issuer", "verifier_url")
     @classmethod

@@ -8,13 +8,17 @@ until every token it may have signed has expired (``retired_at + max_token_ttl``
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+import orjson
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from app.core.jwk import JWKError, PublicJWK, b64url_decode, b64url_encode, parse_public_jwk
 from app.core.jws import PrivateKey
@@ -165,3 +169,20 @@ class SigningKeySet:
     def jwks(self, now: int) -> dict[str, list[dict[str, str]]]:
         """The public JWK set document (RFC 7517 §5) served at ``jwks_uri``."""
         return {"keys": [{**k.public.to_dict(), "use": "sig"} for k in self.published(now)]}
+
+
+def seal_private_key(key: SigningKey, kek: bytes) -> bytes:
+    """AES-256-GCM encryption of the private JWK under ``kek``; the ``kid`` is bound as AAD."""
+    plaintext = orjson.dumps(private_jwk(key.private_key, alg=key.alg, kid=key.kid))
+    nonce = secrets.token_bytes(12)
+    return nonce + AESGCM(kek).encrypt(nonce, plaintext, key.kid.encode())
+
+
+def unseal_private_key(sealed: bytes, kek: bytes, *, kid: str, activates_at: int) -> SigningKey:
+    """Decrypt a sealed key; raises ``ValueError`` when ``kek`` or ``kid`` do not match."""
+    try:
+        plaintext = AESGCM(kek).decrypt(sealed[:12], sealed[12:], kid.encode())
+    except InvalidTag:
+        raise ValueError(f"cannot decrypt signing key {kid}: wrong key-encryption key") from None
+    private_key, public = load_private_jwk(orjson.loads(plaintext))
+    return SigningKey(private_key, public, activates_at)

@@ -231,3 +231,18 @@ def test_b64url_canonical_check_matches_reencoding() -> None:
         except JWKError:
             accepted = False
         assert accepted == canonical, tail
+
+
+def test_sealed_keys_need_the_right_kek_and_kid() -> None:
+    from app.core.keys import seal_private_key, unseal_private_key
+
+    key = new_signing_key(activates_at=7)
+    kek = b"k" * 32
+    sealed = seal_private_key(key, kek)
+    restored = unseal_private_key(sealed, kek, kid=key.kid, activates_at=7)
+    assert restored.public == key.public
+    assert restored.activates_at == 7
+    with pytest.raises(ValueError, match="wrong key-encryption key"):
+        unseal_private_key(sealed, b"x" * 32, kid=key.kid, activates_at=7)
+    with pytest.raises(ValueError, match="wrong key-encryption key"):
+        unseal_private_key(sealed, kek, kid="another-kid", activates_at=7)

@@ -1,0 +1,1 @@
+"""HTTP glue shared by the registry and the verifier: error rendering, body reading, headers."""

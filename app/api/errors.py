@@ -1,0 +1,100 @@
+"""The one place errors become HTTP responses.
+
+``OAuthError`` renders as RFC 6749 §5.2 JSON with its own status and headers. Anything else
+becomes ``server_error`` with no detail; the exception is logged with a correlation id that
+is also returned, so an operator can find it without leaking internals.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+import orjson
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from app.core.errors import OAuthError, TemporarilyUnavailable
+
+log = logging.getLogger("agentauth.errors")
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+_HTTP_CODES = {
+    401: "invalid_token",
+    403: "forbidden",
+    404: "not_found",
+    405: "invalid_request",
+    409: "conflict",
+    413: "invalid_request",
+    415: "invalid_request",
+    429: "rate_limited",
+}
+
+
+def json_response(
+    body: object, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    return Response(
+        orjson.dumps(body),
+        status_code=status,
+        media_type="application/json",
+        headers={**NO_STORE, **(headers or {})},
+    )
+
+
+def error_response(error: OAuthError) -> Response:
+    if error.detail != error.description:
+        log.info("%s: %s", error.error, error.detail)
+    return json_response(error.body(), error.status, dict(error.headers))
+
+
+async def oauth_error_handler(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, OAuthError)  # noqa: S101 - registered for OAuthError only
+    return error_response(exc)
+
+
+async def http_error_handler(_: Request, exc: Exception) -> Response:
+    """Starlette's own 404/405/... in the same JSON shape."""
+    assert isinstance(exc, StarletteHTTPException)  # noqa: S101 - registered for it only
+    code = _HTTP_CODES.get(exc.status_code, "invalid_request")
+    body = {"error": code, "error_description": str(exc.detail)}
+    return json_response(body, exc.status_code, dict(exc.headers or {}))
+
+
+async def unexpected_error_handler(_: Request, exc: Exception) -> Response:
+    correlation = secrets.token_hex(8)
+    log.error("unhandled error %s", correlation, exc_info=exc)
+    body = {"error": "server_error", "error_description": f"Internal error {correlation}."}
+    return json_response(body, 500)
+
+
+def unavailable(what: str) -> TemporarilyUnavailable:
+    return TemporarilyUnavailable(
+        "The service is temporarily unavailable.", detail=what, headers={"Retry-After": "1"}
+    )
+
+
+class RateLimited(OAuthError):
+    """429 with ``Retry-After``: too many requests from one client or address."""
+
+    error = "rate_limited"
+    status_code = 429
+    default_description = "Too many requests; retry later."
+
+
+class NotFound(OAuthError):
+    error = "not_found"
+    status_code = 404
+    default_description = "No such resource."
+
+
+class Conflict(OAuthError):
+    error = "conflict"
+    status_code = 409
+    default_description = "The resource is not in a state that allows this."
+
+
+class Forbidden(OAuthError):
+    error = "forbidden"
+    status_code = 403
+    default_description = "Not allowed."

@@ -1,0 +1,93 @@
+"""A minimal Prometheus text-format registry (counters and latency histograms).
+
+Kept dependency-free; labels are a small closed set (route templates, status codes, reasons),
+never user input, so cardinality stays bounded.
+"""
+
+from __future__ import annotations
+
+import time
+from bisect import bisect_left
+from collections import defaultdict
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+Labels = tuple[tuple[str, str], ...]
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.counters: dict[str, dict[Labels, float]] = defaultdict(lambda: defaultdict(float))
+        self.histograms: dict[Labels, list[float]] = {}
+        self.sums: dict[Labels, float] = defaultdict(float)
+        self.help: dict[str, str] = {}
+
+    def inc(self, name: str, help_text: str, value: float = 1.0, **labels: str) -> None:
+        self.help[name] = help_text
+        self.counters[name][tuple(sorted(labels.items()))] += value
+
+    def observe(self, seconds: float, **labels: str) -> None:
+        key = tuple(sorted(labels.items()))
+        buckets = self.histograms.setdefault(key, [0.0] * (len(BUCKETS) + 1))
+        buckets[bisect_left(BUCKETS, seconds)] += 1
+        self.sums[key] += seconds
+
+    def render(self) -> str:
+        lines: list[str] = []
+        for name, series in sorted(self.counters.items()):
+            lines += [f"# HELP {name} {self.help[name]}", f"# TYPE {name} counter"]
+            lines += [f"{name}{_labels(k)} {v}" for k, v in sorted(series.items())]
+        name = "agentauth_http_request_duration_seconds"
+        lines += [f"# HELP {name} Request latency by route and status.", f"# TYPE {name} histogram"]
+        for key, buckets in sorted(self.histograms.items()):
+            cumulative = 0.0
+            for bound, count in zip((*BUCKETS, float("inf")), buckets, strict=True):
+                cumulative += count
+                le = "+Inf" if bound == float("inf") else repr(bound)
+                lines.append(f"{name}_bucket{_labels((*key, ('le', le)))} {cumulative}")
+            lines.append(f"{name}_sum{_labels(key)} {self.sums[key]}")
+            lines.append(f"{name}_count{_labels(key)} {cumulative}")
+        return "\n".join(lines) + "\n"
+
+
+def _labels(items: Labels) -> str:
+    if not items:
+        return ""
+    inner = ",".join(f'{k}="{v}"' for k, v in items)
+    return "{" + inner + "}"
+
+
+METRICS = Metrics()
+
+
+class MetricsMiddleware:
+    """Counts requests and observes latency by route template and status."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = {"code": "500"}
+
+        async def capture(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = str(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, capture)
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", "unmatched")
+            METRICS.inc(
+                "agentauth_http_requests_total",
+                "HTTP requests by route and status.",
+                route=path,
+                status=status["code"],
+            )
+            METRICS.observe(time.perf_counter() - started, route=path)

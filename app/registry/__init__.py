@@ -1,0 +1,1 @@
+"""The registry process: the only writer of the database."""

@@ -1,0 +1,95 @@
+"""The registry application factory."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from app.api.errors import (
+    error_response,
+    http_error_handler,
+    oauth_error_handler,
+    unexpected_error_handler,
+)
+from app.api.metrics import MetricsMiddleware
+from app.cache.factory import create_cache
+from app.core.dpop import NonceSource
+from app.core.errors import InvalidRequest, OAuthError
+from app.registry.routes import admin, ciba, discovery, ops, register, revoke, token, ui_api
+from app.registry.services.keys import KeyManager
+from app.registry.state import Registry
+from app.settings import Settings, decode_key_encryption_key
+from app.store.db import create_engine, session_factory
+
+log = logging.getLogger("agentauth.registry")
+
+
+def _kek(settings: Settings) -> bytes:
+    if settings.key_encryption_key is not None:
+        return decode_key_encryption_key(settings.key_encryption_key.get_secret_value())
+    log.warning("AGENTAUTH_KEY_ENCRYPTION_KEY is not set: using a temporary development key")
+    return secrets.token_bytes(32)
+
+
+def _nonces(settings: Settings) -> NonceSource | None:
+    if settings.dpop_nonce_secret is None:
+        return None
+    return NonceSource(settings.dpop_nonce_secret.get_secret_value().encode(), realm="registry")
+
+
+async def validation_error_handler(_: Request, exc: Exception) -> Response:
+    """Never FastAPI's 422: malformed parameters are a plain 400 ``invalid_request``."""
+    return error_response(InvalidRequest("The request parameters are invalid.", detail=str(exc)))
+
+
+def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings.database_url)
+        sessions = session_factory(engine)
+        keys = KeyManager(
+            _kek(settings),
+            alg=settings.signing_alg,
+            max_token_ttl=settings.access_token_ttl + settings.clock_skew,
+        )
+        registry = Registry(
+            settings=settings,
+            engine=engine,
+            sessions=sessions,
+            cache=create_cache(settings.redis_url, namespace=settings.cache_namespace),
+            keys=keys,
+            nonces=_nonces(settings),
+            clock=clock,
+        )
+        await keys.load(sessions, registry.now())
+        app.state.registry = registry
+        try:
+            yield
+        finally:
+            await registry.cache.close()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="AgentAuth registry",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.add_middleware(MetricsMiddleware)
+    app.add_exception_handler(OAuthError, oauth_error_handler)
+    app.add_exception_handler(StarletteHTTPException, http_error_handler)
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(Exception, unexpected_error_handler)
+    for module in (discovery, register, ciba, token, revoke, admin, ui_api, ops):
+        app.include_router(module.router)
+    return app

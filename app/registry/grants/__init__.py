@@ -1,0 +1,1 @@
+"""One module per grant type: its ``GRANT_TYPE`` and a ``handle`` coroutine."""

@@ -1,0 +1,126 @@
+"""RFC 8693 token exchange: re-audiencing and sub-delegation (rules in app.core)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.api.errors import unavailable
+from app.cache.base import CacheUnavailable
+from app.core.capabilities import load_details
+from app.core.client_auth import AgentAssertion, unverified_actor, verify_actor_token
+from app.core.dpop import DPoPProof
+from app.core.errors import InvalidRequest, InvalidToken
+from app.core.params import FormParams
+from app.core.token_exchange import (
+    ACCESS_TOKEN_TYPE,
+    ExchangeContext,
+    derive_token,
+    parse_exchange_request,
+)
+from app.core.tokens import AccessTokenClaims, verify_access_token
+from app.registry.services import audit
+from app.registry.services.clients import active_agent, agent_keys
+from app.registry.services.issuance import record_access_token
+from app.registry.services.resource_servers import parse_details
+from app.registry.state import Registry
+from app.store.models import AccessToken, Agent, Grant
+
+GRANT_TYPE = "urn:ietf:params:oauth:grant-type:token-exchange"
+
+
+async def _subject(
+    registry: Registry, session: AsyncSession, token: str, now: int
+) -> AccessTokenClaims:
+    try:
+        claims = verify_access_token(
+            token,
+            issuer=registry.settings.issuer,
+            keys=registry.keys.key_set.verification_keys(now),
+            now=now,
+            leeway=registry.settings.clock_skew,
+        )
+    except InvalidToken:
+        raise InvalidRequest("The subject_token is invalid or expired.") from None
+    row = await session.get(AccessToken, claims.jti)
+    if row is None or row.revoked_at is not None:
+        raise InvalidRequest("The subject_token has been revoked.")
+    return claims
+
+
+async def _actor(
+    registry: Registry, session: AsyncSession, token: str, now: int
+) -> tuple[AgentAssertion, str]:
+    actor_id = unverified_actor(token)
+    actor = await active_agent(session, actor_id)
+    if actor is None:
+        raise InvalidRequest("The actor_token names an unknown or disabled agent.")
+    keys = agent_keys(actor)
+    assertion = verify_actor_token(
+        token,
+        client_id=actor.id,
+        keys=keys,
+        issuer=registry.settings.issuer,
+        now=now,
+        leeway=registry.settings.clock_skew,
+    )
+    try:
+        first = await registry.cache.remember(f"actor:{actor.id}:{assertion.jti}", 300 + 60)
+    except CacheUnavailable as exc:
+        raise unavailable(str(exc)) from exc
+    if not first:
+        raise InvalidRequest("The actor_token has already been used.")
+    return assertion, next(iter(keys.values())).jkt
+
+
+async def handle(
+    registry: Registry, agent: Agent, proof: DPoPProof, form: FormParams
+) -> dict[str, Any]:
+    now = registry.now()
+    request = parse_exchange_request(form)
+    async with registry.sessions() as session, session.begin():
+        subject = await _subject(registry, session, request.subject_token, now)
+        grant = await session.get(Grant, subject.grant_id)
+        if grant is None or grant.status != "active" or grant.expires_at <= now:
+            raise InvalidRequest("The subject_token's grant is no longer active.")
+        actor, actor_jkt = (None, None)
+        if request.actor_token is not None:
+            actor, actor_jkt = await _actor(registry, session, request.actor_token, now)
+        requested = None
+        if request.authorization_details is not None:
+            requested = await parse_details(session, request.authorization_details)
+        context = ExchangeContext(
+            caller=agent.id,
+            caller_jkt=proof.jkt,
+            grant_details=load_details(grant.authorization_details),
+            grant_max_depth=grant.max_delegation_depth,
+            grant_expires_at=grant.expires_at,
+            issuer=registry.settings.issuer,
+            now=now,
+            ttl=registry.settings.access_token_ttl,
+        )
+        claims = derive_token(
+            subject,
+            request,
+            context,
+            requested_details=requested,
+            actor=actor,
+            actor_default_jkt=actor_jkt,
+        )
+        issued = await record_access_token(registry, session, claims, subject.jti)
+        await audit.append(
+            session,
+            "token.exchanged",
+            actor=agent.id,
+            subject=grant.id,
+            now=now,
+            data={
+                "jti": claims.jti,
+                "parent_jti": subject.jti,
+                "aud": claims.aud,
+                "client_id": claims.client_id,
+                "depth": claims.delegation_depth,
+            },
+        )
+    return issued.response(now, issued_token_type=ACCESS_TOKEN_TYPE)

@@ -1,0 +1,237 @@
+"""The operator API under ``/admin`` (``Authorization: Bearer <AGENTAUTH_ADMIN_TOKEN>``)."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from sqlalchemy import select
+from starlette.requests import Request
+from starlette.responses import Response
+
+from app.api.bodies import read_json
+from app.api.errors import NotFound, json_response
+from app.core.errors import InvalidRequest, InvalidToken, www_authenticate
+from app.registry.services import admin as admin_service
+from app.registry.services import audit, revocation
+from app.registry.services.common import rfc3339
+from app.registry.state import Registry, RegistryDep
+from app.store.models import Agent, AuditEvent, Grant, Human, ResourceServer
+
+
+def require_admin(request: Request, registry: RegistryDep) -> Registry:
+    expected = registry.settings.admin_token
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    valid = (
+        expected is not None
+        and scheme.lower() == "bearer"
+        and hmac.compare_digest(token.strip().encode(), expected.get_secret_value().encode())
+    )
+    if not valid:
+        raise InvalidToken(
+            "A valid admin token is required.",
+            headers={"WWW-Authenticate": www_authenticate("Bearer", error="invalid_token")},
+        )
+    return registry
+
+
+AdminDep = Annotated[Registry, Depends(require_admin)]
+router = APIRouter(prefix="/admin")
+
+
+def _human(h: Human) -> dict[str, Any]:
+    return {
+        "id": h.id,
+        "display_name": h.display_name,
+        "email": h.email,
+        "status": h.status,
+        "created_at": rfc3339(h.created_at),
+    }
+
+
+def _agent(a: Agent) -> dict[str, Any]:
+    return {
+        "client_id": a.id,
+        "client_name": a.client_name,
+        "owner": a.owner_id,
+        "status": a.status,
+        "software_id": a.client_metadata.get("software_id"),
+        "software_version": a.client_metadata.get("software_version"),
+        "created_at": rfc3339(a.created_at),
+    }
+
+
+def _grant(g: Grant) -> dict[str, Any]:
+    return {
+        "id": g.id,
+        "human": g.human_id,
+        "agent": g.agent_id,
+        "status": g.status,
+        "authorization_details": g.authorization_details,
+        "max_delegation_depth": g.max_delegation_depth,
+        "created_at": rfc3339(g.created_at),
+        "expires_at": rfc3339(g.expires_at),
+        "revoked_at": rfc3339(g.revoked_at),
+    }
+
+
+def _server(s: ResourceServer) -> dict[str, Any]:
+    return {
+        "client_id": s.id,
+        "name": s.name,
+        "resource": s.resource,
+        "token_endpoint_auth_method": s.auth_method,
+        "authorization_details_types": s.capability_types,
+        "created_at": rfc3339(s.created_at),
+    }
+
+
+@router.post("/humans")
+async def create_human(request: Request, registry: AdminDep) -> Response:
+    body = await read_json(request)
+    human, token = await admin_service.create_human(registry, body)
+    invite_url = f"{registry.settings.issuer}/ui/invite/{token}"
+    return json_response({"id": human.id, "invite_token": token, "invite_url": invite_url}, 201)
+
+
+@router.get("/humans")
+async def list_humans(registry: AdminDep) -> Response:
+    async with registry.sessions() as session:
+        humans = (await session.scalars(select(Human).order_by(Human.created_at))).all()
+    return json_response({"humans": [_human(h) for h in humans]})
+
+
+@router.post("/humans/{human_id}/suspend")
+async def suspend_human(human_id: str, registry: AdminDep) -> Response:
+    now = registry.now()
+    async with registry.sessions() as session, session.begin():
+        human = await session.get(Human, human_id, with_for_update=True)
+        if human is None:
+            raise NotFound("No such human.")
+        rows = await revocation.suspend_human(session, human, now)
+        await audit.append(session, "human.suspended", actor="admin", subject=human_id, now=now)
+    await revocation.publish(registry, rows)
+    return json_response(_human(human))
+
+
+@router.post("/resource-servers")
+async def create_resource_server(request: Request, registry: AdminDep) -> Response:
+    server, secret = await admin_service.create_resource_server(registry, await read_json(request))
+    body: dict[str, Any] = {"client_id": server.id, "resource": server.resource}
+    if secret is not None:
+        body["client_secret"] = secret
+    return json_response(body, 201)
+
+
+@router.get("/resource-servers")
+async def list_resource_servers(registry: AdminDep) -> Response:
+    async with registry.sessions() as session:
+        servers = (
+            await session.scalars(select(ResourceServer).order_by(ResourceServer.created_at))
+        ).all()
+    return json_response({"resource_servers": [_server(s) for s in servers]})
+
+
+@router.post("/enrollment-tokens")
+async def create_enrollment_token(request: Request, registry: AdminDep) -> Response:
+    body = await read_json(request)
+    owner = body.get("owner")
+    if not isinstance(owner, str):
+        raise InvalidRequest("owner (a human id) is required.")
+    token, expires_at = await admin_service.create_enrollment_token(
+        registry, owner, body.get("expires_in"), created_by="admin"
+    )
+    return json_response({"token": token, "expires_at": rfc3339(expires_at)}, 201)
+
+
+@router.get("/agents")
+async def list_agents(registry: AdminDep) -> Response:
+    async with registry.sessions() as session:
+        agents = (await session.scalars(select(Agent).order_by(Agent.created_at))).all()
+    return json_response({"agents": [_agent(a) for a in agents]})
+
+
+@router.post("/agents/{client_id}/disable")
+async def disable_agent(client_id: str, registry: AdminDep) -> Response:
+    agent = await admin_service.disable_agent(registry, client_id, actor="admin")
+    return json_response(_agent(agent))
+
+
+@router.get("/grants")
+async def list_grants(
+    registry: AdminDep,
+    human: str | None = None,
+    agent: str | None = None,
+    status: str | None = None,
+) -> Response:
+    query = select(Grant).order_by(Grant.created_at)
+    if human:
+        query = query.where(Grant.human_id == human)
+    if agent:
+        query = query.where(Grant.agent_id == agent)
+    if status:
+        query = query.where(Grant.status == status)
+    async with registry.sessions() as session:
+        grants = (await session.scalars(query.limit(1000))).all()
+    return json_response({"grants": [_grant(g) for g in grants]})
+
+
+@router.post("/grants/{grant_id}/revoke")
+async def revoke_grant(grant_id: str, registry: AdminDep) -> Response:
+    grant = await admin_service.revoke_grant(registry, grant_id, actor="admin")
+    return json_response(_grant(grant))
+
+
+@router.post("/keys/rotate")
+async def rotate_keys(request: Request, registry: AdminDep) -> Response:
+    body = await read_json(request, allow_empty=True)
+    prepublish = body.get("prepublish_seconds", registry.settings.key_prepublish_seconds)
+    if (
+        not isinstance(prepublish, int)
+        or isinstance(prepublish, bool)
+        or not 0 <= prepublish <= 30 * 86400
+    ):
+        raise InvalidRequest("prepublish_seconds must be an integer from 0 to 2592000.")
+    key = await admin_service.rotate_keys(registry, prepublish)
+    return json_response(
+        {"kid": key.kid, "alg": key.alg, "activates_at": rfc3339(key.activates_at)}
+    )
+
+
+@router.get("/audit")
+async def list_audit(
+    registry: AdminDep,
+    after: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> Response:
+    async with registry.sessions() as session:
+        rows = (
+            await session.scalars(
+                select(AuditEvent)
+                .where(AuditEvent.seq > after)
+                .order_by(AuditEvent.seq)
+                .limit(limit)
+            )
+        ).all()
+    events = [
+        {
+            "seq": r.seq,
+            "created_at": rfc3339(r.created_at),
+            "event": r.event,
+            "actor": r.actor,
+            "subject": r.subject,
+            "data": r.data,
+            "prev_hash": r.prev_hash,
+            "hash": r.hash,
+        }
+        for r in rows
+    ]
+    return json_response({"events": events})
+
+
+@router.get("/audit/verify")
+async def verify_audit(registry: AdminDep) -> Response:
+    async with registry.sessions() as session:
+        report = await audit.verify_chain(session)
+    return json_response(report.to_dict())

@@ -1,0 +1,83 @@
+"""``POST /bc-authorize``: an agent asks a human for a grant (OpenID CIBA poll mode + RAR)."""
+
+from __future__ import annotations
+
+import secrets
+
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import Response
+
+from app.api.bodies import read_form
+from app.api.errors import json_response
+from app.core.errors import InvalidRequest, UnknownUserId
+from app.core.params import FormParams
+from app.registry.services import audit
+from app.registry.services.clients import authenticate_agent
+from app.registry.services.limits import limit_address, limit_client
+from app.registry.services.resource_servers import parse_details
+from app.registry.state import RegistryDep
+from app.store.models import GrantRequest, Human
+
+router = APIRouter()
+POLL_INTERVAL = 5
+EXPIRY = (60, 300, 1800)  # min, default, max seconds a request stays open
+GRANT_LIFETIME = (60, 86_400, 30 * 86_400)
+MAX_DEPTH = 4
+
+
+def _bounded_int(form: FormParams, name: str, low: int, default: int, high: int) -> int:
+    raw = form.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise InvalidRequest(f"{name} must be an integer from {low} to {high}.")
+    return int(raw)
+
+
+@router.post("/bc-authorize")
+async def bc_authorize(request: Request, registry: RegistryDep) -> Response:
+    await limit_address(registry, request, "bc-authorize")
+    form = await read_form(request)
+    now = registry.now()
+    async with registry.sessions() as session:
+        agent = await authenticate_agent(registry, session, form)
+    await limit_client(registry, agent.id, "bc-authorize")
+    binding_message = form.get("binding_message")
+    if binding_message is not None and len(binding_message) > 200:
+        raise InvalidRequest("binding_message is limited to 200 characters.")
+    expiry = _bounded_int(form, "requested_expiry", *EXPIRY)
+    lifetime = _bounded_int(form, "grant_lifetime", *GRANT_LIFETIME)
+    depth = _bounded_int(form, "max_delegation_depth", 0, 0, MAX_DEPTH)
+    async with registry.sessions() as session, session.begin():
+        details = await parse_details(session, form.require("authorization_details"))
+        human = await session.get(Human, form.get("login_hint") or agent.owner_id)
+        if human is None or human.status != "active":
+            raise UnknownUserId()
+        grant_request = GrantRequest(
+            auth_req_id=secrets.token_urlsafe(32),
+            agent_id=agent.id,
+            human_id=human.id,
+            authorization_details=[d.to_dict() for d in details],
+            binding_message=binding_message,
+            max_delegation_depth=depth,
+            grant_lifetime=lifetime,
+            created_at=now,
+            expires_at=now + expiry,
+            interval=POLL_INTERVAL,
+        )
+        session.add(grant_request)
+        await audit.append(
+            session,
+            "grant.requested",
+            actor=agent.id,
+            subject=grant_request.auth_req_id,
+            now=now,
+            data={"human": human.id, "types": sorted({d.type for d in details})},
+        )
+    body = {
+        "auth_req_id": grant_request.auth_req_id,
+        "expires_in": expiry,
+        "interval": POLL_INTERVAL,
+    }
+    return json_response(body)

@@ -1,0 +1,36 @@
+"""RFC 8414 metadata and the JWK set."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from sqlalchemy import select
+from starlette.responses import Response
+
+from app.api.errors import json_response
+from app.core.metadata import authorization_server_metadata
+from app.registry.state import RegistryDep
+from app.store.models import ResourceServer
+
+router = APIRouter()
+
+
+@router.get("/.well-known/oauth-authorization-server")
+async def metadata(registry: RegistryDep) -> Response:
+    async with registry.sessions() as session:
+        types_by_server = (await session.scalars(select(ResourceServer.capability_types))).all()
+    types = {name for server_types in types_by_server for name in (server_types or {})}
+    document = authorization_server_metadata(
+        issuer=registry.settings.issuer,
+        verifier_url=registry.settings.verifier_url,
+        capability_types=types,
+    )
+    return json_response(document, headers={"Cache-Control": "public, max-age=300"})
+
+
+@router.get("/.well-known/jwks.json")
+async def jwks(registry: RegistryDep) -> Response:
+    # Shorter than any pre-publication period, so caches learn a next key before it signs.
+    return json_response(
+        registry.keys.key_set.jwks(registry.now()),
+        headers={"Cache-Control": "public, max-age=60"},
+    )

@@ -1,0 +1,44 @@
+"""``/healthz``, ``/readyz`` and ``/metrics``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.responses import PlainTextResponse, Response
+
+from app.api.errors import json_response
+from app.api.metrics import METRICS
+from app.core.keys import NoActiveKey
+from app.registry.state import RegistryDep
+
+router = APIRouter()
+
+
+@router.get("/healthz")
+async def healthz() -> Response:
+    return json_response({"status": "ok"})
+
+
+@router.get("/readyz")
+async def readyz(registry: RegistryDep) -> Response:
+    checks: dict[str, bool] = {}
+    try:
+        async with registry.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+        checks["database"] = True
+    except (SQLAlchemyError, OSError):
+        checks["database"] = False
+    checks["cache"] = await registry.cache.ping()
+    try:
+        registry.keys.current(registry.now())
+        checks["keys"] = True
+    except NoActiveKey:
+        checks["keys"] = False
+    ready = all(checks.values())
+    return json_response({"ready": ready, "checks": checks}, 200 if ready else 503)
+
+
+@router.get("/metrics")
+async def metrics() -> Response:
+    return PlainTextResponse(METRICS.render(), media_type="text/plain; version=0.0.4")

@@ -1,0 +1,63 @@
+"""``POST /token``: no-store → parse form → authenticate client → check DPoP → grant handler."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import Response
+
+from app.api.bodies import read_form
+from app.api.errors import json_response
+from app.core.dpop import DPoPProof
+from app.core.errors import InvalidDPoPProof, UnauthorizedClient, UnsupportedGrantType
+from app.core.params import FormParams
+from app.registry.grants import ciba, exchange, refresh
+from app.registry.services.clients import agent_keys, authenticate_agent
+from app.registry.services.limits import limit_address, limit_client
+from app.registry.services.proofs import check_dpop
+from app.registry.state import RegistryDep
+from app.store.models import Agent
+
+Handler = Callable[[Any, Agent, DPoPProof, FormParams], Awaitable[dict[str, Any]]]
+HANDLERS: dict[str, Handler] = {
+    ciba.GRANT_TYPE: ciba.handle,
+    refresh.GRANT_TYPE: refresh.handle,
+    exchange.GRANT_TYPE: exchange.handle,
+}
+
+router = APIRouter()
+
+
+def _check_grant_type(agent: Agent, grant_type: str) -> Handler:
+    handler = HANDLERS.get(grant_type)
+    if handler is None:
+        raise UnsupportedGrantType()
+    if grant_type not in agent.client_metadata.get("grant_types", list(HANDLERS)):
+        raise UnauthorizedClient()
+    return handler
+
+
+def _check_key_is_registered(agent: Agent, proof: DPoPProof) -> None:
+    """Policy (checklist DP-30): the DPoP key is one of the agent's registered keys, which
+    ties sender-constraining to client authentication (RFC 9449 §11.11)."""
+    if proof.jkt not in {key.jkt for key in agent_keys(agent).values()}:
+        raise InvalidDPoPProof("The DPoP key is not one of the client's registered keys.")
+
+
+@router.post("/token")
+async def token(request: Request, registry: RegistryDep) -> Response:
+    await limit_address(registry, request, "token")
+    form = await read_form(request)
+    async with registry.sessions() as session:
+        agent = await authenticate_agent(
+            registry, session, form, basic="authorization" in request.headers
+        )
+    await limit_client(registry, agent.id, "token")
+    handler = _check_grant_type(agent, form.require("grant_type"))
+    proof = await check_dpop(registry, request, "/token")
+    _check_key_is_registered(agent, proof)
+    body = await handler(registry, agent, proof, form)
+    return json_response(body)

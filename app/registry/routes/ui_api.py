@@ -1,0 +1,317 @@
+"""The approval JSON API under ``/ui/api``: passkeys, login, sessions, requests, grants.
+
+Every state-changing call needs the session cookie and ``X-CSRF-Token`` (see
+``services.sessions``); WebAuthn challenges are consumed in their own transaction before the
+response is verified, so a challenge is burned by the first attempt, successful or not.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from fastapi import APIRouter
+from sqlalchemy import select, update
+from starlette.requests import Request
+from starlette.responses import Response
+
+from app.api.bodies import read_json
+from app.api.errors import Conflict, NotFound, json_response
+from app.core.approvals import new_challenge, request_digest
+from app.core.capabilities import load_details
+from app.core.errors import InvalidRequest, InvalidToken
+from app.core.summary import summarize
+from app.registry.services import admin as admin_service
+from app.registry.services import audit, passkeys
+from app.registry.services.approvals import approve_request, deny_request, request_document
+from app.registry.services.common import rfc3339, secret_hash
+from app.registry.services.limits import limit_address
+from app.registry.services.sessions import SessionDep, end_session, start_session
+from app.registry.state import Registry, RegistryDep
+from app.store.models import Agent, Challenge, Grant, GrantRequest, Human, Invite, Passkey
+
+router = APIRouter(prefix="/ui/api")
+
+
+async def _invite(registry: Registry, token: object) -> Human:
+    if not isinstance(token, str):
+        raise InvalidRequest("invite_token is required.")
+    async with registry.sessions() as session:
+        invite = await session.get(Invite, secret_hash(token))
+        human = await session.get(Human, invite.human_id) if invite else None
+    if invite is None or invite.used_at is not None or invite.expires_at <= registry.now():
+        raise InvalidToken("The invite is invalid, used or expired.")
+    if human is None or human.status != "active":
+        raise InvalidToken("The invite is invalid, used or expired.")
+    return human
+
+
+async def _consume(registry: Registry, credential: object, purpose: str) -> Challenge:
+    async with registry.sessions() as session, session.begin():
+        return await passkeys.consume_challenge(
+            session, credential, purpose=purpose, now=registry.now()
+        )
+
+
+@router.post("/passkeys/register/options")
+async def register_options(request: Request, registry: RegistryDep) -> Response:
+    await limit_address(registry, request, "ui")
+    body = await read_json(request)
+    human = await _invite(registry, body.get("invite_token"))
+    challenge = secrets.token_bytes(32)
+    async with registry.sessions() as session, session.begin():
+        await passkeys.store_challenge(
+            session,
+            challenge,
+            purpose="register",
+            now=registry.now(),
+            human_id=human.id,
+            subject=secret_hash(body["invite_token"]),
+        )
+    return json_response(passkeys.registration_options(registry, human, challenge))
+
+
+@router.post("/passkeys/register/verify")
+async def register_verify(request: Request, registry: RegistryDep) -> Response:
+    await limit_address(registry, request, "ui")
+    body = await read_json(request)
+    human = await _invite(registry, body.get("invite_token"))
+    challenge = await _consume(registry, body.get("credential"), "register")
+    if challenge.subject != secret_hash(body["invite_token"]):
+        raise passkeys.CeremonyFailed("The challenge was issued for another invite.")
+    now = registry.now()
+    async with registry.sessions() as session, session.begin():
+        claimed = await session.execute(
+            update(Invite)
+            .where(Invite.token_hash == challenge.subject, Invite.used_at.is_(None))
+            .values(used_at=now)
+        )
+        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+            raise InvalidToken("The invite is invalid, used or expired.")
+        await passkeys.register_passkey(
+            registry, session, human, body.get("credential"), challenge.challenge, now
+        )
+        await audit.append(session, "passkey.registered", actor=human.id, subject=human.id, now=now)
+    response = json_response({"human_id": human.id})
+    await start_session(registry, response, human.id)
+    return response
+
+
+@router.post("/login/options")
+async def login_options(request: Request, registry: RegistryDep) -> Response:
+    await limit_address(registry, request, "ui")
+    await read_json(request, allow_empty=True)
+    challenge = secrets.token_bytes(32)
+    async with registry.sessions() as session, session.begin():
+        await passkeys.store_challenge(session, challenge, purpose="login", now=registry.now())
+    return json_response(passkeys.authentication_options(registry, challenge, []))
+
+
+@router.post("/login/verify")
+async def login_verify(request: Request, registry: RegistryDep) -> Response:
+    await limit_address(registry, request, "ui")
+    credential = (await read_json(request)).get("credential")
+    challenge = await _consume(registry, credential, "login")
+    now = registry.now()
+    async with registry.sessions() as session, session.begin():
+        result = await passkeys.verify_assertion(
+            registry, session, credential, challenge.challenge, human_id=None, allowed=None, now=now
+        )
+        human = await session.get(Human, result.passkey.human_id)
+        if human is None or human.status != "active":
+            raise InvalidToken("This account is suspended.")
+        await audit.append(session, "human.login", actor=human.id, subject=human.id, now=now)
+    response = json_response({"human_id": human.id})
+    await start_session(registry, response, human.id)
+    return response
+
+
+@router.get("/session")
+async def session_info(current: SessionDep) -> Response:
+    return json_response({"human_id": current.human_id, "csrf_token": current.csrf_token})
+
+
+@router.post("/logout")
+async def logout(request: Request, registry: RegistryDep, current: SessionDep) -> Response:
+    response = json_response({})
+    await end_session(registry, request, response)
+    return response
+
+
+async def _pending_request(
+    registry: Registry, auth_req_id: str, human_id: str
+) -> tuple[GrantRequest, Agent]:
+    async with registry.sessions() as session:
+        row = await session.get(GrantRequest, auth_req_id)
+        agent = await session.get(Agent, row.agent_id) if row else None
+    if row is None or agent is None or row.human_id != human_id:
+        raise NotFound("No such request.")  # another human's request is indistinguishable
+    if row.status != "pending":
+        raise Conflict(f"The request has already been {row.status}.")
+    if row.expires_at <= registry.now():
+        raise Conflict("The request has expired.")
+    return row, agent
+
+
+def _request_view(row: GrantRequest, agent: Agent) -> dict[str, Any]:
+    details = load_details(row.authorization_details)
+    return {
+        "auth_req_id": row.auth_req_id,
+        "agent": {
+            "client_id": agent.id,
+            "client_name": agent.client_name,
+            "software_id": agent.client_metadata.get("software_id"),
+            "software_version": agent.client_metadata.get("software_version"),
+            "owner": agent.owner_id,
+        },
+        "resource_servers": sorted({loc for d in details for loc in d.locations}),
+        "authorization_details": row.authorization_details,
+        "binding_message": row.binding_message,
+        "max_delegation_depth": row.max_delegation_depth,
+        "grant_lifetime": row.grant_lifetime,
+        "expires_at": rfc3339(row.expires_at),
+        "summary": [summarize(d) for d in details],
+    }
+
+
+@router.get("/requests")
+async def list_requests(registry: RegistryDep, current: SessionDep) -> Response:
+    now = registry.now()
+    async with registry.sessions() as session:
+        rows = (
+            await session.execute(
+                select(GrantRequest, Agent)
+                .join(Agent, Agent.id == GrantRequest.agent_id)
+                .where(
+                    GrantRequest.human_id == current.human_id,
+                    GrantRequest.status == "pending",
+                    GrantRequest.expires_at > now,
+                )
+                .order_by(GrantRequest.created_at.desc())
+            )
+        ).all()
+    return json_response({"requests": [_request_view(r, a) for r, a in rows]})
+
+
+@router.post("/requests/{auth_req_id}/approve/options")
+async def approve_options(auth_req_id: str, registry: RegistryDep, current: SessionDep) -> Response:
+    row, agent = await _pending_request(registry, auth_req_id, current.human_id)
+    document = request_document(row, agent)
+    challenge = new_challenge(document)
+    async with registry.sessions() as session, session.begin():
+        ids = list(
+            (
+                await session.scalars(
+                    select(Passkey.credential_id).where(Passkey.human_id == current.human_id)
+                )
+            ).all()
+        )
+        await passkeys.store_challenge(
+            session,
+            challenge,
+            purpose="approve",
+            now=registry.now(),
+            human_id=current.human_id,
+            subject=auth_req_id,
+            digest=request_digest(document),
+        )
+    return json_response(passkeys.authentication_options(registry, challenge, ids))
+
+
+@router.post("/requests/{auth_req_id}/approve")
+async def approve(
+    auth_req_id: str, request: Request, registry: RegistryDep, current: SessionDep
+) -> Response:
+    credential = (await read_json(request)).get("credential")
+    challenge = await _consume(registry, credential, "approve")
+    if challenge.subject != auth_req_id or challenge.human_id != current.human_id:
+        raise passkeys.CeremonyFailed("The challenge was issued for another request.")  # WA-06
+    grant = await approve_request(registry, auth_req_id, current.human_id, credential, challenge)
+    return json_response({"grant_id": grant.id})
+
+
+@router.post("/requests/{auth_req_id}/deny")
+async def deny(auth_req_id: str, registry: RegistryDep, current: SessionDep) -> Response:
+    await _pending_request(registry, auth_req_id, current.human_id)
+    await deny_request(registry, auth_req_id, current.human_id)
+    return json_response({"auth_req_id": auth_req_id, "status": "denied"})
+
+
+@router.get("/grants")
+async def list_grants(registry: RegistryDep, current: SessionDep) -> Response:
+    async with registry.sessions() as session:
+        grants = (
+            await session.scalars(
+                select(Grant)
+                .where(Grant.human_id == current.human_id)
+                .order_by(Grant.created_at.desc())
+            )
+        ).all()
+    return json_response(
+        {
+            "grants": [
+                {
+                    "id": g.id,
+                    "agent": g.agent_id,
+                    "status": g.status,
+                    "authorization_details": g.authorization_details,
+                    "summary": [summarize(d) for d in load_details(g.authorization_details)],
+                    "created_at": rfc3339(g.created_at),
+                    "expires_at": rfc3339(g.expires_at),
+                }
+                for g in grants
+            ]
+        }
+    )
+
+
+@router.post("/grants/{grant_id}/revoke")
+async def revoke_grant(grant_id: str, registry: RegistryDep, current: SessionDep) -> Response:
+    grant = await admin_service.revoke_grant(
+        registry, grant_id, actor=current.human_id, owner=current.human_id
+    )
+    return json_response({"id": grant.id, "status": grant.status})
+
+
+@router.get("/agents")
+async def list_agents(registry: RegistryDep, current: SessionDep) -> Response:
+    async with registry.sessions() as session:
+        agents = (
+            await session.scalars(
+                select(Agent).where(Agent.owner_id == current.human_id).order_by(Agent.created_at)
+            )
+        ).all()
+    return json_response(
+        {
+            "agents": [
+                {
+                    "client_id": a.id,
+                    "client_name": a.client_name,
+                    "status": a.status,
+                    "software_id": a.client_metadata.get("software_id"),
+                    "software_version": a.client_metadata.get("software_version"),
+                    "created_at": rfc3339(a.created_at),
+                }
+                for a in agents
+            ]
+        }
+    )
+
+
+@router.post("/agents/{client_id}/disable")
+async def disable_agent(client_id: str, registry: RegistryDep, current: SessionDep) -> Response:
+    agent = await admin_service.disable_agent(
+        registry, client_id, actor=current.human_id, owner=current.human_id
+    )
+    return json_response({"client_id": agent.id, "status": agent.status})
+
+
+@router.post("/enrollment-tokens")
+async def create_enrollment_token(
+    request: Request, registry: RegistryDep, current: SessionDep
+) -> Response:
+    body = await read_json(request, allow_empty=True)
+    token, expires_at = await admin_service.create_enrollment_token(
+        registry, current.human_id, body.get("expires_in"), created_by=current.human_id
+    )
+    return json_response({"token": token, "expires_at": rfc3339(expires_at)}, 201)

@@ -1,0 +1,199 @@
+"""Operations shared by the admin API and the human's approval API."""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+from typing import Any
+
+from sqlalchemy import select
+
+from app.api.errors import Conflict, NotFound
+from app.cache.base import CacheUnavailable
+from app.core.capabilities import check_type_schema
+from app.core.errors import InvalidRequest
+from app.core.jwk import JWKError, parse_jwks
+from app.core.keys import SigningKey
+from app.core.resources import canonical_resource
+from app.registry.services import audit, revocation
+from app.registry.services.common import new_id, new_secret, secret_hash
+from app.registry.state import Registry
+from app.store.models import Agent, EnrollmentToken, Grant, Human, Invite, ResourceServer
+
+ENROLLMENT_TTL = (60, 86_400, 30 * 86_400)
+RS_AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt")
+MAX_TYPES = 16
+
+
+def _string(body: dict[str, Any], name: str, limit: int, *, required: bool = True) -> str | None:
+    value = body.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not 0 < len(value) <= limit:
+        raise InvalidRequest(f"{name} must be a string of 1 to {limit} characters.")
+    return value
+
+
+async def create_human(registry: Registry, body: dict[str, Any]) -> tuple[Human, str]:
+    name = _string(body, "display_name", 200)
+    email = _string(body, "email", 320, required=False)
+    now = registry.now()
+    token = new_secret()
+    human = Human(
+        id=new_id("usr_"),
+        display_name=name or "",
+        email=email,
+        user_handle=secrets.token_bytes(32),
+        created_at=now,
+    )
+    async with registry.sessions() as session, session.begin():
+        session.add(human)
+        await session.flush()
+        session.add(
+            Invite(
+                token_hash=secret_hash(token),
+                human_id=human.id,
+                expires_at=now + registry.settings.invite_ttl,
+            )
+        )
+        await audit.append(session, "human.invited", actor="admin", subject=human.id, now=now)
+    return human, token
+
+
+def _capability_types(body: dict[str, Any]) -> dict[str, Any]:
+    types = body.get("authorization_details_types", {})
+    if not isinstance(types, dict) or len(types) > MAX_TYPES:
+        raise InvalidRequest(
+            f"authorization_details_types must map up to {MAX_TYPES} types to schemas."
+        )
+    for name, schema in types.items():
+        if name == "api" or not 0 < len(name) <= 256:
+            raise InvalidRequest("Capability type names are 1 to 256 characters and not 'api'.")
+        try:
+            check_type_schema(schema)
+        except ValueError as exc:
+            raise InvalidRequest(f"Schema for {name[:80]}: {exc}") from None
+    return types
+
+
+async def create_resource_server(
+    registry: Registry, body: dict[str, Any]
+) -> tuple[ResourceServer, str | None]:
+    name = _string(body, "name", 200)
+    try:
+        resource = canonical_resource(body.get("resource"))
+    except ValueError as exc:
+        raise InvalidRequest(f"resource: {exc}.") from None
+    method = body.get("token_endpoint_auth_method", "client_secret_basic")
+    if method not in RS_AUTH_METHODS:
+        raise InvalidRequest(
+            f"token_endpoint_auth_method must be one of {', '.join(RS_AUTH_METHODS)}."
+        )
+    jwks = body.get("jwks")
+    secret = None
+    if method == "private_key_jwt":
+        try:
+            parse_jwks(jwks)
+        except JWKError as exc:
+            raise InvalidRequest(f"jwks: {exc}.") from None
+    else:
+        secret, jwks = new_secret(), None
+    now = registry.now()
+    server = ResourceServer(
+        id=new_id("rs_"),
+        name=name or "",
+        resource=resource,
+        auth_method=method,
+        secret_hash=secret_hash(secret) if secret else None,
+        jwks=jwks,
+        capability_types=_capability_types(body),
+        created_at=now,
+    )
+    async with registry.sessions() as session, session.begin():
+        existing = select(ResourceServer.id).where(ResourceServer.resource == resource)
+        if await session.scalar(existing) is not None:
+            raise Conflict("A resource server with this resource already exists.")
+        session.add(server)
+        await audit.append(
+            session,
+            "resource_server.created",
+            actor="admin",
+            subject=server.id,
+            now=now,
+            data={"resource": resource},
+        )
+    return server, secret
+
+
+async def create_enrollment_token(
+    registry: Registry, owner: str, expires_in: object, *, created_by: str
+) -> tuple[str, int]:
+    low, default, high = ENROLLMENT_TTL
+    ttl = default if expires_in is None else expires_in
+    if not isinstance(ttl, int) or isinstance(ttl, bool) or not low <= ttl <= high:
+        raise InvalidRequest(f"expires_in must be an integer from {low} to {high}.")
+    now = registry.now()
+    token = new_secret()
+    async with registry.sessions() as session, session.begin():
+        human = await session.get(Human, owner)
+        if human is None or human.status != "active":
+            raise InvalidRequest("owner must be an active human.")
+        session.add(
+            EnrollmentToken(
+                token_hash=secret_hash(token),
+                owner_id=owner,
+                created_by=created_by,
+                created_at=now,
+                expires_at=now + ttl,
+            )
+        )
+        await audit.append(
+            session, "enrollment_token.created", actor=created_by, subject=owner, now=now
+        )
+    return token, now + ttl
+
+
+async def disable_agent(
+    registry: Registry, client_id: str, *, actor: str, owner: str | None = None
+) -> Agent:
+    now = registry.now()
+    async with registry.sessions() as session, session.begin():
+        agent = await session.get(Agent, client_id, with_for_update=True)
+        if agent is None or (owner is not None and agent.owner_id != owner):
+            raise NotFound("No such agent.")
+        rows = await revocation.disable_agent(session, agent, now)
+        await audit.append(session, "agent.disabled", actor=actor, subject=client_id, now=now)
+    await revocation.publish(registry, rows)
+    return agent
+
+
+async def revoke_grant(
+    registry: Registry, grant_id: str, *, actor: str, owner: str | None = None
+) -> Grant:
+    now = registry.now()
+    async with registry.sessions() as session, session.begin():
+        grant = await session.get(Grant, grant_id, with_for_update=True)
+        if grant is None or (owner is not None and grant.human_id != owner):
+            raise NotFound("No such grant.")
+        rows = await revocation.revoke_grant(session, grant, now)
+        await audit.append(session, "grant.revoked", actor=actor, subject=grant_id, now=now)
+    await revocation.publish(registry, rows)
+    return grant
+
+
+async def rotate_keys(registry: Registry, prepublish: int) -> SigningKey:
+    now = registry.now()
+    async with registry.sessions() as session, session.begin():
+        key = await registry.keys.add_next_key(session, now=now, prepublish=prepublish)
+        await audit.append(
+            session,
+            "keys.rotated",
+            actor="admin",
+            subject=key.kid,
+            now=now,
+            data={"activates_at": key.activates_at},
+        )
+    await registry.keys.load(registry.sessions, now)
+    with contextlib.suppress(CacheUnavailable):  # verifiers also refresh on an unknown kid
+        await registry.cache.publish_key_change(key.kid)
+    return key

@@ -1,0 +1,188 @@
+"""Approving and denying grant requests.
+
+The approval challenge binds ``SHA-256(JCS(request_document))`` (ARCHITECTURE §4); the document
+is rebuilt from the database when the assertion arrives, so a request changed after it was
+shown no longer matches (checklist WA-05). The stored approval keeps the document, challenge,
+authenticator data, client data and signature: anyone with the passkey's public key can
+re-verify it from the database alone (:func:`reverify`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from webauthn.helpers import (
+    decode_credential_public_key,
+    decoded_public_key_to_cryptography,
+    parse_client_data_json,
+    verify_signature,
+)
+
+from app.api.errors import Conflict, NotFound
+from app.core.approvals import challenge_binds, request_digest
+from app.registry.services import audit, passkeys
+from app.registry.services.common import new_id
+from app.registry.state import Registry
+from app.store.models import Agent, Approval, Challenge, Grant, GrantRequest, Passkey
+
+PURPOSE = "agentauth-grant-approval/v1"
+
+
+def request_document(row: GrantRequest, agent: Agent) -> dict[str, Any]:
+    """Everything the human approves, in canonical form."""
+    return {
+        "purpose": PURPOSE,
+        "auth_req_id": row.auth_req_id,
+        "human": row.human_id,
+        "agent": {
+            "client_id": agent.id,
+            "client_name": agent.client_name,
+            "software_id": agent.client_metadata.get("software_id"),
+            "software_version": agent.client_metadata.get("software_version"),
+            "owner": agent.owner_id,
+        },
+        "authorization_details": row.authorization_details,
+        "binding_message": row.binding_message,
+        "max_delegation_depth": row.max_delegation_depth,
+        "grant_lifetime": row.grant_lifetime,
+        "expires_at": row.expires_at,
+    }
+
+
+async def _locked_pending(
+    session: AsyncSession, auth_req_id: str, human_id: str, now: int
+) -> tuple[GrantRequest, Agent]:
+    row = await session.get(GrantRequest, auth_req_id, with_for_update=True)
+    if row is None or row.human_id != human_id:
+        raise NotFound("No such request.")
+    if row.status != "pending":
+        raise Conflict(f"The request has already been {row.status}.")
+    if row.expires_at <= now:
+        raise Conflict("The request has expired.")
+    agent = await session.get(Agent, row.agent_id)
+    if agent is None or agent.status != "active":
+        raise Conflict("The requesting agent has been disabled.")
+    return row, agent
+
+
+async def approve_request(
+    registry: Registry, auth_req_id: str, human_id: str, credential: object, challenge: Challenge
+) -> Grant:
+    now = registry.now()
+    async with registry.sessions() as session, session.begin():
+        row, agent = await _locked_pending(session, auth_req_id, human_id, now)
+        document = request_document(row, agent)
+        if challenge.request_digest != request_digest(document) or not challenge_binds(
+            challenge.challenge, document
+        ):
+            raise passkeys.CeremonyFailed("The request changed after it was shown; approve again.")
+        allowed = list(
+            (
+                await session.scalars(
+                    select(Passkey.credential_id).where(Passkey.human_id == human_id)
+                )
+            ).all()
+        )
+        result = await passkeys.verify_assertion(
+            registry,
+            session,
+            credential,
+            challenge.challenge,
+            human_id=human_id,
+            allowed=allowed,
+            now=now,
+        )
+        grant = Grant(
+            id=new_id("grt_"),
+            auth_req_id=auth_req_id,
+            agent_id=agent.id,
+            human_id=human_id,
+            authorization_details=row.authorization_details,
+            max_delegation_depth=row.max_delegation_depth,
+            auth_time=now,
+            created_at=now,
+            expires_at=now + row.grant_lifetime,
+        )
+        session.add(grant)
+        row.status, row.decided_at, row.grant_id = "approved", now, grant.id
+        response = result.parsed.response
+        session.add(
+            Approval(
+                auth_req_id=auth_req_id,
+                grant_id=grant.id,
+                human_id=human_id,
+                decision="approved",
+                credential_id=result.passkey.credential_id,
+                authenticator_data=response.authenticator_data,
+                client_data_json=response.client_data_json,
+                signature=response.signature,
+                user_handle=response.user_handle,
+                user_verified=True,
+                sign_count=result.new_sign_count,
+                challenge=challenge.challenge,
+                request_digest=challenge.request_digest,
+                request_document=document,
+                created_at=now,
+            )
+        )
+        await audit.append(
+            session,
+            "grant.approved",
+            actor=human_id,
+            subject=grant.id,
+            now=now,
+            data={"auth_req_id": auth_req_id, "agent": agent.id},
+        )
+    return grant
+
+
+async def deny_request(registry: Registry, auth_req_id: str, human_id: str) -> None:
+    now = registry.now()
+    async with registry.sessions() as session, session.begin():
+        row, agent = await _locked_pending(session, auth_req_id, human_id, now)
+        row.status, row.decided_at = "denied", now
+        session.add(
+            Approval(
+                auth_req_id=auth_req_id,
+                human_id=human_id,
+                decision="denied",
+                request_document=request_document(row, agent),
+                created_at=now,
+            )
+        )
+        await audit.append(session, "grant.denied", actor=human_id, subject=auth_req_id, now=now)
+
+
+def reverify(approval: Approval, public_key: bytes) -> bool:
+    """Re-check a stored approval offline: the challenge binds the stored document, the client
+    data carries that challenge, and the signature over ``authenticatorData ‖
+    SHA-256(clientDataJSON)`` verifies with the passkey's public key."""
+    parts = (
+        approval.challenge,
+        approval.signature,
+        approval.authenticator_data,
+        approval.client_data_json,
+    )
+    if any(part is None for part in parts):
+        return False
+    challenge, signature, authenticator_data, client_data_json = parts
+    assert challenge and signature and authenticator_data and client_data_json  # noqa: S101, PT018
+    if not challenge_binds(challenge, approval.request_document):
+        return False
+    if parse_client_data_json(client_data_json).challenge != challenge:
+        return False
+    decoded = decode_credential_public_key(public_key)
+    try:
+        verify_signature(
+            public_key=decoded_public_key_to_cryptography(decoded),
+            signature_alg=decoded.alg,
+            signature=signature,
+            data=authenticator_data + hashlib.sha256(client_data_json).digest(),
+        )
+    except InvalidSignature:
+        return False
+    return True

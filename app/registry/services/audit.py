@@ -1,0 +1,149 @@
+"""The hash-chained audit log.
+
+Each event's hash is ``SHA-256(JCS({seq, prev_hash, created_at, event, actor, subject,
+data}))``. Appending first increments the single ``audit_head`` row, which takes its write lock
+(a row lock on PostgreSQL, the database write lock on SQLite) until the surrounding
+transaction commits, so concurrent appends are serialised and the chain never forks. Append
+last in a transaction to hold that lock briefly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.approvals import canonicalize
+from app.store.models import AuditEvent, AuditHead
+
+GENESIS = "0" * 64
+
+
+def event_hash(
+    *,
+    seq: int,
+    prev_hash: str,
+    created_at: int,
+    event: str,
+    actor: str,
+    subject: str | None,
+    data: dict[str, Any],
+) -> str:
+    document = {
+        "seq": seq,
+        "prev_hash": prev_hash,
+        "created_at": created_at,
+        "event": event,
+        "actor": actor,
+        "subject": subject,
+        "data": data,
+    }
+    return hashlib.sha256(canonicalize(document)).hexdigest()
+
+
+async def append(
+    session: AsyncSession,
+    event: str,
+    *,
+    actor: str,
+    now: int,
+    subject: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """Append one event inside the caller's transaction."""
+    result = await session.execute(
+        update(AuditHead)
+        .where(AuditHead.id == 1)
+        .values(seq=AuditHead.seq + 1)
+        .returning(AuditHead.seq, AuditHead.hash)
+    )
+    seq, prev_hash = result.one()
+    payload = data or {}
+    digest = event_hash(
+        seq=seq,
+        prev_hash=prev_hash,
+        created_at=now,
+        event=event,
+        actor=actor,
+        subject=subject,
+        data=payload,
+    )
+    await session.execute(update(AuditHead).where(AuditHead.id == 1).values(hash=digest))
+    row = AuditEvent(
+        seq=seq,
+        created_at=now,
+        event=event,
+        actor=actor,
+        subject=subject,
+        data=payload,
+        prev_hash=prev_hash,
+        hash=digest,
+    )
+    session.add(row)
+    await session.flush()
+    return row
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    ok: bool
+    events: int
+    first_broken_seq: int | None = None
+    reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "events": self.events,
+            "first_broken_seq": self.first_broken_seq,
+            "reason": self.reason,
+        }
+
+
+async def _rows(session: AsyncSession, batch: int = 1000) -> AsyncIterator[AuditEvent]:
+    after = 0
+    while True:
+        rows = (
+            await session.scalars(
+                select(AuditEvent)
+                .where(AuditEvent.seq > after)
+                .order_by(AuditEvent.seq)
+                .limit(batch)
+            )
+        ).all()
+        if not rows:
+            return
+        for row in rows:
+            yield row
+        after = rows[-1].seq
+
+
+async def verify_chain(session: AsyncSession) -> ChainReport:
+    """Recompute every hash and link; name the first row that does not fit."""
+    prev_hash, expected_seq, count = GENESIS, 1, 0
+    async for row in _rows(session):
+        count += 1
+        if row.seq != expected_seq:
+            return ChainReport(False, count, expected_seq, "missing event")
+        if row.prev_hash != prev_hash:
+            return ChainReport(False, count, row.seq, "prev_hash does not match the previous event")
+        recomputed = event_hash(
+            seq=row.seq,
+            prev_hash=row.prev_hash,
+            created_at=row.created_at,
+            event=row.event,
+            actor=row.actor,
+            subject=row.subject,
+            data=row.data,
+        )
+        if recomputed != row.hash:
+            return ChainReport(False, count, row.seq, "hash does not match the event's content")
+        prev_hash, expected_seq = row.hash, row.seq + 1
+    head = (await session.execute(select(AuditHead.seq, AuditHead.hash))).one()
+    if head.seq != expected_seq - 1 or head.hash != prev_hash:
+        return ChainReport(False, count, expected_seq, "head does not match the last event")
+    return ChainReport(True, count)

@@ -1,0 +1,63 @@
+"""Agent authentication: ``private_key_jwt`` (RFC 7523) with single-use assertions."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.api.errors import unavailable
+from app.cache.base import CacheUnavailable
+from app.core.client_auth import read_client_assertion, unverified_issuer, verify_client_assertion
+from app.core.errors import InvalidClient
+from app.core.jwk import JWKError, PublicJWK, parse_jwks
+from app.registry.state import Registry
+from app.store.models import Agent, Human
+
+
+def agent_keys(agent: Agent) -> dict[str, PublicJWK]:
+    try:
+        return parse_jwks(agent.jwks)
+    except JWKError:  # pragma: no cover - validated at registration
+        return {}
+
+
+async def active_agent(session: AsyncSession, client_id: str) -> Agent | None:
+    agent = await session.get(Agent, client_id)
+    if agent is None or agent.status != "active":
+        return None
+    owner = await session.get(Human, agent.owner_id)
+    if owner is None or owner.status != "active":
+        return None
+    return agent
+
+
+async def authenticate_agent(
+    registry: Registry, session: AsyncSession, form: Mapping[str, str], *, basic: bool = False
+) -> Agent:
+    """Authenticate the calling agent; its assertion ``jti`` is recorded once (CA-07)."""
+    if basic:
+        raise InvalidClient("Agents authenticate with private_key_jwt only.")
+    assertion, client_id_param = read_client_assertion(form)
+    client_id = unverified_issuer(assertion)
+    agent = await active_agent(session, client_id)
+    if agent is None:
+        raise InvalidClient(detail=f"unknown or disabled client {client_id[:40]}")
+    now = registry.now()
+    verified = verify_client_assertion(
+        assertion,
+        client_id=agent.id,
+        keys=agent_keys(agent),
+        issuer=registry.settings.issuer,
+        now=now,
+        client_id_param=client_id_param,
+        leeway=registry.settings.clock_skew,
+    )
+    ttl = max(verified.exp - now, 0) + registry.settings.clock_skew + 1
+    try:
+        first_use = await registry.cache.remember(f"ca:{agent.id}:{verified.jti}", ttl)
+    except CacheUnavailable as exc:
+        raise unavailable(str(exc)) from exc
+    if not first_use:
+        raise InvalidClient(detail="client assertion jti replayed")
+    return agent

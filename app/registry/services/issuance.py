@@ -1,0 +1,92 @@
+"""Minting and recording tokens for a grant."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.capabilities import AuthorizationDetail, for_audience
+from app.core.tokens import AccessTokenClaims, mint_access_token
+from app.registry.services.common import new_id, new_secret, secret_hash
+from app.registry.state import Registry
+from app.store.models import AccessToken, Grant, RefreshToken
+
+
+@dataclass(frozen=True)
+class Issued:
+    access_token: str
+    claims: AccessTokenClaims
+    refresh_token: str | None = None
+
+    def response(self, now: int, **extra: Any) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "access_token": self.access_token,
+            "token_type": "DPoP",
+            "expires_in": self.claims.exp - now,
+            "authorization_details": self.claims.authorization_details,
+        }
+        if self.refresh_token is not None:
+            body["refresh_token"] = self.refresh_token
+        if self.claims.scope is not None:
+            body["scope"] = self.claims.scope
+        return {**body, **extra}
+
+
+async def record_access_token(
+    registry: Registry, session: AsyncSession, claims: AccessTokenClaims, parent_jti: str | None
+) -> Issued:
+    token = mint_access_token(claims, registry.keys.current(claims.iat))
+    session.add(
+        AccessToken(
+            jti=claims.jti,
+            grant_id=claims.grant_id,
+            client_id=claims.client_id,
+            audience=claims.aud,
+            parent_jti=parent_jti,
+            issued_at=claims.iat,
+            expires_at=claims.exp,
+        )
+    )
+    return Issued(token, claims)
+
+
+def grant_claims(
+    registry: Registry,
+    grant: Grant,
+    *,
+    jkt: str,
+    audience: str,
+    details: list[AuthorizationDetail],
+    now: int,
+) -> AccessTokenClaims:
+    """Claims of a depth-0 token for the grant holder at ``audience``."""
+    return AccessTokenClaims(
+        iss=registry.settings.issuer,
+        sub=grant.human_id,
+        aud=audience,
+        client_id=grant.agent_id,
+        act={"sub": grant.agent_id},
+        iat=now,
+        exp=min(now + registry.settings.access_token_ttl, grant.expires_at),
+        jkt=jkt,
+        grant_id=grant.id,
+        auth_time=grant.auth_time,
+        authorization_details=[d.to_dict() for d in for_audience(details, audience)],
+    )
+
+
+def new_refresh_token(session: AsyncSession, grant: Grant, family_id: str | None, now: int) -> str:
+    token = new_secret()
+    session.add(
+        RefreshToken(
+            token_hash=secret_hash(token),
+            family_id=family_id or new_id("rtf_"),
+            grant_id=grant.id,
+            agent_id=grant.agent_id,
+            created_at=now,
+            expires_at=grant.expires_at,
+        )
+    )
+    return token

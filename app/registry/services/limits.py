@@ -1,0 +1,31 @@
+"""Per-client and per-address rate limits (fixed windows in the cache)."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+
+from app.api.errors import RateLimited, unavailable
+from app.cache.base import CacheUnavailable
+from app.registry.state import Registry
+
+WINDOW = 60
+PER_ADDRESS = {"token": 1200, "register": 30, "bc-authorize": 120, "ui": 600}
+PER_CLIENT = {"token": 600, "bc-authorize": 60}
+
+
+async def _hit(registry: Registry, key: str, limit: int) -> None:
+    try:
+        retry_after = await registry.cache.hit(key, limit, WINDOW)
+    except CacheUnavailable as exc:
+        raise unavailable(str(exc)) from exc
+    if retry_after:
+        raise RateLimited(headers={"Retry-After": str(retry_after)})
+
+
+async def limit_address(registry: Registry, request: Request, endpoint: str) -> None:
+    address = request.client.host if request.client else "unknown"
+    await _hit(registry, f"{endpoint}:ip:{address}", PER_ADDRESS[endpoint])
+
+
+async def limit_client(registry: Registry, client_id: str, endpoint: str) -> None:
+    await _hit(registry, f"{endpoint}:client:{client_id}", PER_CLIENT[endpoint])

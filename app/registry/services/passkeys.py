@@ -1,0 +1,233 @@
+"""WebAuthn ceremonies with py_webauthn: registration, login and grant approval.
+
+py_webauthn verifies signatures, origin, RP id, challenge, UP/UV and sign counts; this module
+adds what the relying party owns (checklist §16.2): single-use server-side challenges, the
+credential belonging to the right human (``allowCredentials``, ``userHandle``), refusing
+cross-origin ceremonies, unique credential ids and sign-count persistence.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+from webauthn import (
+    generate_authentication_options,
+    generate_registration_options,
+    options_to_json,
+    verify_authentication_response,
+    verify_registration_response,
+)
+from webauthn.helpers import (
+    base64url_to_bytes,
+    parse_authentication_credential_json,
+    parse_client_data_json,
+)
+from webauthn.helpers.exceptions import WebAuthnException
+from webauthn.helpers.structs import (
+    AuthenticationCredential,
+    AuthenticatorSelectionCriteria,
+    PublicKeyCredentialDescriptor,
+    ResidentKeyRequirement,
+    UserVerificationRequirement,
+)
+
+from app.core.errors import InvalidRequest
+from app.registry.state import Registry
+from app.store.models import Challenge, Human, Passkey
+
+CEREMONY_TTL = 300
+
+
+class CeremonyFailed(InvalidRequest):
+    """A WebAuthn response did not verify (400, description says which rule)."""
+
+    error = "invalid_request"
+
+
+def _challenge_id(challenge: bytes) -> str:
+    return hashlib.sha256(challenge).hexdigest()
+
+
+async def store_challenge(
+    session: AsyncSession,
+    challenge: bytes,
+    *,
+    purpose: str,
+    now: int,
+    human_id: str | None = None,
+    subject: str | None = None,
+    digest: bytes | None = None,
+) -> None:
+    session.add(
+        Challenge(
+            id=_challenge_id(challenge),
+            purpose=purpose,
+            challenge=challenge,
+            human_id=human_id,
+            subject=subject,
+            request_digest=digest,
+            expires_at=now + CEREMONY_TTL,
+        )
+    )
+
+
+def client_challenge(credential: object) -> bytes:
+    """The challenge inside a credential's clientDataJSON (checked again by py_webauthn)."""
+    try:
+        assert isinstance(credential, dict)  # noqa: S101 - narrowed for the parser below
+        raw = base64url_to_bytes(credential["response"]["clientDataJSON"])
+        client_data = parse_client_data_json(raw)
+        document = json.loads(raw)
+    except (AssertionError, KeyError, TypeError, ValueError, WebAuthnException):
+        raise CeremonyFailed("The credential is malformed.") from None
+    # WebAuthn L3 §7.2: we never run ceremonies inside frames (checklist WA-11).
+    if document.get("crossOrigin") is True or "topOrigin" in document:
+        raise CeremonyFailed("Cross-origin WebAuthn ceremonies are not accepted.")
+    return client_data.challenge
+
+
+async def consume_challenge(
+    session: AsyncSession, credential: object, *, purpose: str, now: int
+) -> Challenge:
+    """Mark the credential's challenge used, once; unknown, expired or used ones fail."""
+    challenge = client_challenge(credential)
+    used = await session.execute(
+        update(Challenge)
+        .where(
+            Challenge.id == _challenge_id(challenge),
+            Challenge.purpose == purpose,
+            Challenge.used_at.is_(None),
+            Challenge.expires_at > now,
+        )
+        .values(used_at=now)
+        .returning(Challenge)
+    )
+    row = used.scalar_one_or_none()
+    if row is None:
+        raise CeremonyFailed("The challenge is unknown, expired or already used.")
+    return row
+
+
+def registration_options(registry: Registry, human: Human, challenge: bytes) -> dict[str, Any]:
+    options = generate_registration_options(
+        rp_id=registry.settings.rp_id,
+        rp_name="AgentAuth",
+        user_id=human.user_handle,
+        user_name=human.email or human.id,
+        user_display_name=human.display_name,
+        challenge=challenge,
+        timeout=CEREMONY_TTL * 1000,
+        authenticator_selection=AuthenticatorSelectionCriteria(
+            resident_key=ResidentKeyRequirement.PREFERRED,
+            user_verification=UserVerificationRequirement.REQUIRED,
+        ),
+    )
+    result: dict[str, Any] = json.loads(options_to_json(options))
+    return result
+
+
+def authentication_options(
+    registry: Registry, challenge: bytes, credential_ids: list[bytes]
+) -> dict[str, Any]:
+    options = generate_authentication_options(
+        rp_id=registry.settings.rp_id,
+        challenge=challenge,
+        timeout=CEREMONY_TTL * 1000,
+        allow_credentials=[PublicKeyCredentialDescriptor(id=c) for c in credential_ids],
+        user_verification=UserVerificationRequirement.REQUIRED,
+    )
+    result: dict[str, Any] = json.loads(options_to_json(options))
+    return result
+
+
+async def register_passkey(
+    registry: Registry,
+    session: AsyncSession,
+    human: Human,
+    credential: object,
+    challenge: bytes,
+    now: int,
+) -> Passkey:
+    try:
+        verified = verify_registration_response(
+            credential=credential,  # type: ignore[arg-type]
+            expected_challenge=challenge,
+            expected_rp_id=registry.settings.rp_id,
+            expected_origin=registry.settings.origin,
+            require_user_verification=True,
+        )
+    except (WebAuthnException, KeyError, TypeError, ValueError) as exc:
+        raise CeremonyFailed(f"Passkey registration failed: {exc}") from None
+    existing = await session.get(Passkey, verified.credential_id)
+    if len(verified.credential_id) > 1023 or existing is not None:
+        raise CeremonyFailed("This credential is already registered.")  # WA-20
+    transports = (
+        credential.get("response", {}).get("transports", []) if isinstance(credential, dict) else []
+    )
+    passkey = Passkey(
+        credential_id=verified.credential_id,
+        human_id=human.id,
+        public_key=verified.credential_public_key,
+        sign_count=verified.sign_count,
+        transports=[t for t in transports if isinstance(t, str)][:8],
+        user_verified=verified.user_verified,
+        backup_eligible=verified.credential_device_type == "multi_device",
+        backup_state=verified.credential_backed_up,
+        aaguid=verified.aaguid,
+        created_at=now,
+    )
+    session.add(passkey)
+    return passkey
+
+
+@dataclass(frozen=True)
+class Assertion:
+    passkey: Passkey
+    parsed: AuthenticationCredential
+    new_sign_count: int
+
+
+async def verify_assertion(
+    registry: Registry,
+    session: AsyncSession,
+    credential: object,
+    challenge: bytes,
+    *,
+    human_id: str | None,
+    allowed: list[bytes] | None,
+    now: int,
+) -> Assertion:
+    """Verify an assertion by a passkey of ``human_id`` (any human for discoverable login)."""
+    try:
+        parsed = parse_authentication_credential_json(credential)  # type: ignore[arg-type]
+    except (WebAuthnException, KeyError, TypeError, ValueError):
+        raise CeremonyFailed("The credential is malformed.") from None
+    passkey = await session.get(Passkey, parsed.raw_id, with_for_update=True)
+    if passkey is None or (human_id is not None and passkey.human_id != human_id):
+        raise CeremonyFailed("The passkey is not registered to this human.")  # WA-08
+    if allowed is not None and parsed.raw_id not in allowed:
+        raise CeremonyFailed("The passkey was not offered for this ceremony.")  # WA-07
+    owner = await session.get(Human, passkey.human_id)
+    handle = parsed.response.user_handle
+    if owner is None or (handle is not None and handle != owner.user_handle):
+        raise CeremonyFailed("The user handle does not match the passkey's owner.")
+    try:
+        verified = verify_authentication_response(
+            credential=parsed,
+            expected_challenge=challenge,
+            expected_rp_id=registry.settings.rp_id,
+            expected_origin=registry.settings.origin,
+            credential_public_key=passkey.public_key,
+            credential_current_sign_count=passkey.sign_count,
+            require_user_verification=True,
+        )
+    except (WebAuthnException, KeyError, TypeError, ValueError) as exc:
+        raise CeremonyFailed(f"Passkey verification failed: {exc}") from None
+    passkey.sign_count, passkey.last_used_at = verified.new_sign_count, now
+    passkey.backup_state = verified.credential_backed_up
+    return Assertion(passkey, parsed, verified.new_sign_count)

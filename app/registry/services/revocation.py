@@ -1,0 +1,88 @@
+"""Revocation: committed to the database first, then published to the verifiers.
+
+Every revocation gets a row in ``revocations`` whose auto-increment ``seq`` is the sequence
+number published through the cache; a verifier that sees a gap resynchronises from the
+database. Revoking a grant kills every token derived from it, because the verifier checks
+each token's ``grant_id`` against the revoked set.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import ColumnElement, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.cache.base import CacheUnavailable
+from app.registry.state import Registry
+from app.store.models import AccessToken, Agent, Grant, Human, RefreshToken, Revocation
+
+log = logging.getLogger("agentauth.revocation")
+
+
+async def _record(
+    session: AsyncSession, kind: str, subject: str, now: int, expires_at: int | None
+) -> Revocation:
+    row = Revocation(kind=kind, subject=subject, created_at=now, expires_at=expires_at)
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def revoke_grant(session: AsyncSession, grant: Grant, now: int) -> list[Revocation]:
+    if grant.status == "revoked":
+        return []
+    grant.status, grant.revoked_at = "revoked", now
+    await session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.grant_id == grant.id, RefreshToken.status != "revoked")
+        .values(status="revoked")
+    )
+    return [await _record(session, "grant", grant.id, now, grant.expires_at)]
+
+
+async def revoke_access_token(
+    session: AsyncSession, token: AccessToken, now: int
+) -> list[Revocation]:
+    if token.revoked_at is not None:
+        return []
+    token.revoked_at = now
+    return [await _record(session, "token", token.jti, now, token.expires_at)]
+
+
+async def _revoke_grants_where(
+    session: AsyncSession, condition: ColumnElement[bool], now: int
+) -> list[Revocation]:
+    query = select(Grant).where(condition, Grant.status == "active")
+    grants = (await session.scalars(query)).all()
+    rows: list[Revocation] = []
+    for grant in grants:
+        rows += await revoke_grant(session, grant, now)
+    return rows
+
+
+async def disable_agent(session: AsyncSession, agent: Agent, now: int) -> list[Revocation]:
+    rows = await _revoke_grants_where(session, Grant.agent_id == agent.id, now)
+    if agent.status != "disabled":
+        agent.status, agent.disabled_at = "disabled", now
+        rows.append(await _record(session, "agent", agent.id, now, None))
+    return rows
+
+
+async def suspend_human(session: AsyncSession, human: Human, now: int) -> list[Revocation]:
+    rows = await _revoke_grants_where(session, Grant.human_id == human.id, now)
+    if human.status != "suspended":
+        human.status = "suspended"
+        rows.append(await _record(session, "human", human.id, now, None))
+    return rows
+
+
+async def publish(registry: Registry, rows: list[Revocation]) -> None:
+    """Announce committed revocations; a failure is logged, never undoes the revocation."""
+    for row in rows:
+        try:
+            await registry.cache.publish_revocation(
+                row.seq, row.kind, row.subject, row.expires_at or 0
+            )
+        except CacheUnavailable:
+            log.warning("revocation %s committed but not published; verifiers will resync", row.seq)

@@ -1,0 +1,88 @@
+"""Server-side browser sessions for humans, with CSRF tokens and two timeouts.
+
+The cookie holds 256 random bits; the database stores only their hash. A session ends after
+``IDLE`` seconds without use or ``ABSOLUTE`` seconds after login, whichever comes first.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from fastapi import Depends
+from starlette.requests import Request
+from starlette.responses import Response
+
+from app.api.errors import Forbidden
+from app.core.errors import InvalidToken
+from app.registry.services.common import secret_hash
+from app.registry.state import Registry, RegistryDep
+from app.store.models import BrowserSession, Human
+
+COOKIE = "agentauth_session"
+IDLE = 30 * 60
+ABSOLUTE = 12 * 3600
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+async def start_session(registry: Registry, response: Response, human_id: str) -> str:
+    token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    now = registry.now()
+    async with registry.sessions() as session, session.begin():
+        session.add(
+            BrowserSession(
+                id_hash=secret_hash(token),
+                human_id=human_id,
+                csrf_token=csrf,
+                created_at=now,
+                last_seen_at=now,
+            )
+        )
+    issuer = urlsplit(registry.settings.issuer)
+    # Secure everywhere except plain-http localhost during development.
+    secure = not (issuer.scheme == "http" and issuer.hostname in ("localhost", "127.0.0.1"))
+    response.set_cookie(
+        COOKIE, token, max_age=ABSOLUTE, path="/", secure=secure, httponly=True, samesite="strict"
+    )
+    return csrf
+
+
+async def end_session(registry: Registry, request: Request, response: Response) -> None:
+    token = request.cookies.get(COOKIE)
+    if token:
+        async with registry.sessions() as session, session.begin():
+            row = await session.get(BrowserSession, secret_hash(token))
+            if row is not None:
+                row.ended_at = registry.now()
+    response.delete_cookie(COOKIE, path="/")
+
+
+async def current_session(request: Request, registry: RegistryDep) -> BrowserSession:
+    """The live session of the calling human; state-changing calls also need the CSRF header."""
+    token = request.cookies.get(COOKIE)
+    if not token:
+        raise InvalidToken("Log in first.")
+    now = registry.now()
+    async with registry.sessions() as session, session.begin():
+        row = await session.get(BrowserSession, secret_hash(token))
+        human = await session.get(Human, row.human_id) if row else None
+        if (
+            row is None
+            or human is None
+            or human.status != "active"
+            or row.ended_at is not None
+            or now - row.last_seen_at > IDLE
+            or now - row.created_at > ABSOLUTE
+        ):
+            raise InvalidToken("The session has expired; log in again.")
+        row.last_seen_at = now
+    if request.method not in SAFE_METHODS:
+        sent = request.headers.get("x-csrf-token", "")
+        if not hmac.compare_digest(sent.encode(), row.csrf_token.encode()):
+            raise Forbidden("Missing or wrong X-CSRF-Token header.")
+    return row
+
+
+SessionDep = Annotated[BrowserSession, Depends(current_session)]

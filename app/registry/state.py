@@ -1,0 +1,38 @@
+"""Everything a registry request needs, built once in the lifespan and kept on ``app.state``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from app.cache.base import Cache
+from app.core.dpop import NonceSource
+from app.registry.services.keys import KeyManager
+from app.settings import Settings
+
+
+@dataclass
+class Registry:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    cache: Cache
+    keys: KeyManager
+    nonces: NonceSource | None
+    clock: Callable[[], float] = field(default=time.time)
+
+    def now(self) -> int:
+        return int(self.clock())
+
+
+def get_registry(request: Request) -> Registry:
+    registry: Registry = request.app.state.registry
+    return registry
+
+
+RegistryDep = Annotated[Registry, Depends(get_registry)]

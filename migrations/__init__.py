@@ -1,0 +1,1 @@
+"""Alembic migrations for the AgentAuth database (shipped as app.migrations)."""

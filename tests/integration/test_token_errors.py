@@ -1,0 +1,316 @@
+"""Wire-level errors of /token, /bc-authorize, /register and /revoke (status, code, headers)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+
+from tests.support.registry import (
+    ACCESS_TOKEN_TYPE,
+    CIBA,
+    EXCHANGE,
+    JWT_TYPE,
+    AgentClient,
+    Human,
+    RegistryClient,
+)
+
+SHOP = "https://shop.example.com/api"
+OTHER = "https://other.example.com"
+PAYMENT = "https://shop.example.com/rar/payment"
+DETAILS = [
+    {
+        "type": "api",
+        "locations": [SHOP],
+        "actions": ["read", "pay"],
+        "limits": {"max_amount": {"value": "50.00", "currency": "EUR"}},
+    }
+]
+
+
+def error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    body: dict[str, Any] = response.json()
+    assert body["error"] == code, body
+    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["content-type"] == "application/json"
+    return body
+
+
+@pytest.fixture
+async def world(registry: RegistryClient) -> tuple[RegistryClient, Human, AgentClient]:
+    servers = (await registry.admin("GET", "/resource-servers")).json()["resource_servers"]
+    existing = {s["resource"] for s in servers}
+    if SHOP not in existing:
+        await registry.resource_server(SHOP, {PAYMENT: {"type": "object"}})
+    if OTHER not in existing:
+        await registry.resource_server(OTHER)
+    human = await registry.human()
+    return registry, human, await registry.agent(human)
+
+
+async def tokens_for(world: tuple[RegistryClient, Human, AgentClient], **params: Any) -> str:
+    _registry, human, agent = world
+    auth_req_id = (await agent.bc_authorize(DETAILS, **params)).json()["auth_req_id"]
+    assert (await human.approve(auth_req_id)).status_code == 200
+    assert (await agent.token(CIBA, auth_req_id=auth_req_id)).status_code == 200
+    return auth_req_id
+
+
+# request shape (TOK-01..TOK-08) ------------------------------------------------------------------
+
+
+async def test_get_is_not_allowed(registry: RegistryClient) -> None:
+    response = await registry.http.get("/token")
+    assert response.status_code == 405
+    assert response.json()["error"] == "invalid_request"
+
+
+async def test_json_body_and_query_parameters_are_refused(world: Any) -> None:
+    registry, _, agent = world
+    as_json = await registry.http.post("/token", json=agent.form(grant_type=CIBA))
+    error(as_json, 400, "invalid_request")
+    in_query = await registry.http.post(
+        "/token?grant_type=x",
+        content="a=b",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    error(in_query, 400, "invalid_request")
+
+
+async def test_duplicate_missing_and_unknown_grant_type(world: Any) -> None:
+    _, _, agent = world
+    dup = await agent.post("/token", agent.form(grant_type=[CIBA, CIBA]))
+    error(dup, 400, "invalid_request")
+    missing = await agent.post("/token", agent.form())
+    error(missing, 400, "invalid_request")
+    unknown = await agent.post("/token", agent.form(grant_type="password"))
+    error(unknown, 400, "unsupported_grant_type")
+
+
+async def test_grant_type_not_registered(world: Any) -> None:
+    registry, human, _ = world
+    token = (await human.api("POST", "/enrollment-tokens", {})).json()["token"]
+    agent = AgentClient(http=registry.http, clock=registry.clock)
+    assert (await agent.register(token, grant_types=[CIBA])).status_code == 201
+    response = await agent.post("/token", agent.form(grant_type="refresh_token", refresh_token="x"))
+    error(response, 400, "unauthorized_client")
+
+
+# client authentication --------------------------------------------------------------------------
+
+
+async def test_client_authentication_failures(world: Any) -> None:
+    registry, _, agent = world
+    no_assertion = await agent.post("/token", {"grant_type": CIBA, "auth_req_id": "x"})
+    error(no_assertion, 401, "invalid_client")
+    basic = await agent.post(
+        "/token", agent.form(grant_type=CIBA), headers={"Authorization": "Basic eDp5"}
+    )
+    error(basic, 401, "invalid_client")
+    form = agent.form(grant_type=CIBA, auth_req_id="x")
+    first = await agent.post("/token", form)
+    error(first, 400, "invalid_grant")
+    replayed = await agent.post("/token", form)
+    error(replayed, 401, "invalid_client")
+    stranger = AgentClient(http=registry.http, clock=registry.clock)
+    error(await stranger.post("/token", stranger.form(grant_type=CIBA)), 401, "invalid_client")
+
+
+async def test_disabled_agent_cannot_authenticate(world: Any) -> None:
+    _registry, human, agent = world
+    assert (await human.api("POST", f"/agents/{agent.client_id}/disable")).status_code == 200
+    error(await agent.post("/token", agent.form(grant_type=CIBA)), 401, "invalid_client")
+
+
+# DPoP -------------------------------------------------------------------------------------------
+
+
+async def test_dpop_failures(world: Any) -> None:
+    registry, _, agent = world
+    params = agent.form(grant_type=CIBA, auth_req_id="x")
+    error(await agent.post("/token", params, dpop=None), 400, "invalid_dpop_proof")
+    wrong_htu = agent.proof("/revoke")
+    error(
+        await agent.post("/token", agent.form(grant_type=CIBA), dpop=wrong_htu),
+        400,
+        "invalid_dpop_proof",
+    )
+    other_key = AgentClient(http=registry.http, clock=registry.clock)
+    foreign = other_key.proof("/token")
+    error(
+        await agent.post("/token", agent.form(grant_type=CIBA), dpop=foreign),
+        400,
+        "invalid_dpop_proof",
+    )
+    body = urlencode(agent.form(grant_type=CIBA, auth_req_id="x"))
+    headers = [
+        ("Content-Type", "application/x-www-form-urlencoded"),
+        ("DPoP", agent.proof("/token")),
+        ("DPoP", agent.proof("/token")),
+    ]
+    error(await agent.http.post("/token", content=body, headers=headers), 400, "invalid_dpop_proof")
+
+
+async def test_dpop_nonce_when_required(world: Any, settings: Any) -> None:
+    registry, _, agent = world
+    state = registry.app.state.registry
+    state.settings = settings.model_copy(update={"dpop_nonce_required": True})
+    try:
+        first = await agent.post("/token", agent.form(grant_type=CIBA, auth_req_id="x"))
+        error(first, 400, "use_dpop_nonce")
+        nonce = first.headers["dpop-nonce"]
+        retried = await agent.post(
+            "/token",
+            agent.form(grant_type=CIBA, auth_req_id="x"),
+            dpop=agent.proof("/token", nonce=nonce),
+        )
+        error(retried, 400, "invalid_grant")  # past the nonce check
+    finally:
+        state.settings = settings
+
+
+# CIBA -------------------------------------------------------------------------------------------
+
+
+async def test_ciba_pending_slow_down_expired_denied(world: Any) -> None:
+    registry, human, agent = world
+    started = (await agent.bc_authorize(DETAILS, requested_expiry="60")).json()
+    auth_req_id = started["auth_req_id"]
+    error(await agent.token(CIBA, auth_req_id=auth_req_id), 400, "authorization_pending")
+    error(await agent.token(CIBA, auth_req_id=auth_req_id), 400, "slow_down")
+    registry.clock.advance(61)
+    error(await agent.token(CIBA, auth_req_id=auth_req_id), 400, "expired_token")
+    denied = (await agent.bc_authorize(DETAILS)).json()["auth_req_id"]
+    assert (await human.api("POST", f"/requests/{denied}/deny")).status_code == 200
+    error(await agent.token(CIBA, auth_req_id=denied), 400, "access_denied")
+    other = await registry.agent(human)
+    error(await other.token(CIBA, auth_req_id=denied), 400, "invalid_grant")
+    error(await agent.token(CIBA, auth_req_id="unknown"), 400, "invalid_grant")
+
+
+@pytest.mark.parametrize(
+    ("details", "fragment"),
+    [
+        ([{"type": "https://unknown/type", "locations": [SHOP]}], "not accepted"),
+        (
+            [{"type": "api", "locations": ["https://unregistered.example"], "actions": ["x"]}],
+            "unknown location",
+        ),
+        (
+            [
+                {
+                    "type": "api",
+                    "locations": [SHOP],
+                    "actions": ["pay"],
+                    "limits": {"max_amount": {"value": 5, "currency": "EUR"}},
+                }
+            ],
+            "decimal",
+        ),
+        ([], "array"),
+    ],
+)
+async def test_bc_authorize_invalid_details(world: Any, details: Any, fragment: str) -> None:
+    _, _, agent = world
+    body = error(await agent.bc_authorize(details), 400, "invalid_authorization_details")
+    assert fragment in body["error_description"]
+
+
+async def test_bc_authorize_other_errors(world: Any) -> None:
+    _, _, agent = world
+    error(await agent.bc_authorize(DETAILS, login_hint="usr_nobody"), 400, "unknown_user_id")
+    error(await agent.bc_authorize(DETAILS, binding_message="x" * 201), 400, "invalid_request")
+    error(await agent.bc_authorize(DETAILS, max_delegation_depth="9"), 400, "invalid_request")
+    error(await agent.bc_authorize(DETAILS, requested_expiry="-1"), 400, "invalid_request")
+    missing = await agent.post("/bc-authorize", agent.form(), dpop=None)
+    error(missing, 400, "invalid_request")
+
+
+# refresh and exchange ---------------------------------------------------------------------------
+
+
+async def test_refresh_by_another_client_and_wider_details(world: Any) -> None:
+    registry, human, agent = world
+    await tokens_for(world)
+    thief = await registry.agent(human)
+    error(
+        await thief.token("refresh_token", refresh_token=agent.refresh_token), 400, "invalid_grant"
+    )
+    wider = json.dumps([{"type": "api", "locations": [SHOP], "actions": ["read", "pay", "delete"]}])
+    error(
+        await agent.token(
+            "refresh_token", refresh_token=agent.refresh_token, authorization_details=wider
+        ),
+        400,
+        "invalid_authorization_details",
+    )
+    error(
+        await agent.token("refresh_token", refresh_token=agent.refresh_token, resource=OTHER),
+        400,
+        "invalid_target",
+    )
+
+
+async def test_exchange_errors(world: Any) -> None:
+    registry, human, agent = world
+    await tokens_for(world)
+    subject = agent.access_token
+
+    def exchange(**params: Any) -> Any:
+        return agent.token(EXCHANGE, subject_token_type=ACCESS_TOKEN_TYPE, **params)
+
+    error(await exchange(subject_token="garbage"), 400, "invalid_request")
+    error(
+        await agent.token(
+            EXCHANGE,
+            subject_token=subject,
+            subject_token_type="urn:ietf:params:oauth:token-type:saml1",
+        ),
+        400,
+        "invalid_request",
+    )
+    error(await exchange(subject_token=subject, resource=OTHER), 400, "invalid_target")
+    wider = json.dumps([{"type": "api", "locations": [SHOP], "actions": ["delete"]}])
+    error(
+        await exchange(subject_token=subject, authorization_details=wider),
+        400,
+        "invalid_authorization_details",
+    )
+    actor = await registry.agent(human)
+    now = int(registry.clock())
+    depth_zero = await exchange(
+        subject_token=subject,
+        actor_token_type=JWT_TYPE,
+        actor_token=actor.keys.actor_token(iat=now, exp=now + 60, aud="http://localhost"),
+    )
+    error(depth_zero, 400, "invalid_request")  # the grant allows no delegation
+    stolen = await actor.token(
+        EXCHANGE, subject_token=subject, subject_token_type=ACCESS_TOKEN_TYPE
+    )
+    error(stolen, 400, "invalid_request")  # not the subject token's actor, nor its key
+
+
+async def test_revoke_endpoint(world: Any) -> None:
+    _registry, _, agent = world
+    await tokens_for(world)
+    unknown = await agent.post("/revoke", agent.form(token="not-a-token"), dpop=None)
+    assert unknown.status_code == 200
+    access = agent.access_token
+    assert (await agent.post("/revoke", agent.form(token=access), dpop=None)).status_code == 200
+    exchanged = await agent.token(
+        EXCHANGE, subject_token=access, subject_token_type=ACCESS_TOKEN_TYPE
+    )
+    error(exchanged, 400, "invalid_request")
+    refresh = agent.refresh_token
+    assert (
+        await agent.post("/revoke", agent.form(token=refresh, token_type_hint="bogus"), dpop=None)
+    ).status_code == 200
+    error(await agent.token("refresh_token", refresh_token=refresh), 400, "invalid_grant")
+    missing = await agent.post("/revoke", agent.form(), dpop=None)
+    error(missing, 400, "invalid_request")
+    error(await agent.post("/revoke", {"token": "x"}, dpop=None), 401, "invalid_client")

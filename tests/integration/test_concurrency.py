@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from app.store.models import Agent as AgentRow
 from tests.support.registry import CIBA, AgentClient, RegistryClient
 
-SHOP = "https://shop.example.com/api"
+SHOP = "https://shop-c.example.com/api"
 DETAILS = [{"type": "api", "locations": [SHOP], "actions": ["read"]}]
 
 

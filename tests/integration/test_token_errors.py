@@ -19,9 +19,9 @@ from tests.support.registry import (
     RegistryClient,
 )
 
-SHOP = "https://shop.example.com/api"
-OTHER = "https://other.example.com"
-PAYMENT = "https://shop.example.com/rar/payment"
+SHOP = "https://shop-e.example.com/api"
+OTHER = "https://other-e.example.com"
+PAYMENT = "https://shop-e.example.com/rar/payment"
 DETAILS = [
     {
         "type": "api",

@@ -1,0 +1,218 @@
+"""Admin API, discovery, key rotation, approvals re-verification, audit tampering, operations."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select, update
+
+from app.registry.services.approvals import reverify
+from app.store.models import Approval, AuditEvent, Passkey
+from tests.support.registry import CIBA, RegistryClient
+
+SHOP = "https://shop-a.example.com"
+DETAILS = [{"type": "api", "locations": [SHOP], "actions": ["read"]}]
+
+
+def refused(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.json()["error"] == code
+    return dict(response.json())
+
+
+async def ensure_shop(registry: RegistryClient) -> None:
+    servers = (await registry.admin("GET", "/resource-servers")).json()["resource_servers"]
+    if SHOP not in {s["resource"] for s in servers}:
+        await registry.resource_server(SHOP)
+
+
+async def test_admin_authentication(registry: RegistryClient) -> None:
+    refused(await registry.http.get("/admin/humans"), 401, "invalid_token")
+    wrong = await registry.http.get("/admin/humans", headers={"Authorization": "Bearer nope"})
+    assert refused(wrong, 401, "invalid_token")
+    assert wrong.headers["www-authenticate"].startswith("Bearer")
+
+
+async def test_admin_bad_input_is_400_never_422(registry: RegistryClient) -> None:
+    refused(await registry.admin("POST", "/humans", {"display_name": ""}), 400, "invalid_request")
+    refused(await registry.admin("GET", "/audit?after=-1"), 400, "invalid_request")
+    refused(await registry.admin("GET", "/audit?limit=abc"), 400, "invalid_request")
+    bad_json = await registry.http.post(
+        "/admin/humans",
+        content="{",
+        headers={
+            "Authorization": f"Bearer {registry.admin_token}",
+            "Content-Type": "application/json",
+        },
+    )
+    refused(bad_json, 400, "invalid_request")
+    refused(await registry.admin("POST", "/humans/usr_missing/suspend"), 404, "not_found")
+    refused(await registry.admin("POST", "/grants/grt_missing/revoke"), 404, "not_found")
+    refused(await registry.admin("POST", "/agents/agt_missing/disable"), 404, "not_found")
+    refused(
+        await registry.admin("POST", "/enrollment-tokens", {"owner": "usr_missing"}),
+        400,
+        "invalid_request",
+    )
+    big = await registry.http.post(
+        "/admin/humans",
+        content=b"x" * 70_000,
+        headers={
+            "Authorization": f"Bearer {registry.admin_token}",
+            "Content-Type": "application/json",
+        },
+    )
+    assert big.status_code == 413
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"name": "x", "resource": "http://shop.example.com"},
+        {"name": "x", "resource": "https://shop.example.com#f"},
+        {"name": "x", "resource": "https://s.example.com", "token_endpoint_auth_method": "none"},
+        {
+            "name": "x",
+            "resource": "https://s.example.com",
+            "authorization_details_types": {"t": {"type": 5}},
+        },
+        {
+            "name": "x",
+            "resource": "https://s.example.com",
+            "authorization_details_types": {"api": {}},
+        },
+        {
+            "name": "x",
+            "resource": "https://s.example.com",
+            "token_endpoint_auth_method": "private_key_jwt",
+        },
+    ],
+)
+async def test_resource_server_validation(registry: RegistryClient, body: dict[str, Any]) -> None:
+    refused(await registry.admin("POST", "/resource-servers", body), 400, "invalid_request")
+
+
+async def test_resource_server_secret_shown_once_and_conflict(registry: RegistryClient) -> None:
+    created = await registry.resource_server("https://unique-rs.example.com/api/")
+    assert created["resource"] == "https://unique-rs.example.com/api"
+    assert len(created["client_secret"]) >= 40
+    listed = (await registry.admin("GET", "/resource-servers")).json()["resource_servers"]
+    assert created["client_secret"] not in json.dumps(listed)
+    again = await registry.admin(
+        "POST",
+        "/resource-servers",
+        {"name": "dup", "resource": "https://unique-rs.example.com/api"},
+    )
+    refused(again, 409, "conflict")
+
+
+async def test_metadata_and_jwks(registry: RegistryClient) -> None:
+    await ensure_shop(registry)
+    metadata = (await registry.http.get("/.well-known/oauth-authorization-server")).json()
+    assert metadata["issuer"] == "http://localhost"
+    assert metadata["token_endpoint"] == "http://localhost/token"
+    assert metadata["introspection_endpoint"] == "http://localhost:8081/introspect"
+    assert metadata["backchannel_token_delivery_modes_supported"] == ["poll"]
+    jwks = (await registry.http.get("/.well-known/jwks.json")).json()
+    assert jwks["keys"]
+    assert all("d" not in k and k["use"] == "sig" for k in jwks["keys"])
+
+
+async def test_key_rotation_prepublishes_then_signs(registry: RegistryClient) -> None:
+    await ensure_shop(registry)
+    human = await registry.human()
+    agent = await registry.agent(human)
+    before = {k["kid"] for k in (await registry.http.get("/.well-known/jwks.json")).json()["keys"]}
+    rotated = await registry.admin("POST", "/keys/rotate", {"prepublish_seconds": 600})
+    assert rotated.status_code == 200, rotated.text
+    new_kid = rotated.json()["kid"]
+    published = {
+        k["kid"] for k in (await registry.http.get("/.well-known/jwks.json")).json()["keys"]
+    }
+    assert new_kid in published
+    assert before <= published
+
+    async def token_kid() -> str:
+        auth_req_id = (await agent.bc_authorize(DETAILS)).json()["auth_req_id"]
+        assert (await human.approve(auth_req_id)).status_code == 200
+        issued = await agent.token(CIBA, auth_req_id=auth_req_id)
+        assert issued.status_code == 200, issued.text
+        header = issued.json()["access_token"].split(".")[0]
+        from app.core.jwk import b64url_decode
+
+        return str(json.loads(b64url_decode(header))["kid"])
+
+    assert await token_kid() != new_kid  # pre-published, not signing yet
+    registry.clock.advance(601)
+    await human.login()
+    assert await token_kid() == new_kid
+    refused(
+        await registry.admin("POST", "/keys/rotate", {"prepublish_seconds": -1}),
+        400,
+        "invalid_request",
+    )
+
+
+async def test_stored_approval_reverifies_from_the_database(registry: RegistryClient) -> None:
+    await ensure_shop(registry)
+    human = await registry.human()
+    agent = await registry.agent(human)
+    auth_req_id = (await agent.bc_authorize(DETAILS)).json()["auth_req_id"]
+    assert (await human.approve(auth_req_id)).status_code == 200
+    async with registry.app.state.registry.sessions() as session:
+        approval = (
+            await session.scalars(select(Approval).where(Approval.auth_req_id == auth_req_id))
+        ).one()
+        passkey = await session.get(Passkey, approval.credential_id)
+    assert passkey is not None
+    assert reverify(approval, passkey.public_key)
+    approval.request_document = {**approval.request_document, "binding_message": "forged"}
+    assert not reverify(approval, passkey.public_key)
+
+
+async def test_tampered_audit_row_is_reported(registry: RegistryClient) -> None:
+    await registry.human()  # at least one event
+    sessions = registry.app.state.registry.sessions
+    async with sessions() as session:
+        victim = (
+            await session.scalars(select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(1))
+        ).one()
+    original = victim.actor
+    async with sessions() as session, session.begin():
+        await session.execute(
+            update(AuditEvent).where(AuditEvent.seq == victim.seq).values(actor="mallory")
+        )
+    try:
+        report = (await registry.admin("GET", "/audit/verify")).json()
+        assert report["ok"] is False
+        assert report["first_broken_seq"] == victim.seq
+    finally:
+        async with sessions() as session, session.begin():
+            await session.execute(
+                update(AuditEvent).where(AuditEvent.seq == victim.seq).values(actor=original)
+            )
+    assert (await registry.admin("GET", "/audit/verify")).json()["ok"] is True
+
+
+async def test_rate_limit_gives_429_with_retry_after(registry: RegistryClient) -> None:
+    responses = [await registry.http.post("/register", json={}) for _ in range(31)]
+    assert [r.status_code for r in responses[:30]] == [401] * 30
+    assert responses[30].status_code == 429
+    assert int(responses[30].headers["retry-after"]) >= 1
+
+
+async def test_health_readiness_metrics(registry: RegistryClient) -> None:
+    assert (await registry.http.get("/healthz")).json() == {"status": "ok"}
+    ready = await registry.http.get("/readyz")
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["checks"] == {"database": True, "cache": True, "keys": True}
+    metrics = await registry.http.get("/metrics")
+    assert "agentauth_http_requests_total" in metrics.text
+    assert 'route="/readyz"' in metrics.text
+
+
+async def test_unknown_path_is_json_404(registry: RegistryClient) -> None:
+    refused(await registry.http.get("/nope"), 404, "not_found")

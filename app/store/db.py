@@ -20,11 +20,19 @@ def create_engine(url: str, *, pool_size: int = 10, read_only: bool = False) -> 
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
+            # Transactions are begun by the "begin" hook below, not by the driver.
+            dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _begin_immediate(connection: Any) -> None:
+            # Take the write lock up front: a deferred transaction that reads and then writes
+            # can fail with SQLITE_BUSY when another writer committed in between.
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     options: dict[str, Any] = {

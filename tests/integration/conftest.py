@@ -21,8 +21,17 @@ ADMIN_TOKEN = "admin-" + "x" * 40
 KEK = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()  # one per test run
 
 
-@pytest.fixture(scope="session")
-def database_url() -> Iterator[str]:
+@pytest.fixture(scope="session", params=["postgresql", "sqlite"])
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """Every integration test runs on PostgreSQL (production) and SQLite (the embedded
+    development default), each a fresh database migrated from scratch."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('sqlite') / 'agentauth.db'}"
+        upgrade(url)
+        yield url
+        return
     with postgres_database() as url:
         upgrade(url)
         yield url

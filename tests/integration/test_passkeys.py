@@ -54,6 +54,7 @@ async def test_approval_assertion_checks(
 ) -> None:
     _registry, human, _, auth_req_id = setup
     page = await human.api("POST", f"/requests/{auth_req_id}/approve/options")
+    options = dict(options)  # parametrize values are shared between runs
     origin = options.pop("origin", ISSUER)
     credential = human.authenticator.get(page.json(), origin=origin, **options)
     response = await human.api(
@@ -229,6 +230,7 @@ async def test_registration_checks(
     page = await human.api(
         "POST", "/passkeys/register/options", {"invite_token": created["invite_token"]}
     )
+    options = dict(options)  # parametrize values are shared between runs
     origin = options.pop("origin", ISSUER)
     credential = human.authenticator.create(page.json(), origin=origin, **options)
     response = await human.api(

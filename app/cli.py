@@ -23,7 +23,9 @@ app = typer.Typer(
 keys_app = typer.Typer(help="Work with JSON Web Keys.", no_args_is_help=True)
 config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+audit_app = typer.Typer(help="Inspect the audit log.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+app.add_typer(audit_app, name="audit")
 
 
 def _version(value: bool) -> None:
@@ -116,6 +118,40 @@ def serve(
         access_log=False,
         lifespan="on",
     )
+
+
+@audit_app.command("verify")
+def audit_verify(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Recompute the audit hash chain; exit 1 and name the first broken event if any."""
+    import asyncio
+
+    from app.registry.services.audit import verify_chain
+    from app.store.db import create_engine, session_factory
+
+    settings = _settings()
+
+    async def run() -> dict[str, object]:
+        engine = create_engine(settings.database_url)
+        try:
+            async with session_factory(engine)() as session:
+                return (await verify_chain(session)).to_dict()
+        finally:
+            await engine.dispose()
+
+    report = asyncio.run(run())
+    if as_json:
+        typer.echo(json.dumps(report))
+    elif report["ok"]:
+        typer.echo(f"audit chain intact: {report['events']} events")
+    else:
+        typer.echo(
+            f"audit chain BROKEN at event {report['first_broken_seq']}: {report['reason']}",
+            err=True,
+        )
+    if not report["ok"]:
+        raise typer.Exit(1)
 
 
 @config_app.command("check")

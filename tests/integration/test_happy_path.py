@@ -112,3 +112,6 @@ async def test_invite_passkey_register_approve_token_refresh_exchange_delegate_r
 
     report = (await registry.admin("GET", "/audit/verify")).json()
     assert report["ok"] is True, report
+    metrics = (await registry.http.get("/metrics")).text
+    assert 'agentauth_tokens_issued_total{grant_type="token_exchange"}' in metrics
+    assert 'agentauth_revocations_total{kind="grant"}' in metrics

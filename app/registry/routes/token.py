@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from app.api.bodies import read_form
 from app.api.errors import json_response
+from app.api.metrics import METRICS
 from app.core.dpop import DPoPProof
 from app.core.errors import InvalidDPoPProof, UnauthorizedClient, UnsupportedGrantType
 from app.core.params import FormParams
@@ -28,6 +29,11 @@ HANDLERS: dict[str, Handler] = {
     exchange.GRANT_TYPE: exchange.handle,
 }
 
+GRANT_NAMES = {
+    ciba.GRANT_TYPE: "ciba",
+    refresh.GRANT_TYPE: "refresh_token",
+    exchange.GRANT_TYPE: "token_exchange",
+}
 router = APIRouter()
 
 
@@ -60,4 +66,9 @@ async def token(request: Request, registry: RegistryDep) -> Response:
     proof = await check_dpop(registry, request, "/token")
     _check_key_is_registered(agent, proof)
     body = await handler(registry, agent, proof, form)
+    METRICS.inc(
+        "agentauth_tokens_issued_total",
+        "Access tokens issued by grant type.",
+        grant_type=GRANT_NAMES[form["grant_type"]],
+    )
     return json_response(body)

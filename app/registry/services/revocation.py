@@ -13,6 +13,7 @@ import logging
 from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.api.metrics import METRICS
 from app.cache.base import CacheUnavailable
 from app.registry.state import Registry
 from app.store.models import AccessToken, Agent, Grant, Human, RefreshToken, Revocation
@@ -80,6 +81,7 @@ async def suspend_human(session: AsyncSession, human: Human, now: int) -> list[R
 async def publish(registry: Registry, rows: list[Revocation]) -> None:
     """Announce committed revocations; a failure is logged, never undoes the revocation."""
     for row in rows:
+        METRICS.inc("agentauth_revocations_total", "Revocations by kind.", kind=row.kind)
         try:
             await registry.cache.publish_revocation(
                 row.seq, row.kind, row.subject, row.expires_at or 0

@@ -13,7 +13,7 @@ from app.registry.app import create_app
 from app.settings import Settings
 from app.store.migrate import upgrade
 from tests.support.clock import Clock
-from tests.support.databases import postgres_database, redis_url
+from tests.support.databases import postgres_database, redis_server
 from tests.support.registry import RegistryClient
 
 ISSUER = "http://localhost"
@@ -37,18 +37,24 @@ def database_url(
         yield url
 
 
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    with redis_server() as url:
+        yield url
+
+
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
 
 
 @pytest.fixture
-def settings(database_url: str) -> Settings:
+def settings(database_url: str, redis_url: str) -> Settings:
     return Settings(
         issuer=ISSUER,
         verifier_url="http://localhost:8081",
         database_url=database_url,
-        redis_url=redis_url(),
+        redis_url=redis_url,
         cache_namespace=f"test-{secrets.token_hex(6)}",
         admin_token=ADMIN_TOKEN,
         key_encryption_key=KEK,

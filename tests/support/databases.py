@@ -1,18 +1,32 @@
-"""Fresh databases for a test run: the local PostgreSQL/Redis given by environment variables,
-or testcontainers where a Docker engine exists. Nothing depends on leftovers."""
+"""Fresh databases for a test run.
+
+PostgreSQL and Redis come from ``AGENTAUTH_TEST_DATABASE_URL`` / ``AGENTAUTH_TEST_REDIS_URL``,
+else from the local servers on 127.0.0.1, else from testcontainers where a Docker engine
+exists. Each run creates its own database and drops it afterwards: nothing depends on
+leftovers.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import secrets
+import socket
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 import asyncpg
 
-DEFAULT_POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
-DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
+LOCAL_POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+LOCAL_REDIS = "redis://127.0.0.1:6379/0"
+
+
+def _reachable(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 def _plain(url: str) -> str:
@@ -27,18 +41,38 @@ async def _admin(url: str, statement: str) -> None:
         await connection.close()
 
 
+def _postgres_server(stack: ExitStack) -> str:
+    configured = os.environ.get("AGENTAUTH_TEST_DATABASE_URL")
+    if configured:
+        return configured
+    if _reachable(5432):
+        return LOCAL_POSTGRES
+    from testcontainers.postgres import PostgresContainer  # only where Docker exists
+
+    container = stack.enter_context(PostgresContainer("postgres:16-alpine", driver="asyncpg"))
+    return str(container.get_connection_url())
+
+
 @contextmanager
 def postgres_database() -> Iterator[str]:
     """Create ``agentauth_test_<random>`` and drop it afterwards; yields its asyncpg URL."""
-    admin_url = os.environ.get("AGENTAUTH_TEST_DATABASE_URL", DEFAULT_POSTGRES)
-    name = f"agentauth_test_{secrets.token_hex(6)}"
-    asyncio.run(_admin(admin_url, f'CREATE DATABASE "{name}"'))
-    base = admin_url.rsplit("/", 1)[0]
-    try:
-        yield f"{base}/{name}"
-    finally:
-        asyncio.run(_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with ExitStack() as stack:
+        admin_url = _postgres_server(stack)
+        name = f"agentauth_test_{secrets.token_hex(6)}"
+        asyncio.run(_admin(admin_url, f'CREATE DATABASE "{name}"'))
+        try:
+            yield f"{admin_url.rsplit('/', 1)[0]}/{name}"
+        finally:
+            asyncio.run(_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-def redis_url() -> str:
-    return os.environ.get("AGENTAUTH_TEST_REDIS_URL", DEFAULT_REDIS)
+@contextmanager
+def redis_server() -> Iterator[str]:
+    configured = os.environ.get("AGENTAUTH_TEST_REDIS_URL")
+    if configured or _reachable(6379):
+        yield configured or LOCAL_REDIS
+        return
+    from testcontainers.redis import RedisContainer
+
+    with RedisContainer("redis:7-alpine") as container:
+        yield f"redis://{container.get_container_host_ip()}:{container.get_exposed_port(6379)}/0"

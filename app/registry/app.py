@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
@@ -33,11 +35,23 @@ from app.store.db import create_engine, session_factory
 log = logging.getLogger("agentauth.registry")
 
 
+DEV_KEK_FILE = Path(".agentauth-kek")
+
+
 def _kek(settings: Settings) -> bytes:
+    """The key-encryption key; in development without one, a local file (mode 0600) keeps
+    the signing keys readable across restarts. Production refuses to start without it."""
     if settings.key_encryption_key is not None:
         return decode_key_encryption_key(settings.key_encryption_key.get_secret_value())
-    log.warning("AGENTAUTH_KEY_ENCRYPTION_KEY is not set: using a temporary development key")
-    return secrets.token_bytes(32)
+    if not DEV_KEK_FILE.exists():
+        fd = os.open(DEV_KEK_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(secrets.token_bytes(32))
+    log.warning(
+        "AGENTAUTH_KEY_ENCRYPTION_KEY is not set: using the development key in %s",
+        DEV_KEK_FILE.resolve(),
+    )
+    return DEV_KEK_FILE.read_bytes()
 
 
 def _nonces(settings: Settings) -> NonceSource | None:

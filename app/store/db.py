@@ -38,7 +38,7 @@ def create_engine(url: str, *, pool_size: int = 10, read_only: bool = False) -> 
     options: dict[str, Any] = {
         "pool_size": pool_size,
         "max_overflow": pool_size,
-        "pool_pre_ping": True,
+        "pool_recycle": 1800,  # no pre-ping: it costs a round trip per checkout
     }
     if read_only:
         options["connect_args"] = {"server_settings": {"default_transaction_read_only": "on"}}

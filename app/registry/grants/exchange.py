@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.errors import unavailable
@@ -32,7 +33,8 @@ GRANT_TYPE = "urn:ietf:params:oauth:grant-type:token-exchange"
 
 async def _subject(
     registry: Registry, session: AsyncSession, token: str, now: int
-) -> AccessTokenClaims:
+) -> tuple[AccessTokenClaims, Grant]:
+    """The verified subject token and its grant, both still alive."""
     try:
         claims = verify_access_token(
             token,
@@ -43,10 +45,17 @@ async def _subject(
         )
     except InvalidToken:
         raise InvalidRequest("The subject_token is invalid or expired.") from None
-    row = await session.get(AccessToken, claims.jti)
-    if row is None or row.revoked_at is not None:
+    query = (
+        select(Grant)
+        .join(AccessToken, AccessToken.grant_id == Grant.id)
+        .where(AccessToken.jti == claims.jti, AccessToken.revoked_at.is_(None))
+    )
+    grant = (await session.scalars(query)).one_or_none()
+    if grant is None:
         raise InvalidRequest("The subject_token has been revoked.")
-    return claims
+    if grant.status != "active" or grant.expires_at <= now:
+        raise InvalidRequest("The subject_token's grant is no longer active.")
+    return claims, grant
 
 
 async def _actor(
@@ -80,10 +89,7 @@ async def handle(
     now = registry.now()
     request = parse_exchange_request(form)
     async with registry.sessions() as session, session.begin():
-        subject = await _subject(registry, session, request.subject_token, now)
-        grant = await session.get(Grant, subject.grant_id)
-        if grant is None or grant.status != "active" or grant.expires_at <= now:
-            raise InvalidRequest("The subject_token's grant is no longer active.")
+        subject, grant = await _subject(registry, session, request.subject_token, now)
         actor, actor_jkt = (None, None)
         if request.actor_token is not None:
             actor, actor_jkt = await _actor(registry, session, request.actor_token, now)

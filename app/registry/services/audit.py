@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.approvals import canonicalize
@@ -73,19 +73,18 @@ async def append(
         data=payload,
     )
     await session.execute(update(AuditHead).where(AuditHead.id == 1).values(hash=digest))
-    row = AuditEvent(
-        seq=seq,
-        created_at=now,
-        event=event,
-        actor=actor,
-        subject=subject,
-        data=payload,
-        prev_hash=prev_hash,
-        hash=digest,
-    )
-    session.add(row)
-    await session.flush()
-    return row
+    values = {
+        "seq": seq,
+        "created_at": now,
+        "event": event,
+        "actor": actor,
+        "subject": subject,
+        "data": payload,
+        "prev_hash": prev_hash,
+        "hash": digest,
+    }
+    await session.execute(insert(AuditEvent).values(**values))
+    return AuditEvent(**values)
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.errors import unavailable
@@ -23,13 +24,13 @@ def agent_keys(agent: Agent) -> dict[str, PublicJWK]:
 
 
 async def active_agent(session: AsyncSession, client_id: str) -> Agent | None:
-    agent = await session.get(Agent, client_id)
-    if agent is None or agent.status != "active":
-        return None
-    owner = await session.get(Human, agent.owner_id)
-    if owner is None or owner.status != "active":
-        return None
-    return agent
+    """The agent, if it and its owner are both active (one query)."""
+    query = (
+        select(Agent)
+        .join(Human, Human.id == Agent.owner_id)
+        .where(Agent.id == client_id, Agent.status == "active", Human.status == "active")
+    )
+    return (await session.scalars(query)).one_or_none()
 
 
 async def authenticate_agent(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.capabilities import AuthorizationDetail, for_audience
@@ -38,8 +39,8 @@ async def record_access_token(
     registry: Registry, session: AsyncSession, claims: AccessTokenClaims, parent_jti: str | None
 ) -> Issued:
     token = mint_access_token(claims, registry.keys.current(claims.iat))
-    session.add(
-        AccessToken(
+    await session.execute(
+        insert(AccessToken).values(
             jti=claims.jti,
             grant_id=claims.grant_id,
             client_id=claims.client_id,

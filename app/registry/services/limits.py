@@ -22,10 +22,14 @@ async def _hit(registry: Registry, key: str, limit: int) -> None:
         raise RateLimited(headers={"Retry-After": str(retry_after)})
 
 
+def _scaled(registry: Registry, limit: int) -> int:
+    return max(1, int(limit * registry.settings.rate_limit_scale))
+
+
 async def limit_address(registry: Registry, request: Request, endpoint: str) -> None:
     address = request.client.host if request.client else "unknown"
-    await _hit(registry, f"{endpoint}:ip:{address}", PER_ADDRESS[endpoint])
+    await _hit(registry, f"{endpoint}:ip:{address}", _scaled(registry, PER_ADDRESS[endpoint]))
 
 
 async def limit_client(registry: Registry, client_id: str, endpoint: str) -> None:
-    await _hit(registry, f"{endpoint}:client:{client_id}", PER_CLIENT[endpoint])
+    await _hit(registry, f"{endpoint}:client:{client_id}", _scaled(registry, PER_CLIENT[endpoint]))

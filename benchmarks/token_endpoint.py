@@ -1,0 +1,330 @@
+"""Load benchmark of ``POST /token`` (refresh and token exchange) against a real registry.
+
+Starts ``agentauth serve registry`` on 127.0.0.1 with a fresh PostgreSQL database and the
+local Redis, enrols a human with a software passkey, registers an agent, obtains approved
+grants through the real endpoints, then drives pre-built requests (each with its own client
+assertion and DPoP proof, signed before the clock starts) with the fixed-rate, coordinated-
+omission-free generator in ``loadgen.py``, and a saturation run for throughput. A raw-ASGI
+"hello" server measured the same way gives the floor. Every run is bounded and repeated.
+
+    .venv/bin/python benchmarks/token_endpoint.py                 # defaults: 100 req/s, 3 runs
+    .venv/bin/python benchmarks/token_endpoint.py --json
+
+Server pinned to CPU 0, generator to CPU 1 (PostgreSQL and Redis are not pinned).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import json
+import os
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
+
+import loadgen  # noqa: E402
+
+from app.store.migrate import upgrade  # noqa: E402
+from tests.factories import Agent  # noqa: E402
+from tests.support.databases import postgres_database, redis_server  # noqa: E402
+from tests.support.webauthn import SoftwareAuthenticator  # noqa: E402
+
+CIBA = "urn:openid:params:grant-type:ciba"
+EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+ACCESS = "urn:ietf:params:oauth:token-type:access_token"
+ASSERTION = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+SHOP = "https://shop.bench.example/api"
+BANK = "https://bank.bench.example"
+DETAILS = [
+    {
+        "type": "api",
+        "locations": [SHOP],
+        "actions": ["read", "pay"],
+        "limits": {"max_amount": {"value": "50.00", "currency": "EUR"}},
+    },
+    {"type": "api", "locations": [BANK], "actions": ["read"]},
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_ready(base: str, path: str = "/readyz", timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(base + path, timeout=1).status_code == 200:
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"{base}{path} not ready after {timeout} s")
+
+
+@contextlib.contextmanager
+def server(command: list[str], env: dict[str, str], base: str, ready: str) -> Iterator[None]:
+    process = subprocess.Popen(  # noqa: S603 - our own commands
+        ["/usr/bin/taskset", "-c", "0", *command],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_ready(base, ready)
+        yield
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stderr:
+            process.stderr.close()
+
+
+@dataclass
+class Bench:
+    base: str
+    admin: str
+    http: httpx.Client
+    agent: Agent
+    human_browser: httpx.Client
+    authenticator: SoftwareAuthenticator
+    csrf: str = ""
+
+    def form(self, **params: Any) -> dict[str, Any]:
+        now = int(time.time())
+        return {
+            "client_assertion_type": ASSERTION,
+            "client_assertion": self.agent.assertion(iat=now, exp=now + 120, aud=self.base),
+            **params,
+        }
+
+    def proof(self) -> str:
+        return self.agent.dpop(htu=f"{self.base}/token", iat=int(time.time()))
+
+    def token(self, **params: Any) -> dict[str, Any]:
+        response = self.http.post(
+            "/token",
+            content=urlencode(self.form(**params)),
+            headers={"Content-Type": "application/x-www-form-urlencoded", "DPoP": self.proof()},
+        )
+        response.raise_for_status()
+        body: dict[str, Any] = response.json()
+        return body
+
+    def approved_refresh_token(self) -> str:
+        started = self.http.post(
+            "/bc-authorize",
+            content=urlencode(
+                self.form(authorization_details=json.dumps(DETAILS), grant_lifetime="3600")
+            ),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        started.raise_for_status()
+        auth_req_id = started.json()["auth_req_id"]
+        headers = {"X-CSRF-Token": self.csrf}
+        options = self.human_browser.post(
+            f"/ui/api/requests/{auth_req_id}/approve/options", headers=headers
+        ).json()
+        credential = self.authenticator.get(options, origin=self.base)
+        approved = self.human_browser.post(
+            f"/ui/api/requests/{auth_req_id}/approve",
+            json={"credential": credential},
+            headers=headers,
+        )
+        approved.raise_for_status()
+        return str(self.token(grant_type=CIBA, auth_req_id=auth_req_id)["refresh_token"])
+
+    def request(self, **params: Any) -> loadgen.Request:
+        return loadgen.Request(
+            "POST",
+            "/token",
+            {
+                "Content-Type": "application/x-www-form-urlencoded",
+                "DPoP": self.proof(),
+            },
+            urlencode(self.form(**params)).encode(),
+        )
+
+
+def bootstrap(base: str, admin: str) -> Bench:
+    http = httpx.Client(base_url=base, timeout=10)
+    auth = {"Authorization": f"Bearer {admin}"}
+    for resource in (SHOP, BANK):
+        http.post(
+            "/admin/resource-servers", json={"name": resource, "resource": resource}, headers=auth
+        ).raise_for_status()
+    created = http.post("/admin/humans", json={"display_name": "Bench"}, headers=auth).json()
+    browser = httpx.Client(base_url=base, timeout=10)
+    authenticator = SoftwareAuthenticator()
+    options = browser.post(
+        "/ui/api/passkeys/register/options", json={"invite_token": created["invite_token"]}
+    ).json()
+    credential = authenticator.create(options, origin=base)
+    browser.post(
+        "/ui/api/passkeys/register/verify",
+        json={"invite_token": created["invite_token"], "credential": credential},
+    ).raise_for_status()
+    csrf = browser.get("/ui/api/session").json()["csrf_token"]
+    token = browser.post(
+        "/ui/api/enrollment-tokens", json={}, headers={"X-CSRF-Token": csrf}
+    ).json()
+    agent = Agent()
+    registered = http.post(
+        "/register",
+        json={"client_name": "bench", "jwks": {"keys": [agent.public.to_dict()]}},
+        headers={"Authorization": f"Bearer {token['token']}"},
+    )
+    registered.raise_for_status()
+    agent.client_id = registered.json()["client_id"]
+    return Bench(base, admin, http, agent, browser, authenticator, csrf)
+
+
+def run_case(name: str, port: int, build: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """Fixed-rate runs (latency) and saturation runs (throughput), each ``args.runs`` times."""
+    fixed, saturated = [], []
+    count = int(args.rate * args.duration)
+    for _ in range(args.runs):
+        requests = [build() for _ in range(count)]
+        result = loadgen.run_fixed_rate(
+            "127.0.0.1", port, requests, args.rate, connections=32, cpu=1
+        )
+        fixed.append(result)
+        requests = [build() for _ in range(args.saturation_requests)]
+        saturated.append(
+            loadgen.run_saturation(
+                "127.0.0.1", port, requests, connections=32, duration_limit=args.duration * 2, cpu=1
+            )
+        )
+    report = {
+        "fixed_rate": loadgen.summarize_runs(fixed),
+        "saturation_rate": [round(r.achieved_rate, 1) for r in saturated],
+        "statuses": [dict(r.status_counts) for r in (*fixed, *saturated)],
+    }
+    print(f"\n{name}")
+    for r in fixed:
+        print(f"  fixed {args.rate:g}/s: {r.summary()}")
+    for r in saturated:
+        print(f"  saturation: {r.summary()}")
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=100.0)
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--saturation-requests", type=int, default=2000)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    port, hello_port = free_port(), free_port()
+    base = f"http://127.0.0.1:{port}"
+    admin = secrets.token_urlsafe(32)
+    results: dict[str, Any] = {"config": vars(args)}
+    with postgres_database() as database_url, redis_server() as redis_url:
+        upgrade(database_url)
+        env = {
+            **os.environ,
+            "AGENTAUTH_ISSUER": base,
+            "AGENTAUTH_DATABASE_URL": database_url,
+            "AGENTAUTH_REDIS_URL": redis_url,
+            "AGENTAUTH_ADMIN_TOKEN": admin,
+            "AGENTAUTH_CACHE_NAMESPACE": f"bench-{secrets.token_hex(4)}",
+            "AGENTAUTH_KEY_ENCRYPTION_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
+            # The limits stay on (their Redis round trip is part of the path), just high.
+            "AGENTAUTH_RATE_LIMIT_SCALE": "10000",
+        }
+        agentauth = str(Path(sys.executable).parent / "agentauth")
+        command = [
+            agentauth,
+            "serve",
+            "registry",
+            "--port",
+            str(port),
+            "--workers",
+            str(args.workers),
+        ]
+        with server(command, env, base, "/readyz"):
+            bench = bootstrap(base, admin)
+            subject = bench.token(grant_type=CIBA, auth_req_id=_first_grant(bench))["access_token"]
+            results["exchange"] = run_case(
+                "token exchange (re-audience)",
+                port,
+                lambda: bench.request(
+                    grant_type=EXCHANGE,
+                    subject_token=subject,
+                    subject_token_type=ACCESS,
+                    resource=BANK,
+                ),
+                args,
+            )
+            needed = int(args.rate * args.duration) + args.saturation_requests
+            print(f"\npreparing {needed * args.runs} approved grants for the refresh runs ...")
+            pool = [bench.approved_refresh_token() for _ in range(needed * args.runs)]
+            results["refresh"] = run_case(
+                "refresh_token (rotation)",
+                port,
+                lambda: bench.request(grant_type="refresh_token", refresh_token=pool.pop()),
+                args,
+            )
+    hello_base = f"http://127.0.0.1:{hello_port}"
+    hello = [sys.executable, str(ROOT / "benchmarks" / "hello.py"), "--port", str(hello_port)]
+    with server(hello, dict(os.environ), hello_base, "/"):
+        results["hello"] = run_case(
+            "raw ASGI hello (floor)", hello_port, lambda: loadgen.Request("GET", "/", {}), args
+        )
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        for name in ("exchange", "refresh", "hello"):
+            fixed, rates = results[name]["fixed_rate"], results[name]["saturation_rate"]
+            p99 = fixed["p99_ms"]
+            print(
+                f"{name:9s} p50 {fixed['p50_ms']['median']:.1f} ms, p99 {p99['median']:.1f} ms"
+                f" (range {p99['min']:.1f}-{p99['max']:.1f}) at {args.rate:g}/s;"
+                f" saturation {statistics.median(rates):.0f} req/s (runs {rates})"
+            )
+
+
+def _first_grant(bench: Bench) -> str:
+    started = bench.http.post(
+        "/bc-authorize",
+        content=urlencode(bench.form(authorization_details=json.dumps(DETAILS))),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    ).json()
+    headers = {"X-CSRF-Token": bench.csrf}
+    options = bench.human_browser.post(
+        f"/ui/api/requests/{started['auth_req_id']}/approve/options", headers=headers
+    ).json()
+    credential = bench.authenticator.get(options, origin=bench.base)
+    bench.human_browser.post(
+        f"/ui/api/requests/{started['auth_req_id']}/approve",
+        json={"credential": credential},
+        headers=headers,
+    ).raise_for_status()
+    return str(started["auth_req_id"])
+
+
+if __name__ == "__main__":
+    main()

@@ -12,15 +12,17 @@ from __future__ import annotations
 import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.approvals import canonicalize
 from app.store.models import AuditEvent, AuditHead
 
 GENESIS = "0" * 64
+HEAD = cast(Table, AuditHead.__table__)
+EVENTS = cast(Table, AuditEvent.__table__)
 
 
 def event_hash(
@@ -55,11 +57,12 @@ async def append(
     data: dict[str, Any] | None = None,
 ) -> AuditEvent:
     """Append one event inside the caller's transaction."""
+    # Core statements on the tables (not ORM-enabled ones): no identity-map bookkeeping.
     result = await session.execute(
-        update(AuditHead)
-        .where(AuditHead.id == 1)
-        .values(seq=AuditHead.seq + 1)
-        .returning(AuditHead.seq, AuditHead.hash)
+        update(HEAD)
+        .where(HEAD.c.id == 1)
+        .values(seq=HEAD.c.seq + 1)
+        .returning(HEAD.c.seq, HEAD.c.hash)
     )
     seq, prev_hash = result.one()
     payload = data or {}
@@ -72,7 +75,7 @@ async def append(
         subject=subject,
         data=payload,
     )
-    await session.execute(update(AuditHead).where(AuditHead.id == 1).values(hash=digest))
+    await session.execute(update(HEAD).where(HEAD.c.id == 1).values(hash=digest))
     values = {
         "seq": seq,
         "created_at": now,
@@ -83,7 +86,7 @@ async def append(
         "prev_hash": prev_hash,
         "hash": digest,
     }
-    await session.execute(insert(AuditEvent).values(**values))
+    await session.execute(insert(EVENTS).values(**values))
     return AuditEvent(**values)
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert
+from sqlalchemy import Table, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.capabilities import AuthorizationDetail, for_audience
@@ -13,6 +13,8 @@ from app.core.tokens import AccessTokenClaims, mint_access_token
 from app.registry.services.common import new_id, new_secret, secret_hash
 from app.registry.state import Registry
 from app.store.models import AccessToken, Grant, RefreshToken
+
+ACCESS_TOKENS = cast(Table, AccessToken.__table__)
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,7 @@ async def record_access_token(
 ) -> Issued:
     token = mint_access_token(claims, registry.keys.current(claims.iat))
     await session.execute(
-        insert(AccessToken).values(
+        insert(ACCESS_TOKENS).values(
             jti=claims.jti,
             grant_id=claims.grant_id,
             client_id=claims.client_id,

@@ -25,8 +25,9 @@ import uvicorn
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 if str(BENCHMARKS) not in sys.path:
-    # benchmarks/ is not a package; the spawned generator workers inherit this sys.path entry.
-    sys.path.insert(0, str(BENCHMARKS))
+    # benchmarks/ is not a package. Appended, not prepended, so that a benchmark script can
+    # never shadow a standard-library module; the spawned generator workers inherit sys.path.
+    sys.path.append(str(BENCHMARKS))
 loadgen = importlib.import_module("loadgen")
 hello = importlib.import_module("hello")
 

@@ -57,7 +57,7 @@ class Settings(BaseSettings):
     access_token_ttl: int = Field(default=300, ge=30, le=3600)
     clock_skew: int = Field(default=5, ge=0, le=60)
     dpop_max_age: int = Field(default=300, ge=10, le=600)
-    dpop_nonce_required: bool = False
+    dpop_require_nonce: bool = False
     cache_namespace: str = Field(default="agentauth", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     rate_limit_scale: float = Field(default=1.0, gt=0, le=1_000_000)
     key_prepublish_seconds: int = Field(default=3600, ge=0, le=30 * 86400)
@@ -86,6 +86,12 @@ class Settings(BaseSettings):
         if value is not None and len(value.get_secret_value()) < 32:
             raise ValueError("must be at least 32 characters")
         return value
+
+    @model_validator(mode="after")
+    def _nonce_needs_secret(self) -> Settings:
+        if self.dpop_require_nonce and self.dpop_nonce_secret is None:
+            raise ValueError("AGENTAUTH_DPOP_REQUIRE_NONCE needs AGENTAUTH_DPOP_NONCE_SECRET")
+        return self
 
     @model_validator(mode="after")
     def _production_guard(self) -> Settings:

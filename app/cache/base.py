@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 REVOCATION_CHANNEL = "agentauth:revocations"
@@ -16,6 +17,13 @@ class CacheUnavailable(RuntimeError):
 class Cache(Protocol):
     async def remember(self, key: str, ttl: int) -> bool:
         """Record ``key`` for ``ttl`` seconds; ``False`` if it was already recorded (replay)."""
+        ...
+
+    async def admit(
+        self, rate: tuple[str, int, int], remember: Sequence[tuple[str, int]]
+    ) -> tuple[int, list[bool]]:
+        """One round trip: count ``rate`` = (key, limit, window) like :meth:`hit` and record
+        each (key, ttl) like :meth:`remember`; returns (retry_after, first-use flags)."""
         ...
 
     async def hit(self, key: str, limit: int, window: int) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 
 class MemoryCache:
@@ -31,6 +31,12 @@ class MemoryCache:
                 return False
             self._seen[key] = now + ttl
             return True
+
+    async def admit(
+        self, rate: tuple[str, int, int], remember: Sequence[tuple[str, int]]
+    ) -> tuple[int, list[bool]]:
+        retry_after = await self.hit(*rate)
+        return retry_after, [await self.remember(key, ttl) for key, ttl in remember]
 
     async def hit(self, key: str, limit: int, window: int) -> int:
         async with self._lock:

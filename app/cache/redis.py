@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -38,6 +40,20 @@ class RedisCache:
             return bool(await self._redis.set(f"{self._ns}:seen:{key}", b"1", nx=True, ex=ttl))
         except RedisError as exc:
             raise CacheUnavailable(f"replay guard: {exc}") from exc
+
+    async def admit(
+        self, rate: tuple[str, int, int], remember: Sequence[tuple[str, int]]
+    ) -> tuple[int, list[bool]]:
+        key, limit, window = rate
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                await self._hit(keys=[f"{self._ns}:rate:{key}"], args=[limit, window], client=pipe)
+                for seen, ttl in remember:
+                    pipe.set(f"{self._ns}:seen:{seen}", b"1", nx=True, ex=ttl)
+                results = await pipe.execute()
+        except RedisError as exc:
+            raise CacheUnavailable(f"admission: {exc}") from exc
+        return int(results[0]), [bool(r) for r in results[1:]]
 
     async def hit(self, key: str, limit: int, window: int) -> int:
         try:

@@ -216,3 +216,24 @@ async def test_health_readiness_metrics(registry: RegistryClient) -> None:
 
 async def test_unknown_path_is_json_404(registry: RegistryClient) -> None:
     refused(await registry.http.get("/nope"), 404, "not_found")
+
+
+async def test_redis_outage_fails_closed_with_503(settings: Any, clock: Any) -> None:
+    from app.registry.app import create_app
+
+    broken = settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})
+    app = create_app(broken, clock=clock)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as http:
+            response = await http.post(
+                "/token",
+                content="grant_type=x",
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+            )
+            assert response.status_code == 503
+            assert response.json()["error"] == "temporarily_unavailable"
+            assert response.headers["retry-after"] == "1"
+            ready = await http.get("/readyz")
+            assert ready.status_code == 503
+            assert ready.json()["checks"]["cache"] is False

@@ -159,7 +159,7 @@ async def test_dpop_failures(world: Any) -> None:
 async def test_dpop_nonce_when_required(world: Any, settings: Any) -> None:
     registry, _, agent = world
     state = registry.app.state.registry
-    state.settings = settings.model_copy(update={"dpop_nonce_required": True})
+    state.settings = settings.model_copy(update={"dpop_require_nonce": True})
     try:
         first = await agent.post("/token", agent.form(grant_type=CIBA, auth_req_id="x"))
         error(first, 400, "use_dpop_nonce")

@@ -178,3 +178,9 @@ def test_config_check(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_no_arguments_shows_help() -> None:
     result = runner.invoke(app, [])
     assert "keys" in result.output
+
+
+def test_required_nonces_need_a_secret() -> None:
+    with pytest.raises(ValidationError, match="AGENTAUTH_DPOP_REQUIRE_NONCE needs"):
+        Settings(dpop_require_nonce=True)
+    assert Settings(dpop_require_nonce=True, dpop_nonce_secret="n" * 40).dpop_require_nonce

@@ -10,16 +10,23 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from app.api.bodies import read_form
-from app.api.errors import json_response
+from app.api.errors import RateLimited, json_response, unavailable
 from app.api.metrics import METRICS
+from app.cache.base import CacheUnavailable
+from app.core.client_auth import AgentAssertion
 from app.core.dpop import DPoPProof
-from app.core.errors import InvalidDPoPProof, UnauthorizedClient, UnsupportedGrantType
+from app.core.errors import (
+    InvalidClient,
+    InvalidDPoPProof,
+    UnauthorizedClient,
+    UnsupportedGrantType,
+)
 from app.core.params import FormParams
 from app.registry.grants import ciba, exchange, refresh
-from app.registry.services.clients import agent_keys, authenticate_agent
-from app.registry.services.limits import limit_address, limit_client
-from app.registry.services.proofs import check_dpop
-from app.registry.state import RegistryDep
+from app.registry.services.clients import agent_keys, assertion_replay_key, verify_agent
+from app.registry.services.limits import client_rate, limit_address
+from app.registry.services.proofs import proof_replay_key, replayed_proof, verify_dpop
+from app.registry.state import Registry, RegistryDep
 from app.store.models import Agent
 
 Handler = Callable[[Any, Agent, DPoPProof, FormParams], Awaitable[dict[str, Any]]]
@@ -53,18 +60,38 @@ def _check_key_is_registered(agent: Agent, proof: DPoPProof) -> None:
         raise InvalidDPoPProof("The DPoP key is not one of the client's registered keys.")
 
 
+async def _admit(
+    registry: Registry, agent: Agent, assertion: AgentAssertion, proof: DPoPProof
+) -> None:
+    """One Redis round trip for the client's rate limit and both single-use ``jti``s, after
+    every stateless check passed (so a broken request never burns a legitimate ``jti``)."""
+    try:
+        retry_after, (assertion_new, proof_new) = await registry.cache.admit(
+            client_rate(registry, agent.id, "token"),
+            [assertion_replay_key(registry, assertion), proof_replay_key(registry, proof)],
+        )
+    except CacheUnavailable as exc:
+        raise unavailable(str(exc)) from exc
+    if retry_after:
+        raise RateLimited(headers={"Retry-After": str(retry_after)})
+    if not assertion_new:
+        raise InvalidClient(detail="client assertion jti replayed")
+    if not proof_new:
+        raise replayed_proof()
+
+
 @router.post("/token")
 async def token(request: Request, registry: RegistryDep) -> Response:
     await limit_address(registry, request, "token")
     form = await read_form(request)
     async with registry.sessions() as session:
-        agent = await authenticate_agent(
+        agent, assertion = await verify_agent(
             registry, session, form, basic="authorization" in request.headers
         )
-    await limit_client(registry, agent.id, "token")
     handler = _check_grant_type(agent, form.require("grant_type"))
-    proof = await check_dpop(registry, request, "/token")
+    proof = verify_dpop(registry, request, "/token")
     _check_key_is_registered(agent, proof)
+    await _admit(registry, agent, assertion, proof)
     body = await handler(registry, agent, proof, form)
     METRICS.inc(
         "agentauth_tokens_issued_total",

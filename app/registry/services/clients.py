@@ -9,7 +9,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.errors import unavailable
 from app.cache.base import CacheUnavailable
-from app.core.client_auth import read_client_assertion, unverified_issuer, verify_client_assertion
+from app.core.client_auth import (
+    AgentAssertion,
+    read_client_assertion,
+    unverified_issuer,
+    verify_client_assertion,
+)
 from app.core.errors import InvalidClient
 from app.core.jwk import JWKError, PublicJWK, parse_jwks
 from app.registry.state import Registry
@@ -33,10 +38,10 @@ async def active_agent(session: AsyncSession, client_id: str) -> Agent | None:
     return (await session.scalars(query)).one_or_none()
 
 
-async def authenticate_agent(
+async def verify_agent(
     registry: Registry, session: AsyncSession, form: Mapping[str, str], *, basic: bool = False
-) -> Agent:
-    """Authenticate the calling agent; its assertion ``jti`` is recorded once (CA-07)."""
+) -> tuple[Agent, AgentAssertion]:
+    """Check the calling agent's ``private_key_jwt`` assertion without recording its ``jti``."""
     if basic:
         raise InvalidClient("Agents authenticate with private_key_jwt only.")
     assertion, client_id_param = read_client_assertion(form)
@@ -44,19 +49,32 @@ async def authenticate_agent(
     agent = await active_agent(session, client_id)
     if agent is None:
         raise InvalidClient(detail=f"unknown or disabled client {client_id[:40]}")
-    now = registry.now()
     verified = verify_client_assertion(
         assertion,
         client_id=agent.id,
         keys=agent_keys(agent),
         issuer=registry.settings.issuer,
-        now=now,
+        now=registry.now(),
         client_id_param=client_id_param,
         leeway=registry.settings.clock_skew,
     )
-    ttl = max(verified.exp - now, 0) + registry.settings.clock_skew + 1
+    return agent, verified
+
+
+def assertion_replay_key(registry: Registry, assertion: AgentAssertion) -> tuple[str, int]:
+    """Where and for how long an assertion's ``jti`` is remembered (until it expires)."""
+    ttl = max(assertion.exp - registry.now(), 0) + registry.settings.clock_skew + 1
+    return f"ca:{assertion.client_id}:{assertion.jti}", ttl
+
+
+async def authenticate_agent(
+    registry: Registry, session: AsyncSession, form: Mapping[str, str], *, basic: bool = False
+) -> Agent:
+    """Authenticate the calling agent; its assertion ``jti`` is recorded once (CA-07)."""
+    agent, verified = await verify_agent(registry, session, form, basic=basic)
+    key, ttl = assertion_replay_key(registry, verified)
     try:
-        first_use = await registry.cache.remember(f"ca:{agent.id}:{verified.jti}", ttl)
+        first_use = await registry.cache.remember(key, ttl)
     except CacheUnavailable as exc:
         raise unavailable(str(exc)) from exc
     if not first_use:

@@ -31,5 +31,11 @@ async def limit_address(registry: Registry, request: Request, endpoint: str) -> 
     await _hit(registry, f"{endpoint}:ip:{address}", _scaled(registry, PER_ADDRESS[endpoint]))
 
 
+def client_rate(registry: Registry, client_id: str, endpoint: str) -> tuple[str, int, int]:
+    """(key, limit, window) of one client's rate limit at ``endpoint``."""
+    return f"{endpoint}:client:{client_id}", _scaled(registry, PER_CLIENT[endpoint]), WINDOW
+
+
 async def limit_client(registry: Registry, client_id: str, endpoint: str) -> None:
-    await _hit(registry, f"{endpoint}:client:{client_id}", _scaled(registry, PER_CLIENT[endpoint]))
+    key, limit, _ = client_rate(registry, client_id, endpoint)
+    await _hit(registry, key, limit)

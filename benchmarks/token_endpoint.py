@@ -10,7 +10,8 @@ omission-free generator in ``loadgen.py``, and a saturation run for throughput. 
     .venv/bin/python benchmarks/token_endpoint.py                 # defaults: 100 req/s, 3 runs
     .venv/bin/python benchmarks/token_endpoint.py --json
 
-Server pinned to CPU 0, generator to CPU 1 (PostgreSQL and Redis are not pinned).
+By default the registry is pinned to CPU 0 and the generator to CPU 1 (PostgreSQL and Redis
+are not pinned); ``--workers 2 --server-cpus 0,1`` runs two registry workers on both CPUs.
 """
 
 from __future__ import annotations
@@ -78,9 +79,11 @@ def wait_ready(base: str, path: str = "/readyz", timeout: float = 30.0) -> None:
 
 
 @contextlib.contextmanager
-def server(command: list[str], env: dict[str, str], base: str, ready: str) -> Iterator[None]:
+def server(
+    command: list[str], env: dict[str, str], base: str, ready: str, cpus: str = "0"
+) -> Iterator[None]:
     process = subprocess.Popen(  # noqa: S603 - our own commands
-        ["/usr/bin/taskset", "-c", "0", *command],
+        ["/usr/bin/taskset", "-c", cpus, *command],
         env=env,
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
@@ -235,6 +238,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--saturation-requests", type=int, default=2000)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--server-cpus", default="0", help="taskset CPU list for the registry")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -265,7 +269,7 @@ def main() -> None:
             "--workers",
             str(args.workers),
         ]
-        with server(command, env, base, "/readyz"):
+        with server(command, env, base, "/readyz", args.server_cpus):
             bench = bootstrap(base, admin)
             subject = bench.token(grant_type=CIBA, auth_req_id=_first_grant(bench))["access_token"]
             results["exchange"] = run_case(

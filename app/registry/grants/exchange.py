@@ -20,10 +20,10 @@ from app.core.token_exchange import (
     derive_token,
     parse_exchange_request,
 )
-from app.core.tokens import AccessTokenClaims, verify_access_token
+from app.core.tokens import AccessTokenClaims
 from app.registry.services import audit
 from app.registry.services.clients import active_agent, agent_keys
-from app.registry.services.issuance import record_access_token
+from app.registry.services.issuance import record_access_token, verify_own_token
 from app.registry.services.resource_servers import parse_details
 from app.registry.state import Registry
 from app.store.models import AccessToken, Agent, Grant
@@ -36,13 +36,7 @@ async def _subject(
 ) -> tuple[AccessTokenClaims, Grant]:
     """The verified subject token and its grant, both still alive."""
     try:
-        claims = verify_access_token(
-            token,
-            issuer=registry.settings.issuer,
-            keys=registry.keys.key_set.verification_keys(now),
-            now=now,
-            leeway=registry.settings.clock_skew,
-        )
+        claims = verify_own_token(registry, token, now)
     except InvalidToken:
         raise InvalidRequest("The subject_token is invalid or expired.") from None
     query = (

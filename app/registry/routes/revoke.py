@@ -11,10 +11,10 @@ from starlette.responses import Response
 from app.api.bodies import read_form
 from app.api.errors import json_response
 from app.core.errors import InvalidToken
-from app.core.tokens import verify_access_token
 from app.registry.services import audit, revocation
 from app.registry.services.clients import authenticate_agent
 from app.registry.services.common import secret_hash
+from app.registry.services.issuance import verify_own_token
 from app.registry.state import Registry, RegistryDep
 from app.store.models import AccessToken, Agent, Grant, RefreshToken, Revocation
 
@@ -35,12 +35,7 @@ async def _revoke_access(
     registry: Registry, session: AsyncSession, agent: Agent, token: str, now: int
 ) -> list[Revocation]:
     try:
-        claims = verify_access_token(
-            token,
-            issuer=registry.settings.issuer,
-            keys=registry.keys.key_set.verification_keys(now),
-            now=now,
-        )
+        claims = verify_own_token(registry, token, now)
     except InvalidToken:
         return []
     stored = await session.get(AccessToken, claims.jti)

@@ -16,14 +16,20 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from app.api.bodies import read_json
-from app.api.errors import Conflict, NotFound, json_response
+from app.api.errors import json_response
 from app.core.approvals import new_challenge, request_digest
 from app.core.capabilities import load_details
 from app.core.errors import InvalidRequest, InvalidToken
 from app.core.summary import summarize
 from app.registry.services import admin as admin_service
 from app.registry.services import audit, passkeys
-from app.registry.services.approvals import approve_request, deny_request, request_document
+from app.registry.services.approvals import (
+    agent_view,
+    approve_request,
+    deny_request,
+    pending_request,
+    request_document,
+)
 from app.registry.services.common import rfc3339, secret_hash
 from app.registry.services.limits import limit_address
 from app.registry.services.sessions import SessionDep, end_session, start_session
@@ -142,28 +148,14 @@ async def _pending_request(
     registry: Registry, auth_req_id: str, human_id: str
 ) -> tuple[GrantRequest, Agent]:
     async with registry.sessions() as session:
-        row = await session.get(GrantRequest, auth_req_id)
-        agent = await session.get(Agent, row.agent_id) if row else None
-    if row is None or agent is None or row.human_id != human_id:
-        raise NotFound("No such request.")  # another human's request is indistinguishable
-    if row.status != "pending":
-        raise Conflict(f"The request has already been {row.status}.")
-    if row.expires_at <= registry.now():
-        raise Conflict("The request has expired.")
-    return row, agent
+        return await pending_request(session, auth_req_id, human_id, registry.now())
 
 
 def _request_view(row: GrantRequest, agent: Agent) -> dict[str, Any]:
     details = load_details(row.authorization_details)
     return {
         "auth_req_id": row.auth_req_id,
-        "agent": {
-            "client_id": agent.id,
-            "client_name": agent.client_name,
-            "software_id": agent.client_metadata.get("software_id"),
-            "software_version": agent.client_metadata.get("software_version"),
-            "owner": agent.owner_id,
-        },
+        "agent": agent_view(agent),
         "resource_servers": sorted({loc for d in details for loc in d.locations}),
         "authorization_details": row.authorization_details,
         "binding_message": row.binding_message,

@@ -32,19 +32,24 @@ from app.store.models import Agent, Approval, Challenge, Grant, GrantRequest, Pa
 PURPOSE = "agentauth-grant-approval/v1"
 
 
+def agent_view(agent: Agent) -> dict[str, Any]:
+    """Who asks: the agent's identity as the human sees it (and as the approval binds it)."""
+    return {
+        "client_id": agent.id,
+        "client_name": agent.client_name,
+        "software_id": agent.client_metadata.get("software_id"),
+        "software_version": agent.client_metadata.get("software_version"),
+        "owner": agent.owner_id,
+    }
+
+
 def request_document(row: GrantRequest, agent: Agent) -> dict[str, Any]:
     """Everything the human approves, in canonical form."""
     return {
         "purpose": PURPOSE,
         "auth_req_id": row.auth_req_id,
         "human": row.human_id,
-        "agent": {
-            "client_id": agent.id,
-            "client_name": agent.client_name,
-            "software_id": agent.client_metadata.get("software_id"),
-            "software_version": agent.client_metadata.get("software_version"),
-            "owner": agent.owner_id,
-        },
+        "agent": agent_view(agent),
         "authorization_details": row.authorization_details,
         "binding_message": row.binding_message,
         "max_delegation_depth": row.max_delegation_depth,
@@ -53,10 +58,12 @@ def request_document(row: GrantRequest, agent: Agent) -> dict[str, Any]:
     }
 
 
-async def _locked_pending(
-    session: AsyncSession, auth_req_id: str, human_id: str, now: int
+async def pending_request(
+    session: AsyncSession, auth_req_id: str, human_id: str, now: int, *, lock: bool = False
 ) -> tuple[GrantRequest, Agent]:
-    row = await session.get(GrantRequest, auth_req_id, with_for_update=True)
+    """This human's pending, unexpired request from an active agent; another human's request
+    is indistinguishable from an unknown one (404)."""
+    row = await session.get(GrantRequest, auth_req_id, with_for_update=lock)
     if row is None or row.human_id != human_id:
         raise NotFound("No such request.")
     if row.status != "pending":
@@ -74,7 +81,7 @@ async def approve_request(
 ) -> Grant:
     now = registry.now()
     async with registry.sessions() as session, session.begin():
-        row, agent = await _locked_pending(session, auth_req_id, human_id, now)
+        row, agent = await pending_request(session, auth_req_id, human_id, now, lock=True)
         document = request_document(row, agent)
         if challenge.request_digest != request_digest(document) or not challenge_binds(
             challenge.challenge, document
@@ -143,7 +150,7 @@ async def approve_request(
 async def deny_request(registry: Registry, auth_req_id: str, human_id: str) -> None:
     now = registry.now()
     async with registry.sessions() as session, session.begin():
-        row, agent = await _locked_pending(session, auth_req_id, human_id, now)
+        row, agent = await pending_request(session, auth_req_id, human_id, now, lock=True)
         row.status, row.decided_at = "denied", now
         session.add(
             Approval(

@@ -9,7 +9,7 @@ from sqlalchemy import Table, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.capabilities import AuthorizationDetail, for_audience
-from app.core.tokens import AccessTokenClaims, mint_access_token
+from app.core.tokens import AccessTokenClaims, mint_access_token, verify_access_token
 from app.registry.services.common import new_id, new_secret, secret_hash
 from app.registry.state import Registry
 from app.store.models import AccessToken, Grant, RefreshToken
@@ -53,6 +53,18 @@ async def record_access_token(
         )
     )
     return Issued(token, claims)
+
+
+def verify_own_token(registry: Registry, token: str, now: int) -> AccessTokenClaims:
+    """An access token this registry issued, verified with its published keys (raises
+    ``InvalidToken``)."""
+    return verify_access_token(
+        token,
+        issuer=registry.settings.issuer,
+        keys=registry.keys.key_set.verification_keys(now),
+        now=now,
+        leeway=registry.settings.clock_skew,
+    )
 
 
 def grant_claims(

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
+from types import MappingProxyType
 
+import orjson
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,11 +24,18 @@ from app.registry.state import Registry
 from app.store.models import Agent, Human
 
 
-def agent_keys(agent: Agent) -> dict[str, PublicJWK]:
+@lru_cache(maxsize=4096)
+def _parse_jwks(document: bytes) -> Mapping[str, PublicJWK]:
     try:
-        return parse_jwks(agent.jwks)
+        return MappingProxyType(parse_jwks(orjson.loads(document)))
     except JWKError:  # pragma: no cover - validated at registration
-        return {}
+        return MappingProxyType({})
+
+
+def agent_keys(agent: Agent) -> Mapping[str, PublicJWK]:
+    """The agent's registered keys, imported once per distinct key set (keys are immutable
+    after registration, so the JWKS itself is the cache key)."""
+    return _parse_jwks(orjson.dumps(agent.jwks, option=orjson.OPT_SORT_KEYS))
 
 
 async def active_agent(session: AsyncSession, client_id: str) -> Agent | None:

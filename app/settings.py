@@ -60,6 +60,7 @@ class Settings(BaseSettings):
     dpop_require_nonce: bool = False
     cache_namespace: str = Field(default="agentauth", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     rate_limit_scale: float = Field(default=1.0, gt=0, le=1_000_000)
+    key_reload_seconds: float = Field(default=30, ge=0.1, le=3600)
     key_prepublish_seconds: int = Field(default=3600, ge=0, le=30 * 86400)
     invite_ttl: int = Field(default=7 * 86400, ge=300, le=30 * 86400)
 

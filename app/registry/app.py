@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import secrets
@@ -12,6 +14,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -60,6 +63,17 @@ def _nonces(settings: Settings) -> NonceSource | None:
     return NonceSource(settings.dpop_nonce_secret.get_secret_value().encode(), realm="registry")
 
 
+async def _reload_keys(registry: Registry) -> None:
+    """Pick up keys rotated by another worker or replica (the pre-publication period must be
+    longer than this interval, which the default of one hour is)."""
+    while True:
+        await asyncio.sleep(registry.settings.key_reload_seconds)
+        try:
+            await registry.keys.load(registry.sessions, registry.now())
+        except (SQLAlchemyError, OSError):
+            log.warning("could not reload signing keys; keeping the current set", exc_info=True)
+
+
 async def validation_error_handler(_: Request, exc: Exception) -> Response:
     """Never FastAPI's 422: malformed parameters are a plain 400 ``invalid_request``."""
     return error_response(InvalidRequest("The request parameters are invalid.", detail=str(exc)))
@@ -86,9 +100,13 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
         )
         await keys.load(sessions, registry.now())
         app.state.registry = registry
+        reloader = asyncio.create_task(_reload_keys(registry))
         try:
             yield
         finally:
+            reloader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reloader
             await registry.cache.close()
             await engine.dispose()
 

@@ -237,3 +237,33 @@ async def test_redis_outage_fails_closed_with_503(settings: Any, clock: Any) -> 
             ready = await http.get("/readyz")
             assert ready.status_code == 503
             assert ready.json()["checks"]["cache"] is False
+
+
+async def test_rotation_reaches_every_worker(settings: Any, clock: Any) -> None:
+    import asyncio
+
+    from app.registry.app import create_app
+
+    fast = settings.model_copy(update={"key_reload_seconds": 0.2})
+    worker_a, worker_b = create_app(fast, clock=clock), create_app(fast, clock=clock)
+    async with (
+        worker_a.router.lifespan_context(worker_a),
+        worker_b.router.lifespan_context(worker_b),
+    ):
+        transport_a, transport_b = (
+            httpx.ASGITransport(app=worker_a),
+            httpx.ASGITransport(app=worker_b),
+        )
+        async with (
+            httpx.AsyncClient(transport=transport_a, base_url="http://localhost") as a,
+            httpx.AsyncClient(transport=transport_b, base_url="http://localhost") as b,
+        ):
+            auth = {"Authorization": f"Bearer {settings.admin_token.get_secret_value()}"}
+            rotated = await a.post(
+                "/admin/keys/rotate", json={"prepublish_seconds": 0}, headers=auth
+            )
+            new_kid = rotated.json()["kid"]
+            await asyncio.sleep(0.6)
+            kids = {k["kid"] for k in (await b.get("/.well-known/jwks.json")).json()["keys"]}
+            assert new_kid in kids
+            assert worker_b.state.registry.keys.current(int(clock())).kid == new_kid

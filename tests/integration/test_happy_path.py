@@ -23,7 +23,7 @@ async def test_invite_passkey_register_approve_token_refresh_exchange_delegate_r
         SHOP, {PAYMENT: {"type": "object", "properties": {"payee": {"type": "string"}}}}
     )
     await registry.resource_server(BANK)
-    alice = await registry.human("Alice")
+    alice = await registry.human("Alice", attestation="packed")
     assert (await alice.login()).status_code == 200
 
     agent_a = await registry.agent(alice)

@@ -168,7 +168,7 @@ class RegistryClient:
         for browser in self.browsers:
             await browser.aclose()
 
-    async def human(self, name: str = "Alice") -> Human:
+    async def human(self, name: str = "Alice", attestation: str = "none") -> Human:
         """Invite a human and enrol a passkey; the browser is logged in afterwards."""
         created = await self.admin("POST", "/humans", {"display_name": name})
         assert created.status_code == 201, created.text
@@ -176,7 +176,11 @@ class RegistryClient:
         human = Human(id=created.json()["id"], browser=self.new_browser())
         options = await human.api("POST", "/passkeys/register/options", {"invite_token": invite})
         assert options.status_code == 200, options.text
-        credential = human.authenticator.create(options.json(), origin=ISSUER)
+        credential = human.authenticator.create(
+            options.json(),
+            origin=ISSUER,
+            attestation=attestation,  # type: ignore[arg-type]
+        )
         verified = await human.api(
             "POST", "/passkeys/register/verify", {"invite_token": invite, "credential": credential}
         )

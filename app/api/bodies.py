@@ -6,7 +6,7 @@ from typing import Any
 
 from starlette.requests import Request
 
-from app.core.errors import InvalidClientMetadata, InvalidRequest, OAuthError
+from app.core.errors import InvalidRequest, OAuthError
 from app.core.params import FormParams, parse_form
 from app.core.strict_json import JSONError, parse_json
 
@@ -57,7 +57,3 @@ async def read_json(
     if not isinstance(value, dict):
         raise error("The body must be a JSON object.")
     return value
-
-
-def registration_error(message: str) -> InvalidClientMetadata:
-    return InvalidClientMetadata(message)

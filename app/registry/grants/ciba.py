@@ -71,7 +71,7 @@ async def handle(
             registry, grant, jkt=proof.jkt, audience=audience, details=details, now=now
         )
         issued = await record_access_token(registry, session, claims, None)
-        refresh = new_refresh_token(session, grant, None, now)
+        refresh = await new_refresh_token(session, grant, None, now)
         await audit.append(
             session,
             "token.issued",

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.capabilities import for_audience, load_details, narrow_details
 from app.core.dpop import DPoPProof
@@ -15,7 +16,12 @@ from app.core.params import FormParams
 from app.registry.grants.common import choose_audience
 from app.registry.services import audit, revocation
 from app.registry.services.common import secret_hash
-from app.registry.services.issuance import grant_claims, new_refresh_token, record_access_token
+from app.registry.services.issuance import (
+    REFRESH_TOKENS,
+    grant_claims,
+    new_refresh_token,
+    record_access_token,
+)
 from app.registry.services.resource_servers import parse_details
 from app.registry.state import Registry
 from app.store.models import Agent, Grant, RefreshToken
@@ -39,23 +45,40 @@ async def _revoke_after_reuse(registry: Registry, grant_id: str, agent: Agent, n
     await revocation.publish(registry, rows)
 
 
+async def _rotate(
+    session: AsyncSession, agent: Agent, token_hash: str, now: int
+) -> tuple[str, str | None]:
+    """Mark the token rotated in one statement. Returns ``(grant_id, family_id)`` on first use
+    and ``(grant_id, None)`` when it was already used or revoked (reuse); unknown and foreign
+    tokens raise ``invalid_grant``."""
+    rotated = await session.execute(
+        update(REFRESH_TOKENS)
+        .where(
+            REFRESH_TOKENS.c.token_hash == token_hash,
+            REFRESH_TOKENS.c.agent_id == agent.id,
+            REFRESH_TOKENS.c.status == "active",
+        )
+        .values(status="rotated", used_at=now)
+        .returning(REFRESH_TOKENS.c.grant_id, REFRESH_TOKENS.c.family_id)
+    )
+    row = rotated.first()
+    if row is not None:
+        return str(row[0]), str(row[1])
+    stored = await session.get(RefreshToken, token_hash)
+    if stored is None or stored.agent_id != agent.id:  # TOK-19: another client's token
+        raise InvalidGrant("The refresh token is invalid.")
+    return stored.grant_id, None
+
+
 async def handle(
     registry: Registry, agent: Agent, proof: DPoPProof, form: FormParams
 ) -> dict[str, Any]:
     now = registry.now()
     token_hash = secret_hash(form.require("refresh_token"))
     async with registry.sessions() as session, session.begin():
-        stored = await session.get(RefreshToken, token_hash)
-        if stored is None or stored.agent_id != agent.id:  # TOK-19: another client's token
-            raise InvalidGrant("The refresh token is invalid.")
-        rotated = await session.execute(
-            update(RefreshToken)
-            .where(RefreshToken.token_hash == token_hash, RefreshToken.status == "active")
-            .values(status="rotated", used_at=now)
-        )
-        reused = rotated.rowcount != 1  # type: ignore[attr-defined]
-        grant = await session.get(Grant, stored.grant_id)
-        if not reused and grant is not None and grant.status == "active" and grant.expires_at > now:
+        grant_id, family_id = await _rotate(session, agent, token_hash, now)
+        grant = await session.get(Grant, grant_id) if family_id is not None else None
+        if grant is not None and grant.status == "active" and grant.expires_at > now:
             details = load_details(grant.authorization_details)
             audience = choose_audience(form, details)
             available = for_audience(details, audience)
@@ -66,7 +89,7 @@ async def handle(
                 registry, grant, jkt=proof.jkt, audience=audience, details=available, now=now
             )
             issued = await record_access_token(registry, session, claims, None)
-            refresh = new_refresh_token(session, grant, stored.family_id, now)
+            refresh = await new_refresh_token(session, grant, family_id, now)
             await audit.append(
                 session,
                 "token.refreshed",
@@ -76,6 +99,6 @@ async def handle(
                 data={"jti": claims.jti, "aud": audience},
             )
             return {**issued.response(now), "refresh_token": refresh}
-    if reused:
-        await _revoke_after_reuse(registry, stored.grant_id, agent, now)
+    if family_id is None:
+        await _revoke_after_reuse(registry, grant_id, agent, now)
     raise InvalidGrant("The refresh token is invalid, expired, revoked or already used.")

@@ -15,6 +15,7 @@ from app.registry.state import Registry
 from app.store.models import AccessToken, Grant, RefreshToken
 
 ACCESS_TOKENS = cast(Table, AccessToken.__table__)
+REFRESH_TOKENS = cast(Table, RefreshToken.__table__)
 
 
 @dataclass(frozen=True)
@@ -92,10 +93,12 @@ def grant_claims(
     )
 
 
-def new_refresh_token(session: AsyncSession, grant: Grant, family_id: str | None, now: int) -> str:
+async def new_refresh_token(
+    session: AsyncSession, grant: Grant, family_id: str | None, now: int
+) -> str:
     token = new_secret()
-    session.add(
-        RefreshToken(
+    await session.execute(
+        insert(REFRESH_TOKENS).values(
             token_hash=secret_hash(token),
             family_id=family_id or new_id("rtf_"),
             grant_id=grant.id,

@@ -1,4 +1,5 @@
-"""``POST /token``: no-store → parse form → authenticate client → check DPoP → grant handler."""
+"""``POST /token``: rate limit → parse form → authenticate client → check DPoP → admit
+(one Redis round trip) → grant handler."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from app.registry.services.proofs import proof_replay_key, replayed_proof, verif
 from app.registry.state import Registry, RegistryDep
 from app.store.models import Agent
 
-Handler = Callable[[Any, Agent, DPoPProof, FormParams], Awaitable[dict[str, Any]]]
+Handler = Callable[[Registry, Agent, DPoPProof, FormParams], Awaitable[dict[str, Any]]]
 HANDLERS: dict[str, Handler] = {
     ciba.GRANT_TYPE: ciba.handle,
     refresh.GRANT_TYPE: refresh.handle,

@@ -107,9 +107,18 @@ def serve(
     if process != "registry":
         typer.echo(f"error: unknown process {process!r}; available: registry", err=True)
         raise typer.Exit(2)
-    _settings()  # fail fast with a readable message
+    settings = _settings()  # fail fast with a readable message
+    if workers > 1 and settings.redis_url.startswith("memory://"):
+        # Replay protection and rate limits must be shared by every worker.
+        typer.echo(
+            "error: the in-process cache (memory://) cannot be shared between workers;"
+            " set AGENTAUTH_REDIS_URL or use --workers 1",
+            err=True,
+        )
+        raise typer.Exit(2)
     uvicorn.run(
-        "app.registry.main:app",
+        "app.registry.main:create",
+        factory=True,
         host=host,
         port=port,
         workers=workers,

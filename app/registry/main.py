@@ -1,8 +1,13 @@
-"""ASGI entry point for ``agentauth serve registry`` (settings from the environment)."""
+"""ASGI factory for ``agentauth serve registry``: settings are read when the server starts,
+never at import time."""
 
 from __future__ import annotations
+
+from fastapi import FastAPI
 
 from app.registry.app import create_app
 from app.settings import Settings
 
-app = create_app(Settings())
+
+def create() -> FastAPI:
+    return create_app(Settings())

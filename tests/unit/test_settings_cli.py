@@ -184,3 +184,14 @@ def test_required_nonces_need_a_secret() -> None:
     with pytest.raises(ValidationError, match="AGENTAUTH_DPOP_REQUIRE_NONCE needs"):
         Settings(dpop_require_nonce=True)
     assert Settings(dpop_require_nonce=True, dpop_nonce_secret="n" * 40).dpop_require_nonce
+
+
+def test_serve_refuses_a_private_cache_for_several_workers() -> None:
+    result = runner.invoke(app, ["serve", "registry", "--workers", "2"])
+    assert result.exit_code == 2
+    assert "cannot be shared between workers" in result.output
+
+
+def test_serve_refuses_unknown_processes() -> None:
+    result = runner.invoke(app, ["serve", "gateway"])
+    assert result.exit_code == 2

@@ -249,3 +249,21 @@ async def test_login_with_unknown_credential_and_suspended_human(setup: Any) -> 
     assert (await registry.admin("POST", f"/humans/{human.id}/suspend")).status_code == 200
     refused(await human.api("GET", "/requests"), 401, "invalid_token")
     refused(await human.login(), 401, "invalid_token", "suspended")
+
+
+async def test_top_origin_is_refused(setup: Any) -> None:  # WA-11: never framed
+    import base64
+    import json as jsonlib
+
+    _, human, _, auth_req_id = setup
+    page = await human.api("POST", f"/requests/{auth_req_id}/approve/options")
+    credential = human.authenticator.get(page.json(), origin=ISSUER)
+    raw = credential["response"]["clientDataJSON"]
+    client_data = jsonlib.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+    client_data["topOrigin"] = "https://framer.example"
+    encoded = base64.urlsafe_b64encode(jsonlib.dumps(client_data).encode()).rstrip(b"=").decode()
+    credential["response"]["clientDataJSON"] = encoded
+    response = await human.api(
+        "POST", f"/requests/{auth_req_id}/approve", {"credential": credential}
+    )
+    refused(response, 400, "invalid_request", "Cross-origin")

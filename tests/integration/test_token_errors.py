@@ -314,3 +314,34 @@ async def test_revoke_endpoint(world: Any) -> None:
     missing = await agent.post("/revoke", agent.form(), dpop=None)
     error(missing, 400, "invalid_request")
     error(await agent.post("/revoke", {"token": "x"}, dpop=None), 401, "invalid_client")
+
+
+async def test_actor_token_is_single_use(world: Any) -> None:
+    registry, human, agent = world
+    await tokens_for(world, max_delegation_depth="1")
+    actor = await registry.agent(human)
+    now = int(registry.clock())
+    actor_token = actor.keys.actor_token(iat=now, exp=now + 60, aud="http://localhost")
+    params = {
+        "subject_token": agent.access_token,
+        "subject_token_type": ACCESS_TOKEN_TYPE,
+        "actor_token": actor_token,
+        "actor_token_type": JWT_TYPE,
+    }
+    assert (await agent.token(EXCHANGE, **params)).status_code == 200
+    body = error(await agent.token(EXCHANGE, **params), 400, "invalid_request")
+    assert "already been used" in body["error_description"]
+
+
+async def test_revoking_another_clients_token_changes_nothing(world: Any) -> None:
+    registry, human, agent = world
+    await tokens_for(world)
+    victim_access, victim_refresh = agent.access_token, agent.refresh_token
+    other = await registry.agent(human)
+    for token in (victim_access, victim_refresh):
+        assert (await other.post("/revoke", other.form(token=token), dpop=None)).status_code == 200
+    still = await agent.token(
+        EXCHANGE, subject_token=victim_access, subject_token_type=ACCESS_TOKEN_TYPE
+    )
+    assert still.status_code == 200, still.text
+    assert (await agent.token("refresh_token", refresh_token=victim_refresh)).status_code == 200

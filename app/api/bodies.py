@@ -15,7 +15,9 @@ MAX_BODY = 64 * 1024
 
 async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
     declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+    if declared is not None and not declared.isdigit():
+        raise InvalidRequest("The Content-Length header is malformed.")
+    if declared is not None and int(declared) > limit:
         raise InvalidRequest("The request body is too large.", status_code=413)
     chunks: list[bytes] = []
     size = 0

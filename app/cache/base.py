@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-REVOCATION_CHANNEL = "agentauth:revocations"
-REVOCATION_STREAM = "agentauth:revocation-log"
-KEYS_CHANNEL = "agentauth:keys"
+# Key suffixes under the configured namespace (``<namespace>:revocations`` ...).
+REVOCATION_CHANNEL = "revocations"
+REVOCATION_LOG = "revocation-log"
+KEYS_CHANNEL = "keys"
 
 
 class CacheUnavailable(RuntimeError):

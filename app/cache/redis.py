@@ -8,7 +8,7 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from app.cache.base import KEYS_CHANNEL, REVOCATION_CHANNEL, REVOCATION_STREAM, CacheUnavailable
+from app.cache.base import KEYS_CHANNEL, REVOCATION_CHANNEL, REVOCATION_LOG, CacheUnavailable
 
 _HIT = """
 local count = redis.call('INCR', KEYS[1])
@@ -27,9 +27,9 @@ class RedisCache:
         self._redis = Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
         self._hit = self._redis.register_script(_HIT)
         self._ns = namespace
-        self.revocation_channel = f"{namespace}:{REVOCATION_CHANNEL.split(':', 1)[1]}"
-        self.revocation_log = f"{namespace}:{REVOCATION_STREAM.split(':', 1)[1]}"
-        self.keys_channel = f"{namespace}:{KEYS_CHANNEL.split(':', 1)[1]}"
+        self.revocation_channel = f"{namespace}:{REVOCATION_CHANNEL}"
+        self.revocation_log = f"{namespace}:{REVOCATION_LOG}"
+        self.keys_channel = f"{namespace}:{KEYS_CHANNEL}"
 
     @property
     def client(self) -> Redis:

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 
-def create_engine(url: str, *, pool_size: int = 10, read_only: bool = False) -> AsyncEngine:
+def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     """An async engine; SQLite gets WAL, foreign keys and a busy timeout."""
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30})
@@ -40,8 +40,6 @@ def create_engine(url: str, *, pool_size: int = 10, read_only: bool = False) -> 
         "max_overflow": pool_size,
         "pool_recycle": 1800,  # no pre-ping: it costs a round trip per checkout
     }
-    if read_only:
-        options["connect_args"] = {"server_settings": {"default_transaction_read_only": "on"}}
     return create_async_engine(url, **options)
 
 

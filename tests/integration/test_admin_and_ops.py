@@ -23,12 +23,6 @@ def refused(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
     return dict(response.json())
 
 
-async def ensure_shop(registry: RegistryClient) -> None:
-    servers = (await registry.admin("GET", "/resource-servers")).json()["resource_servers"]
-    if SHOP not in {s["resource"] for s in servers}:
-        await registry.resource_server(SHOP)
-
-
 async def test_admin_authentication(registry: RegistryClient) -> None:
     refused(await registry.http.get("/admin/humans"), 401, "invalid_token")
     wrong = await registry.http.get("/admin/humans", headers={"Authorization": "Bearer nope"})
@@ -66,6 +60,12 @@ async def test_admin_bad_input_is_400_never_422(registry: RegistryClient) -> Non
         },
     )
     assert big.status_code == 413
+    malformed = await registry.http.post(
+        "/register",
+        content=b"{}",
+        headers={"Content-Type": "application/json", "Content-Length": "abc"},
+    )
+    refused(malformed, 400, "invalid_request")
 
 
 @pytest.mark.parametrize(
@@ -110,7 +110,7 @@ async def test_resource_server_secret_shown_once_and_conflict(registry: Registry
 
 
 async def test_metadata_and_jwks(registry: RegistryClient) -> None:
-    await ensure_shop(registry)
+    await registry.ensure_resource_server(SHOP)
     metadata = (await registry.http.get("/.well-known/oauth-authorization-server")).json()
     assert metadata["issuer"] == "http://localhost"
     assert metadata["token_endpoint"] == "http://localhost/token"
@@ -122,7 +122,7 @@ async def test_metadata_and_jwks(registry: RegistryClient) -> None:
 
 
 async def test_key_rotation_prepublishes_then_signs(registry: RegistryClient) -> None:
-    await ensure_shop(registry)
+    await registry.ensure_resource_server(SHOP)
     human = await registry.human()
     agent = await registry.agent(human)
     before = {k["kid"] for k in (await registry.http.get("/.well-known/jwks.json")).json()["keys"]}
@@ -157,7 +157,7 @@ async def test_key_rotation_prepublishes_then_signs(registry: RegistryClient) ->
 
 
 async def test_stored_approval_reverifies_from_the_database(registry: RegistryClient) -> None:
-    await ensure_shop(registry)
+    await registry.ensure_resource_server(SHOP)
     human = await registry.human()
     agent = await registry.agent(human)
     auth_req_id = (await agent.bc_authorize(DETAILS)).json()["auth_req_id"]

@@ -15,8 +15,7 @@ DETAILS = [{"type": "api", "locations": [SHOP], "actions": ["read"]}]
 
 
 async def approved_grant(registry: RegistryClient) -> tuple[AgentClient, str, str]:
-    if not await _has_server(registry):
-        await registry.resource_server(SHOP)
+    await registry.ensure_resource_server(SHOP)
     human = await registry.human()
     agent = await registry.agent(human)
     started = await agent.bc_authorize(DETAILS)
@@ -24,11 +23,6 @@ async def approved_grant(registry: RegistryClient) -> tuple[AgentClient, str, st
     approved = await human.approve(auth_req_id)
     assert approved.status_code == 200, approved.text
     return agent, auth_req_id, approved.json()["grant_id"]
-
-
-async def _has_server(registry: RegistryClient) -> bool:
-    servers = (await registry.admin("GET", "/resource-servers")).json()["resource_servers"]
-    return any(s["resource"] == SHOP for s in servers)
 
 
 async def test_same_refresh_token_twenty_times(registry: RegistryClient) -> None:

@@ -24,9 +24,7 @@ def refused(response: httpx.Response, status: int, code: str, fragment: str = ""
 
 @pytest.fixture
 async def setup(registry: RegistryClient) -> tuple[RegistryClient, Human, AgentClient, str]:
-    servers = (await registry.admin("GET", "/resource-servers")).json()["resource_servers"]
-    if SHOP not in {s["resource"] for s in servers}:
-        await registry.resource_server(SHOP)
+    await registry.ensure_resource_server(SHOP)
     human = await registry.human()
     agent = await registry.agent(human)
     auth_req_id = (await agent.bc_authorize(DETAILS)).json()["auth_req_id"]

@@ -43,12 +43,8 @@ def error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
 
 @pytest.fixture
 async def world(registry: RegistryClient) -> tuple[RegistryClient, Human, AgentClient]:
-    servers = (await registry.admin("GET", "/resource-servers")).json()["resource_servers"]
-    existing = {s["resource"] for s in servers}
-    if SHOP not in existing:
-        await registry.resource_server(SHOP, {PAYMENT: {"type": "object"}})
-    if OTHER not in existing:
-        await registry.resource_server(OTHER)
+    await registry.ensure_resource_server(SHOP, {PAYMENT: {"type": "object"}})
+    await registry.ensure_resource_server(OTHER)
     human = await registry.human()
     return registry, human, await registry.agent(human)
 

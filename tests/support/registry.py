@@ -196,6 +196,14 @@ class RegistryClient:
         assert created.status_code == 201, created.text
         return dict(created.json())
 
+    async def ensure_resource_server(
+        self, resource: str, types: dict[str, Any] | None = None
+    ) -> None:
+        """Register ``resource`` unless an earlier test on the same database already did."""
+        listed = (await self.admin("GET", "/resource-servers")).json()["resource_servers"]
+        if resource not in {server["resource"] for server in listed}:
+            await self.resource_server(resource, types)
+
     async def agent(self, owner: Human, **metadata: Any) -> AgentClient:
         token = await owner.api("POST", "/enrollment-tokens", {"expires_in": 600})
         assert token.status_code == 201, token.text

@@ -14,7 +14,8 @@ from app.core.dpop import DPoPProof
 from app.core.errors import InvalidGrant
 from app.core.params import FormParams
 from app.registry.grants.common import choose_audience
-from app.registry.services import audit, revocation
+from app.registry.services import audit
+from app.registry.services.admin import revoke_grant
 from app.registry.services.common import secret_hash
 from app.registry.services.issuance import (
     REFRESH_TOKENS,
@@ -27,22 +28,6 @@ from app.registry.state import Registry
 from app.store.models import Agent, Grant, RefreshToken
 
 GRANT_TYPE = "refresh_token"
-
-
-async def _revoke_after_reuse(registry: Registry, grant_id: str, agent: Agent, now: int) -> None:
-    async with registry.sessions() as session, session.begin():
-        grant = await session.get(Grant, grant_id, with_for_update=True)
-        rows = await revocation.revoke_grant(session, grant, now) if grant else []
-        if rows:
-            await audit.append(
-                session,
-                "grant.revoked",
-                actor=agent.id,
-                subject=grant_id,
-                now=now,
-                data={"reason": "refresh token reuse"},
-            )
-    await revocation.publish(registry, rows)
 
 
 async def _rotate(
@@ -100,5 +85,5 @@ async def handle(
             )
             return {**issued.response(now), "refresh_token": refresh}
     if family_id is None:
-        await _revoke_after_reuse(registry, grant_id, agent, now)
+        await revoke_grant(registry, grant_id, actor=agent.id, reason="refresh token reuse")
     raise InvalidGrant("The refresh token is invalid, expired, revoked or already used.")

@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -17,7 +18,7 @@ from app.core.metadata import GRANT_TYPES
 from app.registry.services import audit
 from app.registry.services.common import new_id, secret_hash
 from app.registry.services.limits import limit_address
-from app.registry.state import Registry, RegistryDep
+from app.registry.state import RegistryDep
 from app.store.models import Agent, EnrollmentToken, Human
 
 router = APIRouter()
@@ -87,7 +88,8 @@ def _bearer(request: Request) -> str:
     return token.strip()
 
 
-async def _claim_token(registry: Registry, session: Any, token: str, now: int) -> str:
+async def _claim_token(session: AsyncSession, token: str, now: int) -> str:
+    """Consume the enrollment token (one conditional UPDATE) and return its active owner."""
     claimed = await session.execute(
         update(EnrollmentToken)
         .where(
@@ -112,7 +114,7 @@ async def register(request: Request, registry: RegistryDep) -> Response:
     metadata = _validate(await read_json(request, InvalidClientMetadata))
     now = registry.now()
     async with registry.sessions() as session, session.begin():
-        owner_id = await _claim_token(registry, session, token, now)
+        owner_id = await _claim_token(session, token, now)
         agent = Agent(
             id=new_id("agt_"),
             owner_id=owner_id,

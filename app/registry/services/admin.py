@@ -168,15 +168,25 @@ async def disable_agent(
 
 
 async def revoke_grant(
-    registry: Registry, grant_id: str, *, actor: str, owner: str | None = None
+    registry: Registry,
+    grant_id: str,
+    *,
+    actor: str,
+    owner: str | None = None,
+    reason: str | None = None,
 ) -> Grant:
+    """Revoke a grant (and its token family), audit it once, publish it after the commit."""
     now = registry.now()
     async with registry.sessions() as session, session.begin():
         grant = await session.get(Grant, grant_id, with_for_update=True)
         if grant is None or (owner is not None and grant.human_id != owner):
             raise NotFound("No such grant.")
         rows = await revocation.revoke_grant(session, grant, now)
-        await audit.append(session, "grant.revoked", actor=actor, subject=grant_id, now=now)
+        if rows:
+            data = {"reason": reason} if reason else None
+            await audit.append(
+                session, "grant.revoked", actor=actor, subject=grant_id, now=now, data=data
+            )
     await revocation.publish(registry, rows)
     return grant
 

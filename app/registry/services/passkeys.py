@@ -46,8 +46,6 @@ CEREMONY_TTL = 300
 class CeremonyFailed(InvalidRequest):
     """A WebAuthn response did not verify (400, description says which rule)."""
 
-    error = "invalid_request"
-
 
 def _challenge_id(challenge: bytes) -> str:
     return hashlib.sha256(challenge).hexdigest()
@@ -78,12 +76,13 @@ async def store_challenge(
 
 def client_challenge(credential: object) -> bytes:
     """The challenge inside a credential's clientDataJSON (checked again by py_webauthn)."""
+    if not isinstance(credential, dict) or not isinstance(credential.get("response"), dict):
+        raise CeremonyFailed("The credential is malformed.")
     try:
-        assert isinstance(credential, dict)  # noqa: S101 - narrowed for the parser below
         raw = base64url_to_bytes(credential["response"]["clientDataJSON"])
         client_data = parse_client_data_json(raw)
         document = json.loads(raw)
-    except (AssertionError, KeyError, TypeError, ValueError, WebAuthnException):
+    except (KeyError, TypeError, ValueError, WebAuthnException):
         raise CeremonyFailed("The credential is malformed.") from None
     # WebAuthn L3 §7.2: we never run ceremonies inside frames (checklist WA-11).
     if document.get("crossOrigin") is True or "topOrigin" in document:

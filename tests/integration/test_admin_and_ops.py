@@ -61,9 +61,13 @@ async def test_admin_bad_input_is_400_never_422(registry: RegistryClient) -> Non
     )
     assert big.status_code == 413
     malformed = await registry.http.post(
-        "/register",
+        "/admin/humans",
         content=b"{}",
-        headers={"Content-Type": "application/json", "Content-Length": "abc"},
+        headers={
+            "Authorization": f"Bearer {registry.admin_token}",
+            "Content-Type": "application/json",
+            "Content-Length": "abc",
+        },
     )
     refused(malformed, 400, "invalid_request")
 

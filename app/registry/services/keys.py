@@ -31,8 +31,11 @@ class KeyManager:
             if not rows:
                 await self._store(session, new_signing_key(alg=self._alg, activates_at=now), now)
                 rows = (await session.scalars(select(SigningKeyRow))).all()
+        known = {key.kid: key for key in self.key_set.keys}
+        # Periodic reloads only decrypt keys this process has not seen yet.
         keys = [
-            unseal_private_key(
+            known.get(row.kid)
+            or unseal_private_key(
                 row.sealed_private_key, self._kek, kid=row.kid, activates_at=row.activates_at
             )
             for row in rows

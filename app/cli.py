@@ -85,39 +85,82 @@ def _settings() -> Settings:
 
 
 @app.command("migrate")
-def migrate() -> None:
+def migrate(
+    readonly_role: Annotated[
+        str | None,
+        typer.Option(
+            help="Also create or update this read-only PostgreSQL role for the verifier"
+            " (password from AGENTAUTH_READONLY_PASSWORD)."
+        ),
+    ] = None,
+) -> None:
     """Apply database migrations to AGENTAUTH_DATABASE_URL."""
+    import asyncio
+
     from app.store.migrate import upgrade
+    from app.store.roles import ensure_readonly_role
 
     settings = _settings()
     upgrade(settings.database_url)
     typer.echo("database is up to date")
+    if readonly_role is not None:
+        password = os.environ.get("AGENTAUTH_READONLY_PASSWORD")
+        try:
+            asyncio.run(ensure_readonly_role(settings.database_url, readonly_role, password))
+        except ValueError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+        typer.echo(f"read-only role {readonly_role} is ready")
+
+
+PROCESSES = {"registry": "app.registry.main:create", "verifier": "app.verifier.main:create"}
+
+
+def _run_worker(settings: Settings) -> None:
+    import asyncio
+    import signal
+
+    from app.registry.worker import run_worker
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await run_worker(settings, stop)
+
+    asyncio.run(main())
 
 
 @app.command("serve")
 def serve(
-    process: Annotated[str, typer.Argument(help="registry (verifier and worker come next)")],
+    process: Annotated[str, typer.Argument(help="registry, verifier or worker")],
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to bind.")] = 8080,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
 ) -> None:
-    """Run a server process with uvicorn."""
+    """Run a server process (registry, verifier) with uvicorn, or the background worker."""
     import uvicorn
 
-    if process != "registry":
-        typer.echo(f"error: unknown process {process!r}; available: registry", err=True)
+    if process not in (*PROCESSES, "worker"):
+        typer.echo(
+            f"error: unknown process {process!r}; available: registry, verifier, worker", err=True
+        )
         raise typer.Exit(2)
     settings = _settings()  # fail fast with a readable message
-    if workers > 1 and settings.redis_url.startswith("memory://"):
-        # Replay protection and rate limits must be shared by every worker.
+    if settings.redis_url.startswith("memory://") and (workers > 1 or process != "registry"):
+        # Replay protection, counters and revocation events must be shared between processes.
         typer.echo(
-            "error: the in-process cache (memory://) cannot be shared between workers;"
-            " set AGENTAUTH_REDIS_URL or use --workers 1",
+            "error: the in-process cache (memory://) cannot be shared between processes;"
+            " set AGENTAUTH_REDIS_URL (or use --workers 1 for the registry alone)",
             err=True,
         )
         raise typer.Exit(2)
+    if process == "worker":
+        _run_worker(settings)
+        return
     uvicorn.run(
-        "app.registry.main:create",
+        PROCESSES[process],
         factory=True,
         host=host,
         port=port,

@@ -22,10 +22,15 @@ class Metrics:
         self.histograms: dict[Labels, list[float]] = {}
         self.sums: dict[Labels, float] = defaultdict(float)
         self.help: dict[str, str] = {}
+        self.gauges: dict[str, float] = {}
 
     def inc(self, name: str, help_text: str, value: float = 1.0, **labels: str) -> None:
         self.help[name] = help_text
         self.counters[name][tuple(sorted(labels.items()))] += value
+
+    def gauge(self, name: str, help_text: str, value: float) -> None:
+        self.help[name] = help_text
+        self.gauges[name] = value
 
     def observe(self, seconds: float, **labels: str) -> None:
         key = tuple(sorted(labels.items()))
@@ -38,6 +43,8 @@ class Metrics:
         for name, series in sorted(self.counters.items()):
             lines += [f"# HELP {name} {self.help[name]}", f"# TYPE {name} counter"]
             lines += [f"{name}{_labels(k)} {v}" for k, v in sorted(series.items())]
+        for name, value in sorted(self.gauges.items()):
+            lines += [f"# HELP {name} {self.help[name]}", f"# TYPE {name} gauge", f"{name} {value}"]
         name = "agentauth_http_request_duration_seconds"
         lines += [f"# HELP {name} Request latency by route and status.", f"# TYPE {name} histogram"]
         for key, buckets in sorted(self.histograms.items()):

@@ -2,17 +2,60 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
 
 # Key suffixes under the configured namespace (``<namespace>:revocations`` ...).
 REVOCATION_CHANNEL = "revocations"
 REVOCATION_LOG = "revocation-log"
 KEYS_CHANNEL = "keys"
+EPOCH = "epoch"
+SPEND_STREAM = "spend"
+
+# What :meth:`Cache.admit_request` decided.
+Outcome = Literal[
+    "ok", "replay", "assertion_replay", "rate_limited", "budget_exhausted", "seed", "lost"
+]
 
 
 class CacheUnavailable(RuntimeError):
     """The cache could not answer; callers fail closed (503)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """Everything one ``/verify`` decision records, checked and applied atomically.
+
+    ``once`` keys (a DPoP proof's replay key, a caller assertion's ``jti``) may each be used
+    a single time. ``rate`` is (counter, limit, ttl); ``spend`` is (counter, amount, budget,
+    ttl) in minor units. When the spend counter is missing the outcome is ``"seed"``: the
+    caller rebuilds it from the durable ledger and retries with ``seed`` set. ``event`` is
+    appended to the spend stream when an amount is spent.
+    """
+
+    proof_iat: int
+    once: Sequence[tuple[str, int]] = ()
+    rate: tuple[str, int, int] | None = None
+    spend: tuple[str, int, int, int] | None = None
+    seed: int | None = None
+    event: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SpendEvent:
+    entry_id: str
+    fields: Mapping[str, str]
+
+
+class Subscription(Protocol):
+    async def get(self, wait: float) -> tuple[str, dict[str, Any]] | None:
+        """The next (channel kind, event) — kind ``"revocation"`` or ``"keys"`` — or ``None``
+        after ``wait`` seconds. Raises :class:`CacheUnavailable` when the connection is
+        lost: events may have been missed."""
+        ...
+
+    async def close(self) -> None: ...
 
 
 class Cache(Protocol):
@@ -34,13 +77,45 @@ class Cache(Protocol):
         """
         ...
 
+    async def admit_request(self, admission: Admission) -> Outcome:
+        """Check and record an :class:`Admission` in one atomic round trip.
+
+        ``"lost"`` means the cache lost its data since :meth:`ensure_epoch` (the replay
+        and counter state cannot be trusted); ``"replay"`` is the first ``once`` key used
+        before, and also covers proofs created before such a loss, whose use may have been
+        forgotten; ``"assertion_replay"`` is any later ``once`` key used before.
+        """
+        ...
+
+    async def ensure_epoch(self, now: int) -> int:
+        """The time the cache's current data set started; set to ``now`` when missing."""
+        ...
+
     async def publish_revocation(self, seq: int, kind: str, subject: str, expires_at: int) -> None:
         """Add a revocation to the shared set and announce it with its sequence number."""
+        ...
+
+    async def revocations(self, after: int = 0) -> list[dict[str, Any]]:
+        """Published revocation events with a sequence number above ``after``."""
+        ...
+
+    async def prune_revocations(self, now: int) -> int:
+        """Drop events of tokens and grants that expired; returns how many."""
         ...
 
     async def publish_key_change(self, kid: str) -> None:
         """Tell verifiers the key set changed."""
         ...
+
+    async def subscribe(self) -> Subscription:
+        """Listen to revocation and key events; returns once the subscription is active."""
+        ...
+
+    async def read_spends(self, consumer: str, count: int, block_ms: int) -> list[SpendEvent]:
+        """Spend events not yet acknowledged (first this consumer's pending ones)."""
+        ...
+
+    async def ack_spends(self, entry_ids: Sequence[str]) -> None: ...
 
     async def ping(self) -> bool: ...
 

@@ -1,14 +1,27 @@
-"""Redis backend: ``SET NX EX`` replay guard, fixed-window rate limits, revocation pub/sub."""
+"""Redis backend: replay guard, counters, revocation pub/sub and log, spend stream."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
+from typing import Any
 
 import orjson
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.asyncio.client import PubSub
+from redis.exceptions import RedisError, ResponseError
 
-from app.cache.base import KEYS_CHANNEL, REVOCATION_CHANNEL, REVOCATION_LOG, CacheUnavailable
+from app.cache.base import (
+    EPOCH,
+    KEYS_CHANNEL,
+    REVOCATION_CHANNEL,
+    REVOCATION_LOG,
+    SPEND_STREAM,
+    Admission,
+    CacheUnavailable,
+    Outcome,
+    SpendEvent,
+)
 
 _HIT = """
 local count = redis.call('INCR', KEYS[1])
@@ -21,15 +34,113 @@ end
 return 0
 """
 
+# KEYS: epoch, rate counter, spend counter, spend stream, then the single-use keys.
+# ARGV: proof iat, rate limit (0: none), rate ttl, amount, budget (-1: none), budget ttl,
+#       seed (-1: none), n single-use keys, their n ttls, then the stream event's fields.
+# Everything is checked before anything is written, so a refusal changes no counter.
+_ADMIT = """
+local epoch = redis.call('GET', KEYS[1])
+if not epoch then return 'lost' end
+if tonumber(ARGV[1]) < tonumber(epoch) then return 'replay' end
+local budget = tonumber(ARGV[5])
+local spent = nil
+local seeded = false
+if budget >= 0 then
+  spent = redis.call('GET', KEYS[3])
+  if spent then
+    spent = tonumber(spent)
+  elseif tonumber(ARGV[7]) >= 0 then
+    spent = tonumber(ARGV[7])
+    seeded = true
+  else
+    return 'seed'
+  end
+end
+local n = tonumber(ARGV[8])
+for i = 1, n do
+  if redis.call('EXISTS', KEYS[4 + i]) == 1 then
+    if i == 1 then return 'replay' end
+    return 'assertion_replay'
+  end
+end
+for i = 1, n do
+  redis.call('SET', KEYS[4 + i], '1', 'EX', ARGV[8 + i])
+end
+local limit = tonumber(ARGV[2])
+if limit > 0 then
+  local count = tonumber(redis.call('GET', KEYS[2]) or '0')
+  if count + 1 > limit then return 'rate_limited' end
+end
+local amount = tonumber(ARGV[4])
+if budget >= 0 and spent + amount > budget then
+  if seeded then redis.call('SET', KEYS[3], string.format('%d', spent), 'EX', ARGV[6]) end
+  return 'budget_exhausted'
+end
+if limit > 0 and redis.call('INCR', KEYS[2]) == 1 then
+  redis.call('EXPIRE', KEYS[2], ARGV[3])
+end
+if budget >= 0 then
+  if seeded then
+    redis.call('SET', KEYS[3], string.format('%d', spent + amount), 'EX', ARGV[6])
+  else
+    redis.call('INCRBY', KEYS[3], ARGV[4])
+  end
+  if amount > 0 then
+    local fields = {}
+    for i = 9 + n, #ARGV do fields[#fields + 1] = ARGV[i] end
+    redis.call('XADD', KEYS[4], '*', unpack(fields))
+  end
+end
+return 'ok'
+"""
+
+LEDGER_GROUP = "ledger"
+
+
+class RedisSubscription:
+    def __init__(self, pubsub: PubSub, kinds: dict[bytes, str]) -> None:
+        self._pubsub = pubsub
+        self._kinds = kinds
+        self._idle = 0
+
+    async def get(self, wait: float) -> tuple[str, dict[str, Any]] | None:
+        try:
+            message = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=wait)
+            if message is None:
+                self._idle += 1
+                if self._idle >= 10:  # a silent connection is probed, so a dead one surfaces
+                    self._idle = 0
+                    await self._pubsub.ping()
+                return None
+        except (RedisError, OSError) as exc:
+            raise CacheUnavailable(f"subscription lost: {exc}") from exc
+        self._idle = 0
+        kind = self._kinds.get(message.get("channel", b""))
+        if kind is None or message.get("type") != "message":
+            return None
+        try:
+            event = orjson.loads(message["data"])
+        except orjson.JSONDecodeError:
+            return None
+        return (kind, event) if isinstance(event, dict) else None
+
+    async def close(self) -> None:
+        with contextlib.suppress(RedisError, OSError):
+            await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+
 
 class RedisCache:
     def __init__(self, url: str, *, namespace: str = "agentauth") -> None:
         self._redis = Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
         self._hit = self._redis.register_script(_HIT)
+        self._admit = self._redis.register_script(_ADMIT)
         self._ns = namespace
         self.revocation_channel = f"{namespace}:{REVOCATION_CHANNEL}"
         self.revocation_log = f"{namespace}:{REVOCATION_LOG}"
         self.keys_channel = f"{namespace}:{KEYS_CHANNEL}"
+        self.epoch_key = f"{namespace}:{EPOCH}"
+        self.spend_stream = f"{namespace}:{SPEND_STREAM}"
+        self._none = f"{namespace}:none"  # placeholder for unused KEYS slots
 
     @property
     def client(self) -> Redis:
@@ -61,6 +172,46 @@ class RedisCache:
         except RedisError as exc:
             raise CacheUnavailable(f"rate limit: {exc}") from exc
 
+    async def admit_request(self, admission: Admission) -> Outcome:
+        rate_key, limit, rate_ttl = admission.rate or (self._none, 0, 1)
+        spend_key, amount, budget, budget_ttl = admission.spend or (self._none, 0, -1, 1)
+        keys = [
+            self.epoch_key,
+            f"{self._ns}:ctr:{rate_key}" if admission.rate else self._none,
+            f"{self._ns}:ctr:{spend_key}" if admission.spend else self._none,
+            self.spend_stream,
+            *(f"{self._ns}:seen:{key}" for key, _ in admission.once),
+        ]
+        args: list[str | int] = [
+            admission.proof_iat,
+            limit,
+            rate_ttl,
+            amount,
+            budget,
+            budget_ttl,
+            -1 if admission.seed is None else admission.seed,
+            len(admission.once),
+            *(ttl for _, ttl in admission.once),
+        ]
+        for name, value in admission.event.items():
+            args += [name, value]
+        try:
+            result = await self._admit(keys=keys, args=args)
+        except RedisError as exc:
+            raise CacheUnavailable(f"admission: {exc}") from exc
+        outcome = result.decode() if isinstance(result, bytes) else str(result)
+        return outcome  # type: ignore[return-value]  # the script returns only Outcome values
+
+    async def ensure_epoch(self, now: int) -> int:
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.set(self.epoch_key, now, nx=True)
+                pipe.get(self.epoch_key)
+                _, value = await pipe.execute()
+        except RedisError as exc:
+            raise CacheUnavailable(f"epoch: {exc}") from exc
+        return int(value)
+
     async def publish_revocation(self, seq: int, kind: str, subject: str, expires_at: int) -> None:
         event = orjson.dumps({"seq": seq, "kind": kind, "subject": subject, "exp": expires_at})
         try:
@@ -71,11 +222,85 @@ class RedisCache:
         except RedisError as exc:
             raise CacheUnavailable(f"revocation publish: {exc}") from exc
 
+    async def revocations(self, after: int = 0) -> list[dict[str, Any]]:
+        try:
+            members: Any = await self._redis.zrangebyscore(
+                self.revocation_log, f"({after}", "+inf"
+            )
+        except RedisError as exc:
+            raise CacheUnavailable(f"revocation log: {exc}") from exc
+        return [orjson.loads(member) for member in members]
+
+    async def prune_revocations(self, now: int) -> int:
+        try:
+            members: Any = await self._redis.zrange(self.revocation_log, 0, -1)
+            stale = [m for m in members if 0 < int(orjson.loads(m).get("exp") or 0) < now]
+            if stale:
+                await self._redis.zrem(self.revocation_log, *stale)
+        except RedisError as exc:
+            raise CacheUnavailable(f"revocation log: {exc}") from exc
+        return len(stale)
+
     async def publish_key_change(self, kid: str) -> None:
         try:
             await self._redis.publish(self.keys_channel, orjson.dumps({"kid": kid}))
         except RedisError as exc:
             raise CacheUnavailable(f"key publish: {exc}") from exc
+
+    async def subscribe(self) -> RedisSubscription:
+        pubsub = self._redis.pubsub()
+        try:
+            await pubsub.subscribe(self.revocation_channel, self.keys_channel)
+            confirmed = 0
+            while confirmed < 2:  # both subscriptions are active before anything is read
+                message = await pubsub.get_message(timeout=2)
+                if message is None:
+                    raise CacheUnavailable("subscription not confirmed")
+                confirmed += message.get("type") == "subscribe"
+        except (RedisError, OSError) as exc:
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            raise CacheUnavailable(f"subscribe: {exc}") from exc
+        kinds = {self.revocation_channel.encode(): "revocation", self.keys_channel.encode(): "keys"}
+        return RedisSubscription(pubsub, kinds)
+
+    async def _ensure_group(self) -> None:
+        try:
+            await self._redis.xgroup_create(self.spend_stream, LEDGER_GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def read_spends(self, consumer: str, count: int, block_ms: int) -> list[SpendEvent]:
+        try:
+            await self._ensure_group()
+            pending: Any = await self._redis.xreadgroup(
+                LEDGER_GROUP, consumer, {self.spend_stream: "0"}, count=count
+            )
+            entries: Any = pending[0][1] if pending else []
+            if not entries:
+                fresh: Any = await self._redis.xreadgroup(
+                    LEDGER_GROUP, consumer, {self.spend_stream: ">"}, count=count, block=block_ms
+                )
+                entries = fresh[0][1] if fresh else []
+        except RedisError as exc:
+            raise CacheUnavailable(f"spend stream: {exc}") from exc
+        return [
+            SpendEvent(
+                entry_id.decode(), {k.decode(): v.decode() for k, v in (fields or {}).items()}
+            )
+            for entry_id, fields in entries
+        ]
+
+    async def ack_spends(self, entry_ids: Sequence[str]) -> None:
+        if not entry_ids:
+            return
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.xack(self.spend_stream, LEDGER_GROUP, *entry_ids)
+                pipe.xdel(self.spend_stream, *entry_ids)
+                await pipe.execute()
+        except RedisError as exc:
+            raise CacheUnavailable(f"spend stream: {exc}") from exc
 
     async def ping(self) -> bool:
         try:

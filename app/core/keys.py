@@ -9,7 +9,7 @@ until every token it may have signed has expired (``retired_at + max_token_ttl``
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -117,6 +117,23 @@ def new_signing_key(*, alg: str = "ES256", activates_at: int) -> SigningKey:
     return SigningKey(private_key, public_jwk_for(private_key, alg=alg), activates_at)
 
 
+def is_published(activates_at: int, activations: Sequence[int], now: int, max_ttl: int) -> bool:
+    """A key stays published until ``max_ttl`` after a later key took over from it: every
+    token it signed has expired by then."""
+    later = [t for t in activations if activates_at < t <= now]
+    return not later or min(later) + max_ttl > now
+
+
+def published_public_keys(
+    keys: Iterable[tuple[PublicJWK, int]], now: int, *, max_token_ttl: int
+) -> list[PublicJWK]:
+    """The verification keys among (public key, activation time) pairs: what a process that
+    holds no private key (the verifier) publishes and accepts."""
+    entries = list(keys)
+    activations = [at for _, at in entries]
+    return [key for key, at in entries if is_published(at, activations, now, max_token_ttl)]
+
+
 class NoActiveKey(LookupError):
     """No signing key has activated yet."""
 
@@ -148,19 +165,14 @@ class SigningKeySet:
             return KeyStatus.NEXT
         return KeyStatus.ACTIVE if key is self.current(now) else KeyStatus.RETIRED
 
-    def _retired_at(self, key: SigningKey, now: int) -> int | None:
-        later = [k.activates_at for k in self._keys if k.activates_at > key.activates_at]
-        later = [t for t in later if t <= now]
-        return min(later) if later else None
-
     def published(self, now: int) -> tuple[SigningKey, ...]:
         """Next, active and retired keys that may still have signed a live token."""
-        out = []
-        for key in self._keys:
-            retired_at = self._retired_at(key, now)
-            if retired_at is None or retired_at + self._max_token_ttl > now:
-                out.append(key)
-        return tuple(out)
+        activations = [k.activates_at for k in self._keys]
+        return tuple(
+            k
+            for k in self._keys
+            if is_published(k.activates_at, activations, now, self._max_token_ttl)
+        )
 
     def verification_keys(self, now: int) -> dict[str, PublicJWK]:
         """``kid`` → public key for every published key."""

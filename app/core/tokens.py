@@ -137,6 +137,16 @@ class AccessTokenClaims:
         )
 
 
+class TokenExpired(InvalidToken):
+    """RFC 6750 §3.1 ``invalid_token`` because ``exp`` has passed (the verifier reports it as
+    its own ``expired`` reason)."""
+
+    default_description = "The access token has expired."
+
+    def __init__(self) -> None:
+        super().__init__(detail="access token expired")
+
+
 def mint_access_token(claims: AccessTokenClaims, key: SigningKey) -> str:
     """Sign ``claims`` as an RFC 9068 access token (header ``typ: at+jwt``, ``kid``)."""
     header = {"typ": ACCESS_TOKEN_TYP, "alg": key.alg, "kid": key.kid}
@@ -183,7 +193,7 @@ def verify_access_token(
     if claims.iss != issuer:
         raise InvalidToken(detail="access token issuer mismatch")
     if claims.exp + leeway <= now:
-        raise InvalidToken("The access token has expired.", detail="access token expired")
+        raise TokenExpired()
     if claims.iat > now + leeway or (
         nbf is not None and (not isinstance(nbf, int) or nbf > now + leeway)
     ):

@@ -13,8 +13,13 @@ from sqlalchemy.ext.asyncio import (
 )
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
-    """An async engine; SQLite gets WAL, foreign keys and a busy timeout."""
+def create_engine(url: str, *, pool_size: int = 10, read_only: bool = False) -> AsyncEngine:
+    """An async engine; SQLite gets WAL, foreign keys and a busy timeout.
+
+    ``read_only`` engines (the verifier) open PostgreSQL sessions with
+    ``default_transaction_read_only`` and short timeouts, so a stopped database fails fast
+    instead of holding a request; on SQLite they do not take the write lock.
+    """
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30})
 
@@ -29,10 +34,10 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
             cursor.close()
 
         @event.listens_for(engine.sync_engine, "begin")
-        def _begin_immediate(connection: Any) -> None:
-            # Take the write lock up front: a deferred transaction that reads and then writes
-            # can fail with SQLITE_BUSY when another writer committed in between.
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        def _begin(connection: Any) -> None:
+            # Writers take the write lock up front: a deferred transaction that reads and then
+            # writes can fail with SQLITE_BUSY when another writer committed in between.
+            connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
         return engine
     options: dict[str, Any] = {
@@ -40,6 +45,13 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         "max_overflow": pool_size,
         "pool_recycle": 1800,  # no pre-ping: it costs a round trip per checkout
     }
+    if read_only:
+        options["pool_pre_ping"] = True  # cold path only; a restarted server is noticed
+        options["connect_args"] = {
+            "timeout": 2,
+            "command_timeout": 2,
+            "server_settings": {"default_transaction_read_only": "on"},
+        }
     return create_async_engine(url, **options)
 
 

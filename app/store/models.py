@@ -216,6 +216,22 @@ class Revocation(Base):
     subject: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[int] = mapped_column(BigInteger)
     expires_at: Mapped[int | None] = mapped_column(BigInteger)
+    # Set once the event reached the cache; the worker republishes rows left unset.
+    published_at: Mapped[int | None] = mapped_column(BigInteger, index=True)
+
+
+class SpendLedger(Base):
+    """Every spend a verifier accepted, drained from the cache's spend stream by the worker;
+    budget counters are rebuilt from it when the cache lost them."""
+
+    __tablename__ = "spend_ledger"
+    entry_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    grant_id: Mapped[str] = mapped_column(String(40))
+    bucket: Mapped[str] = mapped_column(String(128))
+    currency: Mapped[str] = mapped_column(String(3))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    jti: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[int] = mapped_column(BigInteger)
 
 
 class SigningKeyRow(Base):
@@ -249,4 +265,7 @@ class AuditEvent(Base):
     hash: Mapped[str] = mapped_column(String(64))
 
 
+Index(
+    "ix_spend_ledger_grant_bucket", SpendLedger.grant_id, SpendLedger.bucket, SpendLedger.currency
+)
 Index("ix_grant_requests_human_status", GrantRequest.human_id, GrantRequest.status)

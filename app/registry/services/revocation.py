@@ -9,12 +9,13 @@ each token's ``grant_id`` against the revoked set.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from sqlalchemy import ColumnElement, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.api.metrics import METRICS
-from app.cache.base import CacheUnavailable
+from app.cache.base import Cache, CacheUnavailable
 from app.registry.state import Registry
 from app.store.models import AccessToken, Agent, Grant, Human, RefreshToken, Revocation
 
@@ -78,13 +79,46 @@ async def suspend_human(session: AsyncSession, human: Human, now: int) -> list[R
     return rows
 
 
+async def publish_rows(
+    cache: Cache, sessions: async_sessionmaker[AsyncSession], rows: Sequence[Revocation], now: int
+) -> int:
+    """Announce committed revocations and mark them published; returns how many went out.
+
+    A failure is logged and never undoes a revocation: the row stays unpublished and the
+    worker announces it again (an outbox), while verifiers also resynchronise on their own.
+    """
+    published: list[int] = []
+    for row in rows:
+        try:
+            await cache.publish_revocation(row.seq, row.kind, row.subject, row.expires_at or 0)
+        except CacheUnavailable:
+            log.warning("revocation %s committed but not published; the worker retries", row.seq)
+            break
+        published.append(row.seq)
+    if published:
+        async with sessions() as session, session.begin():
+            await session.execute(
+                update(Revocation).where(Revocation.seq.in_(published)).values(published_at=now)
+            )
+    return len(published)
+
+
 async def publish(registry: Registry, rows: list[Revocation]) -> None:
-    """Announce committed revocations; a failure is logged, never undoes the revocation."""
     for row in rows:
         METRICS.inc("agentauth_revocations_total", "Revocations by kind.", kind=row.kind)
-        try:
-            await registry.cache.publish_revocation(
-                row.seq, row.kind, row.subject, row.expires_at or 0
-            )
-        except CacheUnavailable:
-            log.warning("revocation %s committed but not published; verifiers will resync", row.seq)
+    await publish_rows(registry.cache, registry.sessions, rows, registry.now())
+
+
+async def republish_pending(
+    cache: Cache, sessions: async_sessionmaker[AsyncSession], now: int, *, grace: int = 2
+) -> int:
+    """Publish revocations committed at least ``grace`` seconds ago and never announced."""
+    async with sessions() as session:
+        query = (
+            select(Revocation)
+            .where(Revocation.published_at.is_(None), Revocation.created_at <= now - grace)
+            .order_by(Revocation.seq)
+            .limit(500)
+        )
+        rows = (await session.scalars(query)).all()
+    return await publish_rows(cache, sessions, rows, now) if rows else 0

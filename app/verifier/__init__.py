@@ -1,0 +1,1 @@
+"""The verifier process: read-only, fast token decisions for resource servers."""

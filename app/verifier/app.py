@@ -1,0 +1,164 @@
+"""The verifier application factory: raw ASGI hot routes in front of a small Starlette app
+for the JWK set and operations endpoints."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from app.api.errors import http_error_handler, json_response, unexpected_error_handler
+from app.api.metrics import METRICS
+from app.cache.factory import create_cache
+from app.settings import Settings
+from app.verifier import routes
+from app.verifier.database import StoreUnavailable
+from app.verifier.state import Verifier, build_verifier
+
+log = logging.getLogger("agentauth.verifier")
+STARTUP_WAIT = 5.0
+
+
+async def _load_keys(verifier: Verifier, stop: asyncio.Event) -> None:
+    """Keys are needed before anything verifies; retry until the database answers."""
+    while not stop.is_set():
+        try:
+            await verifier.keys.load()
+            return
+        except StoreUnavailable as exc:
+            log.warning("signing keys not loaded yet, retrying: %s", exc)
+            await asyncio.sleep(1)
+
+
+async def _housekeeping(verifier: Verifier, stop: asyncio.Event) -> None:
+    """Time-driven upkeep without I/O: key statuses, expired cache entries."""
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=10)
+        now = verifier.now()
+        verifier.keys.tick()
+        verifier.tokens.prune(now)
+        verifier.revocations.revoked.prune(now)
+
+
+class VerifierApp:
+    """ASGI entry point: ``/introspect`` and ``/verify`` go straight to their handlers."""
+
+    def __init__(self, inner: Starlette, hot: dict[str, routes.HotRoute]) -> None:
+        self.inner = inner
+        self._hot = hot
+
+    @property
+    def state(self) -> object:
+        return self.inner.state
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Run the lifespan (start-up and shutdown) outside a server, e.g. in tests."""
+        async with self.inner.router.lifespan_context(self.inner):
+            yield
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            route = self._hot.get(scope["path"])
+            if route is not None:
+                await route(scope, receive, send)
+                return
+        await self.inner(scope, receive, send)
+
+
+def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) -> VerifierApp:
+    holder: dict[str, Verifier] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        cache = create_cache(settings.redis_url, namespace=settings.cache_namespace)
+        verifier = build_verifier(settings, cache, clock)
+        holder["verifier"] = verifier
+        app.state.verifier = verifier
+        stop = asyncio.Event()
+        tasks = [
+            asyncio.create_task(_load_keys(verifier, stop)),
+            asyncio.create_task(verifier.revocations.run(stop)),
+            asyncio.create_task(_housekeeping(verifier, stop)),
+        ]
+        # Start answering once ready, or after STARTUP_WAIT with 503s until then.
+        deadline = time.monotonic() + STARTUP_WAIT
+        while not verifier.ready and time.monotonic() < deadline:  # noqa: ASYNC110 - two flags
+            await asyncio.sleep(0.02)
+        try:
+            yield
+        finally:
+            stop.set()
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await cache.close()
+            await verifier.store.close()
+
+    def current() -> Verifier:
+        return holder["verifier"]
+
+    async def jwks(_: Request) -> Response:
+        body = current().keys.jwks_body
+        return Response(
+            body, media_type="application/json", headers={"Cache-Control": "public, max-age=60"}
+        )
+
+    async def healthz(_: Request) -> Response:
+        return json_response({"status": "ok"})
+
+    async def readyz(_: Request) -> Response:
+        verifier = current()
+        checks = {
+            "keys": verifier.keys.loaded,
+            "revocations": verifier.revocations.ready,
+            "cache": await verifier.cache.ping(),
+            "database": await verifier.store.ping(),
+        }
+        # The database serves cold misses only: warm tokens keep verifying without it.
+        ready = checks["keys"] and checks["revocations"] and checks["cache"]
+        return json_response({"ready": ready, "checks": checks}, 200 if ready else 503)
+
+    async def metrics(_: Request) -> Response:
+        verifier = current()
+        METRICS.gauge(
+            "agentauth_verifier_cached_tokens", "Verified tokens held.", len(verifier.tokens)
+        )
+        METRICS.gauge(
+            "agentauth_verifier_revoked_entries",
+            "Revocations held in process.",
+            len(verifier.revocations.revoked),
+        )
+        return PlainTextResponse(METRICS.render(), media_type="text/plain; version=0.0.4")
+
+    inner = Starlette(
+        routes=[
+            Route("/.well-known/jwks.json", jwks),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/metrics", metrics),
+        ],
+        exception_handlers={
+            StarletteHTTPException: http_error_handler,
+            Exception: unexpected_error_handler,
+        },
+        lifespan=lifespan,
+    )
+    hot = {
+        path: routes.HotRoute(path, handler, current)
+        for path, handler in (("/introspect", routes.introspect), ("/verify", routes.verify))
+    }
+    return VerifierApp(inner, hot)

@@ -1,0 +1,85 @@
+"""The verifier's read-only view of the registry's database (cold misses only).
+
+Every query names its columns: the read-only role is granted exactly those in
+:data:`app.store.roles.READABLE_COLUMNS`, never sealed private keys or other secrets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.store.db import create_engine
+from app.store.models import ResourceServer, Revocation, SigningKeyRow, SpendLedger
+
+
+class StoreUnavailable(RuntimeError):
+    """The database could not answer; callers fail closed."""
+
+
+@dataclass(frozen=True, slots=True)
+class CallerRecord:
+    client_id: str
+    resource: str
+    auth_method: str
+    secret_hash: str | None
+    jwks: dict[str, Any] | None
+
+
+class ReadOnlyStore:
+    def __init__(self, url: str) -> None:
+        self.engine: AsyncEngine = create_engine(url, pool_size=2, read_only=True)
+
+    async def _rows(self, query: Any) -> list[Any]:
+        try:
+            async with self.engine.connect() as connection:
+                return list((await connection.execute(query)).all())
+        except (SQLAlchemyError, OSError, TimeoutError) as exc:
+            raise StoreUnavailable(f"database: {type(exc).__name__}") from exc
+
+    async def signing_keys(self) -> list[tuple[dict[str, Any], int]]:
+        rows = await self._rows(select(SigningKeyRow.public_jwk, SigningKeyRow.activates_at))
+        return [(dict(jwk), int(at)) for jwk, at in rows]
+
+    async def live_revocations(self, now: int) -> list[dict[str, Any]]:
+        query = select(
+            Revocation.seq, Revocation.kind, Revocation.subject, Revocation.expires_at
+        ).where(or_(Revocation.expires_at.is_(None), Revocation.expires_at > now))
+        return [
+            {"seq": seq, "kind": kind, "subject": subject, "exp": exp or 0}
+            for seq, kind, subject, exp in await self._rows(query)
+        ]
+
+    async def caller(self, client_id: str) -> CallerRecord | None:
+        query = select(
+            ResourceServer.id,
+            ResourceServer.resource,
+            ResourceServer.auth_method,
+            ResourceServer.secret_hash,
+            ResourceServer.jwks,
+        ).where(ResourceServer.id == client_id)
+        rows = await self._rows(query)
+        return CallerRecord(*rows[0]) if rows else None
+
+    async def spent(self, grant_id: str, bucket: str, currency: str) -> int:
+        query = select(func.coalesce(func.sum(SpendLedger.amount_minor), 0)).where(
+            SpendLedger.grant_id == grant_id,
+            SpendLedger.bucket == bucket,
+            SpendLedger.currency == currency,
+        )
+        rows = await self._rows(query)
+        return int(rows[0][0])
+
+    async def ping(self) -> bool:
+        try:
+            await self._rows(select(1))
+        except StoreUnavailable:
+            return False
+        return True
+
+    async def close(self) -> None:
+        await self.engine.dispose()

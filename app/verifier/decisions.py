@@ -1,0 +1,266 @@
+"""``/introspect`` and ``/verify`` decisions (CONTRACT "Verifier", ARCHITECTURE §6).
+
+Both start from "no" and return early on every failed check. ``/verify`` runs the pure
+checks first (token, revocation, audience, DPoP proof, capability, time window, maximum
+amount) and then records the proof and the counters in one atomic cache call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from app.api.errors import unavailable
+from app.cache.base import Admission, CacheUnavailable, Outcome
+from app.core.capabilities import find_capability
+from app.core.dpop import DPOP_ALGS, DPoPProof, verify_proof
+from app.core.envelope import Usage, budget_bucket, decide, rate_bucket
+from app.core.errors import (
+    InvalidClient,
+    InvalidDPoPProof,
+    InvalidToken,
+    UseDPoPNonce,
+    www_authenticate,
+)
+from app.core.money import Money
+from app.core.tokens import TokenExpired
+from app.verifier.callers import Authenticated
+from app.verifier.database import StoreUnavailable
+from app.verifier.revocations import RevocationStateUnknown
+from app.verifier.state import Verifier
+from app.verifier.tokens import VerifiedToken
+
+INACTIVE = b'{"active":false}'
+FUTURE_SKEW = 60
+BUDGET_TTL = {"hour": 2 * 3600, "day": 2 * 86400, "week": 8 * 86400, "month": 32 * 86400}
+_CHALLENGE_ERROR = {
+    "invalid_token": "invalid_token",
+    "expired": "invalid_token",
+    "revoked": "invalid_token",
+    "audience_mismatch": "invalid_token",
+    "dpop_key_mismatch": "invalid_token",
+    "invalid_dpop_proof": "invalid_dpop_proof",
+    "dpop_replay": "invalid_dpop_proof",
+}
+_DESCRIPTIONS = {
+    "invalid_token": "The access token is invalid.",
+    "expired": "The access token has expired.",
+    "revoked": "The access token has been revoked.",
+    "audience_mismatch": "The access token is for another resource server.",
+    "dpop_key_mismatch": "The DPoP proof is not signed by the token's key.",
+    "invalid_dpop_proof": "The DPoP proof is invalid.",
+    "dpop_replay": "The DPoP proof has been used before.",
+    "insufficient_capability": "The token does not allow this action.",
+    "outside_time_window": "The token does not allow requests at this time.",
+    "amount_exceeds_limit": "The amount exceeds the token's limit.",
+    "rate_limited": "The grant's request rate is exhausted.",
+    "budget_exhausted": "The grant's budget is exhausted.",
+}
+
+
+def is_revoked(verifier: Verifier, token: VerifiedToken) -> bool:
+    try:
+        return verifier.revocations.check(token.claims)
+    except RevocationStateUnknown:
+        raise unavailable("revocation state is not established") from None
+
+
+async def introspect(verifier: Verifier, caller_resource: str, token: str) -> bytes:
+    """The RFC 7662 response body for ``token`` as seen by the caller."""
+    try:
+        verified = await verifier.tokens.verify(token, verifier.now())
+    except InvalidToken:
+        return INACTIVE
+    if verified.claims.aud != caller_resource or is_revoked(verifier, verified):
+        return INACTIVE
+    return verified.active_body
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyRequest:
+    token: str
+    dpop: str
+    method: str
+    url: str
+    action: str | None
+    identifier: str | None
+    amount: Money | None
+
+
+def denial(reason: str) -> dict[str, Any]:
+    challenge = www_authenticate(
+        "DPoP",
+        error=_CHALLENGE_ERROR.get(reason, "insufficient_scope"),
+        description=_DESCRIPTIONS[reason],
+        algs=DPOP_ALGS[:2],
+    )
+    return {"allowed": False, "reason": reason, "www_authenticate": challenge}
+
+
+def _allowed(verified: VerifiedToken, capability: Mapping[str, Any]) -> dict[str, Any]:
+    claims = verified.claims
+    body: dict[str, Any] = {
+        "allowed": True,
+        "sub": claims.sub,
+        "act": claims.act,
+        "client_id": claims.client_id,
+        "grant_id": claims.grant_id,
+        "aud": claims.aud,
+        "jti": claims.jti,
+        "exp": claims.exp,
+        "auth_time": claims.auth_time,
+        "authorization_details": [capability],
+    }
+    if claims.scope is not None:
+        body["scope"] = claims.scope
+    return body
+
+
+def _check_proof(
+    verifier: Verifier, request: VerifyRequest, verified: VerifiedToken
+) -> DPoPProof | str:
+    settings = verifier.settings
+    try:
+        return verify_proof(
+            [request.dpop],
+            method=request.method,
+            url=request.url,
+            now=verifier.now(),
+            access_token=request.token,
+            bound_jkt=verified.claims.jkt,
+            max_age=settings.dpop_max_age,
+            future_skew=FUTURE_SKEW,
+        )
+    except (InvalidDPoPProof, UseDPoPNonce):
+        return "invalid_dpop_proof"
+    except InvalidToken:
+        return "dpop_key_mismatch"
+
+
+def _admission(
+    verifier: Verifier,
+    verified: VerifiedToken,
+    proof: DPoPProof,
+    limits: Any,
+    amount: Money | None,
+    once: list[tuple[str, int]],
+) -> tuple[Admission, tuple[str, str, str] | None]:
+    now = verifier.now()
+    grant = verified.claims.grant_id
+    rate = spend = None
+    ledger_key = None
+    event: dict[str, str] = {}
+    if limits is not None and limits.rate is not None:
+        bucket, ttl = rate_bucket(limits.rate, now)
+        rate = (f"{grant}:{bucket}", limits.rate.max_requests, ttl)
+    if limits is not None and limits.budget is not None and amount is not None:
+        budget = limits.budget
+        bucket = budget_bucket(budget, now)
+        currency = budget.money.currency
+        spend = (
+            f"{grant}:{currency}:{bucket}",
+            amount.minor_units,
+            budget.money.minor_units,
+            BUDGET_TTL[budget.period],
+        )
+        ledger_key = (grant, bucket, currency)
+        event = {
+            "grant": grant,
+            "bucket": bucket,
+            "currency": currency,
+            "amount": str(amount.minor_units),
+            "jti": verified.claims.jti,
+            "at": str(now),
+        }
+    # As long as the proof could be accepted; the key is shared with every replica.
+    replay_ttl = verifier.settings.dpop_max_age + FUTURE_SKEW + 1
+    admission = Admission(
+        proof_iat=proof.iat,
+        once=[(f"dpop:{proof.replay_key}", replay_ttl), *once],
+        rate=rate,
+        spend=spend,
+        event=event,
+    )
+    return admission, ledger_key
+
+
+async def _record(
+    verifier: Verifier, admission: Admission, ledger_key: tuple[str, str, str] | None
+) -> Outcome:
+    """One atomic cache call; the cold paths (seed a lost budget counter from the ledger,
+    recover from a cache that lost its data) retry it once each."""
+    try:
+        outcome = await verifier.cache.admit_request(admission)
+        if outcome == "lost":
+            await verifier.cache.ensure_epoch(verifier.now())
+            outcome = await verifier.cache.admit_request(admission)
+        if outcome == "seed" and ledger_key is not None:
+            seed = await verifier.store.spent(*ledger_key)
+            outcome = await verifier.cache.admit_request(
+                Admission(
+                    proof_iat=admission.proof_iat,
+                    once=admission.once,
+                    rate=admission.rate,
+                    spend=admission.spend,
+                    seed=seed,
+                    event=admission.event,
+                )
+            )
+    except CacheUnavailable as exc:
+        raise unavailable(f"replay protection: {exc}") from None
+    except StoreUnavailable as exc:
+        raise unavailable(f"budget ledger: {exc}") from None
+    if outcome in ("lost", "seed"):
+        raise unavailable("cache state is being rebuilt")
+    return outcome
+
+
+async def verify(
+    verifier: Verifier, authenticated: Authenticated, request: VerifyRequest
+) -> dict[str, Any]:
+    caller = authenticated.caller
+    try:
+        verified = await verifier.tokens.verify(request.token, verifier.now())
+    except TokenExpired:
+        return denial("expired")
+    except InvalidToken:
+        return denial("invalid_token")
+    if is_revoked(verifier, verified):
+        return denial("revoked")
+    if verified.claims.aud != caller.resource:
+        return denial("audience_mismatch")
+    proof = _check_proof(verifier, request, verified)
+    if isinstance(proof, str):
+        return denial(proof)
+    capability = find_capability(
+        verified.details,
+        location=caller.resource,
+        action=request.action,
+        identifier=request.identifier,
+    )
+    if capability is None:
+        return denial("insufficient_capability")
+    reason = decide(capability.limits, amount=request.amount, now=verifier.now(), usage=Usage())
+    if reason is not None:
+        return denial(reason)
+    once = []
+    if authenticated.assertion_key is not None:
+        once.append((authenticated.assertion_key, authenticated.assertion_ttl))
+    admission, ledger_key = _admission(
+        verifier, verified, proof, capability.limits, request.amount, once
+    )
+    outcome = await _record(verifier, admission, ledger_key)
+    if outcome == "assertion_replay":
+        raise InvalidClient(detail="client assertion jti already used")
+    if outcome == "replay":
+        return denial("dpop_replay")
+    if outcome != "ok":
+        return denial(outcome)
+    return _allowed(verified, capability.to_dict())
+
+
+def render(body: Mapping[str, Any]) -> bytes:
+    return orjson.dumps(body)

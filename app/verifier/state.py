@@ -1,0 +1,51 @@
+"""Everything a verifier request needs, built once at start-up."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from app.cache.base import Cache
+from app.settings import Settings
+from app.verifier.callers import Callers
+from app.verifier.database import ReadOnlyStore
+from app.verifier.keys import VerifierKeys
+from app.verifier.revocations import RevocationSync
+from app.verifier.tokens import TokenVerifier
+
+
+@dataclass
+class Verifier:
+    settings: Settings
+    cache: Cache
+    store: ReadOnlyStore
+    keys: VerifierKeys
+    tokens: TokenVerifier
+    callers: Callers
+    revocations: RevocationSync
+    clock: Callable[[], float] = field(default=time.time)
+
+    def now(self) -> int:
+        return int(self.clock())
+
+    @property
+    def ready(self) -> bool:
+        return self.keys.loaded and self.revocations.ready
+
+
+def build_verifier(settings: Settings, cache: Cache, clock: Callable[[], float]) -> Verifier:
+    store = ReadOnlyStore(settings.database_url)
+    keys = VerifierKeys(
+        store, max_token_ttl=settings.access_token_ttl + settings.clock_skew, clock=clock
+    )
+    return Verifier(
+        settings=settings,
+        cache=cache,
+        store=store,
+        keys=keys,
+        tokens=TokenVerifier(keys, issuer=settings.issuer),
+        callers=Callers(store, issuer=settings.issuer, clock=clock),
+        revocations=RevocationSync(cache, store, clock=clock, on_keys_changed=keys.reload),
+        clock=clock,
+    )

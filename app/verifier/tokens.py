@@ -1,0 +1,100 @@
+"""Access-token verification with an in-process cache keyed by the token's hash.
+
+Only tokens that verified (signature by a published key, ``typ``, ``alg``, issuer, claim
+types) are cached, until their ``exp``; per-request checks (expiry, audience, revocation)
+run on every use. Failures are never cached.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from app.core.capabilities import AuthorizationDetail, load_details
+from app.core.errors import InvalidToken
+from app.core.introspection import active_response
+from app.core.jwk import b64url_decode
+from app.core.jws import split_compact
+from app.core.tokens import AccessTokenClaims, TokenExpired, verify_access_token
+from app.verifier.keys import VerifierKeys
+
+MAX_TOKEN_CHARS = 16 * 1024
+
+
+@dataclass(slots=True)
+class VerifiedToken:
+    claims: AccessTokenClaims
+    active_body: bytes
+    _details: list[AuthorizationDetail] | None = field(default=None)
+
+    @property
+    def details(self) -> list[AuthorizationDetail]:
+        """The capabilities for this token's audience, parsed once."""
+        if self._details is None:
+            raw = [
+                d
+                for d in self.claims.authorization_details
+                if self.claims.aud in d.get("locations", ())
+            ]
+            try:
+                self._details = load_details(raw)
+            except ValueError:
+                self._details = []  # unreadable capabilities allow nothing
+        return self._details
+
+
+def _kid(token: str) -> object:
+    try:
+        header: Any = orjson.loads(b64url_decode(split_compact(token)[0]))
+    except (ValueError, orjson.JSONDecodeError):
+        return None
+    return header.get("kid") if isinstance(header, dict) else None
+
+
+class TokenVerifier:
+    def __init__(self, keys: VerifierKeys, *, issuer: str, max_entries: int = 100_000) -> None:
+        self._keys = keys
+        self._issuer = issuer
+        self._max_entries = max_entries
+        self._cache: dict[bytes, VerifiedToken] = {}
+
+    def _verify(self, token: str, now: int) -> VerifiedToken:
+        claims = verify_access_token(token, issuer=self._issuer, keys=self._keys.keys, now=now)
+        return VerifiedToken(claims, orjson.dumps(active_response(claims)))
+
+    async def verify(self, token: str, now: int) -> VerifiedToken:
+        """The verified token, or :class:`InvalidToken` (``detail`` says why)."""
+        if len(token) > MAX_TOKEN_CHARS:
+            raise InvalidToken(detail="token too long")
+        digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+        cached = self._cache.get(digest)
+        if cached is not None:
+            if cached.claims.exp <= now:
+                raise TokenExpired()
+            return cached
+        try:
+            verified = self._verify(token, now)
+        except InvalidToken:
+            if not await self._keys.refresh_for(_kid(token)):
+                raise
+            verified = self._verify(token, now)
+        self._remember(digest, verified, now)
+        return verified
+
+    def _remember(self, digest: bytes, verified: VerifiedToken, now: int) -> None:
+        if len(self._cache) >= self._max_entries:
+            self.prune(now)
+            if len(self._cache) >= self._max_entries:
+                # Still full of live tokens: drop the oldest half (dicts keep insertion order).
+                for key in list(self._cache)[: self._max_entries // 2]:
+                    del self._cache[key]
+        self._cache[digest] = verified
+
+    def prune(self, now: int) -> None:
+        self._cache = {k: v for k, v in self._cache.items() if v.claims.exp > now}
+
+    def __len__(self) -> int:
+        return len(self._cache)

@@ -1,0 +1,412 @@
+"""The verifier on the wire: /introspect and /verify against a real registry, PostgreSQL
+(through the read-only role) and Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+from app.core.jwk import b64url_decode
+from app.verifier.app import VerifierApp
+from tests.factories import Agent
+from tests.support.registry import AgentClient, Human, RegistryClient
+from tests.support.verifier import Merchant, eventually, granted_agent, merchant, verify_body
+
+EXPECTED_ACTIVE = {
+    "active", "iss", "sub", "aud", "client_id", "act", "exp", "iat", "jti", "cnf",
+    "token_type", "authorization_details", "grant_id", "auth_time",
+}  # fmt: skip
+
+
+def api(resource: str, actions: list[str] | None = None, **extra: Any) -> dict[str, Any]:
+    return {"type": "api", "locations": [resource], "actions": actions or ["read"], **extra}
+
+
+def payments(resource: str, limits: dict[str, Any]) -> dict[str, Any]:
+    return api(resource, ["pay"], limits=limits)
+
+
+async def setup(
+    registry: RegistryClient, http: httpx.AsyncClient, *details: Any, private_key_jwt: bool = False
+) -> tuple[Merchant, Human, AgentClient, str]:
+    shop = await merchant(registry, http, private_key_jwt=private_key_jwt)
+    alice = await registry.human()
+    built = [d(shop.resource) for d in details] or [api(shop.resource)]
+    agent, grant_id = await granted_agent(registry, alice, built)
+    return shop, alice, agent, grant_id
+
+
+async def inactive(shop: Merchant, token: str) -> bool:
+    response = await shop.introspect(token)
+    assert response.status_code == 200, response.text
+    return bool(response.json() == {"active": False})
+
+
+# --- /introspect -----------------------------------------------------------------------------
+
+
+async def test_introspect_active_token_has_every_contract_member(
+    registry: RegistryClient, verifier_http: httpx.AsyncClient
+) -> None:
+    shop, alice, agent, grant_id = await setup(registry, verifier_http)
+    response = await shop.introspect(agent.access_token or "")
+    assert response.status_code == 200
+    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert set(body) == EXPECTED_ACTIVE
+    assert body["active"] is True
+    assert (body["sub"], body["aud"], body["grant_id"]) == (alice.id, shop.resource, grant_id)
+    assert body["client_id"] == agent.client_id and body["act"] == {"sub": agent.client_id}
+    assert body["token_type"] == "DPoP" and set(body["cnf"]) == {"jkt"}
+    # warm: served again from the verified-token cache, same answer
+    assert (await shop.introspect(agent.access_token or "")).json() == body
+
+
+async def test_introspect_inactive_cases_are_exactly_active_false(
+    registry: RegistryClient, verifier_http: httpx.AsyncClient
+) -> None:
+    shop, _, agent, _ = await setup(registry, verifier_http)
+    other = await merchant(registry, verifier_http)
+    token = agent.access_token or ""
+    header, payload, signature = token.split(".")
+    claims = json.loads(b64url_decode(payload))
+    forged_key = Agent()
+    wrong_issuer = forged_key.sign(
+        {"typ": "at+jwt", "alg": "ES256", "kid": json.loads(b64url_decode(header))["kid"]},
+        {**claims, "iss": "https://evil.example"},
+    )
+    wrong_typ = forged_key.sign({"typ": "JWT", "alg": "ES256", "kid": "x"}, claims)
+    tampered = f"{header}.{payload[:-2]}AA.{signature}"
+    for bad in ("garbage", f"{header}.{payload}.AAAA", wrong_issuer, wrong_typ, tampered):
+        assert await inactive(shop, bad), bad
+    assert await inactive(other, token)  # another resource server's audience
+
+
+async def test_introspect_expired_token_is_inactive(
+    registry: RegistryClient, verifier_http: httpx.AsyncClient
+) -> None:
+    shop, _, agent, _ = await setup(registry, verifier_http)
+    assert not await inactive(shop, agent.access_token or "")
+    registry.clock.advance(301)
+    assert await inactive(shop, agent.access_token or "")
+
+
+@pytest.mark.parametrize("what", ["token", "grant", "agent", "human"])
+async def test_revocations_reach_the_verifier(
+    registry: RegistryClient, verifier_http: httpx.AsyncClient, what: str
+) -> None:
+    shop, alice, agent, grant_id = await setup(registry, verifier_http)
+    token = agent.access_token or ""
+    assert not await inactive(shop, token)
+    if what == "token":
+        response = await agent.post("/revoke", agent.form(token=token), dpop=None)
+    elif what == "grant":
+        response = await registry.admin("POST", f"/grants/{grant_id}/revoke")
+    elif what == "agent":
+        response = await registry.admin("POST", f"/agents/{agent.client_id}/disable")
+    else:
+        response = await registry.admin("POST", f"/humans/{alice.id}/suspend")
+    assert response.status_code == 200, response.text
+    await eventually(lambda: inactive(shop, token))
+    denied = await shop.verify(verify_body(agent, shop.resource + "/x", action="read"))
+    assert denied.json()["reason"] == "revoked"
+
+
+async def test_sub_delegated_token_dies_with_a_disabled_actor(
+    registry: RegistryClient, verifier_http: httpx.AsyncClient
+) -> None:
+    from tests.support.registry import ACCESS_TOKEN_TYPE, EXCHANGE, JWT_TYPE
+
+    shop = await merchant(registry, verifier_http)
+    alice = await registry.human()
+    agent_a, _ = await granted_agent(
+        registry, alice, [api(shop.resource)], max_delegation_depth="1"
+    )
+    agent_b = await registry.agent(alice)
+    now = int(registry.clock())
+    actor = agent_b.keys.assertion(iat=now, exp=now + 60, aud="http://localhost", typ="actor+jwt")
+    exchanged = await agent_a.token(
+        EXCHANGE,
+        subject_token=agent_a.access_token,
+        subject_token_type=ACCESS_TOKEN_TYPE,
+        actor_token=actor,
+        actor_token_type=JWT_TYPE,
+        resource=shop.resource,
+    )
+    assert exchanged.status_code == 200, exchanged.text
+    delegated = exchanged.json()["access_token"]
+    body = (await shop.introspect(delegated)).json()
+    assert body["act"] == {"sub": agent_b.client_id, "act": {"sub": agent_a.client_id}}
+    disabled = await registry.admin("POST", f"/agents/{agent_b.client_id}/disable")
+    assert disabled.status_code == 200
+    await eventually(lambda: inactive(shop, delegated))
+
+
+# --- caller authentication -------------------------------------------------------------------
+
+
+async def test_callers_authenticate_by_basic_post_or_private_key_jwt(
+    registry: RegistryClient, verifier_http: httpx.AsyncClient
+) -> None:
+    shop, alice, agent, _ = await setup(registry, verifier_http)
+    token = agent.access_token or ""
+    assert (await shop.introspect(token)).json()["active"] is True
+    post = Merchant(verifier_http, shop.resource, shop.client_id)
+    by_post = await post.introspect(
+        token, client_id=shop.client_id, client_secret=shop.secret or ""
+    )
+    assert by_post.json()["active"] is True
+
+    jwt_shop = await merchant(registry, verifier_http, private_key_jwt=True)
+    agent2, _ = await granted_agent(registry, alice, [api(jwt_shop.resource)])
+    assertion = jwt_shop.assertion(int(registry.clock()))
+    params = {
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        "client_assertion": assertion,
+    }
+    first = await jwt_shop.introspect(agent2.access_token or "", **params)
+    assert first.json()["active"] is True
+    replayed = await jwt_shop.introspect(agent2.access_token or "", **params)
+    assert (replayed.status_code, replayed.json()["error"]) == (401, "invalid_client")
+    body = verify_body(agent2, jwt_shop.resource + "/a", action="read")
+    allowed = await jwt_shop.verify(
+        {**body, **params, "client_assertion": jwt_shop.assertion(int(registry.clock()))}
+    )
+    assert allowed.json()["allowed"] is True, allowed.text
+
+
+async def test_caller_authentication_failures(
+    registry: RegistryClient, verifier_http: httpx.AsyncClient
+) -> None:
+    shop, _, agent, _ = await setup(registry, verifier_http)
+    token = agent.access_token or ""
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+
+    async def introspect(headers: dict[str, str], body: str) -> httpx.Response:
+        return await verifier_http.post("/introspect", content=body, headers=form | headers)
+
+    cases = [
+        ({}, f"token={token}", 401, "invalid_client"),
+        ({"Authorization": "Basic !!!"}, f"token={token}", 401, "invalid_client"),
+        (Merchant(verifier_http, "", shop.client_id, "wrong").basic(), f"token={token}", 401,
+         "invalid_client"),
+        (Merchant(verifier_http, "", "rs_unknown", "x").basic(), f"token={token}", 401,
+         "invalid_client"),
+        ({}, f"token={token}&client_id={shop.client_id}&client_secret=nope", 401,
+         "invalid_client"),
+        (shop.basic(), f"token={token}&client_id={shop.client_id}&client_secret={shop.secret}",
+         400, "invalid_request"),
+        ({}, f"token={token}&client_assertion_type=x&client_assertion=y", 401, "invalid_client"),
+    ]  # fmt: skip
+    for headers, body, status, error in cases:
+        response = await introspect(headers, body)
+        assert (response.status_code, response.json()["error"]) == (status, error), body
+        assert response.headers["cache-control"] == "no-store"
+    basic_failure = await introspect({"Authorization": "Basic !!!"}, f"token={token}")
+    assert basic_failure.headers["www-authenticate"].startswith("Basic ")
+    unauthenticated = await shop.verify(verify_body(agent, shop.resource), auth=False)
+    assert (unauthenticated.status_code, unauthenticated.json()["error"]) == (401, "invalid_client")
+
+
+async def test_malformed_requests_are_400_never_500(
+    registry: RegistryClient, verifier_http: httpx.AsyncClient
+) -> None:
+    shop, _, agent, _ = await setup(registry, verifier_http)
+    basic = shop.basic()
+    form = {"Content-Type": "application/x-www-form-urlencoded", **basic}
+    as_json = {"Content-Type": "application/json", **basic}
+    good = verify_body(agent, shop.resource + "/x", action="read")
+    cases: list[tuple[str, str, dict[str, str], bytes, int]] = [
+        ("GET", "/introspect", basic, b"", 405),
+        ("POST", "/introspect", basic | {"Content-Type": "text/plain"}, b"token=x", 400),
+        ("POST", "/introspect?token=x", form, b"", 400),
+        ("POST", "/introspect", form, b"", 400),
+        ("POST", "/introspect", form, b"token=a&token=b", 400),
+        ("POST", "/introspect", form, b"token=%ff", 400),
+        ("POST", "/introspect", form, b"token=" + b"a" * 70_000, 413),
+        ("POST", "/verify", as_json, b"{", 400),
+        ("POST", "/verify", as_json, b"[]", 400),
+        ("POST", "/verify", as_json, b'{"token": 1}', 400),
+        ("POST", "/verify", basic | {"Content-Type": "text/plain"}, json.dumps(good).encode(), 400),
+        ("POST", "/verify", as_json, b'{"a": 1, "a": 2}', 400),
+        ("POST", "/verify", as_json, json.dumps({**good, "url": "not a url"}).encode(), 400),
+        ("POST", "/verify", as_json, json.dumps({**good, "url": "https://evil.example/x"}).encode(), 400),
+        ("POST", "/verify", as_json, json.dumps({**good, "method": "post"}).encode(), 400),
+        ("POST", "/verify", as_json, json.dumps({**good, "amount": 5}).encode(), 400),
+        ("POST", "/verify", as_json, json.dumps({**good, "amount": {"value": "1.001", "currency": "EUR"}}).encode(), 400),
+        ("POST", "/verify", as_json, json.dumps({**good, "action": ["x"]}).encode(), 400),
+        ("POST", "/verify", as_json, json.dumps({**good, "client_secret": 5}).encode(), 400),
+        ("POST", "/verify", as_json | {"Content-Length": "abc"}, b"{}", 400),
+    ]  # fmt: skip
+    for method, path, headers, body, status in cases:
+        response = await verifier_http.request(method, path, content=body, headers=headers)
+        assert response.status_code == status, (path, body[:80], response.text)
+        assert response.json()["error"] == "invalid_request"
+        assert response.headers["cache-control"] == "no-store"
+
+
+# --- /verify decisions -----------------------------------------------------------------------
+
+
+async def reason(shop: Merchant, body: dict[str, Any]) -> str:
+    response = await shop.verify(body)
+    assert response.status_code == 200, response.text
+    decision = response.json()
+    if decision["allowed"]:
+        return "allowed"
+    assert set(decision) == {"allowed", "reason", "www_authenticate"}
+    assert decision["www_authenticate"].startswith("DPoP ")
+    return str(decision["reason"])
+
+
+async def test_verify_allows_and_denies_with_every_token_and_proof_reason(
+    registry: RegistryClient, verifier_http: httpx.AsyncClient
+) -> None:
+    shop, alice, agent, grant_id = await setup(registry, verifier_http)
+    url = shop.resource + "/orders/7?expand=1"
+    allowed = await shop.verify(verify_body(agent, url, action="read"))
+    decision = allowed.json()
+    assert decision["allowed"] is True
+    assert (decision["sub"], decision["grant_id"], decision["client_id"]) == (
+        alice.id, grant_id, agent.client_id,
+    )  # fmt: skip
+    assert decision["authorization_details"][0]["actions"] == ["read"]
+    assert allowed.headers["cache-control"] == "no-store"
+
+    token = agent.access_token or ""
+    assert await reason(shop, verify_body(agent, url, token="x.y.z")) == "invalid_token"
+    other = await merchant(registry, verifier_http)
+    assert await reason(other, verify_body(agent, other.resource)) == "audience_mismatch"
+
+    body = verify_body(agent, url, action="read")
+    assert await reason(shop, body) == "allowed"
+    assert await reason(shop, body) == "dpop_replay"
+
+    wrong_htm = {**verify_body(agent, url, method="GET", action="read"), "method": "POST"}
+    assert await reason(shop, wrong_htm) == "invalid_dpop_proof"
+    wrong_htu = {**verify_body(agent, shop.resource + "/a", action="read"), "url": url}
+    assert await reason(shop, wrong_htu) == "invalid_dpop_proof"
+    stale = verify_body(agent, url, iat=int(registry.clock()) - 3600, action="read")
+    assert await reason(shop, stale) == "invalid_dpop_proof"
+    no_ath = {**body, "dpop": agent.keys.dpop(htm="POST", htu=url, iat=int(registry.clock()))}
+    assert await reason(shop, no_ath) == "invalid_dpop_proof"
+    thief = Agent()
+    stolen = thief.dpop(htm="POST", htu=url, iat=int(registry.clock()), access_token=token)
+    assert await reason(shop, {**body, "dpop": stolen}) == "dpop_key_mismatch"
+    assert await reason(shop, verify_body(agent, url, action="write")) == "insufficient_capability"
+
+    registry.clock.advance(301)
+    assert await reason(shop, verify_body(agent, url, action="read")) == "expired"
+
+
+async def test_verify_envelope_time_window_maximum_and_rate(
+    registry: RegistryClient, verifier_http: httpx.AsyncClient
+) -> None:
+    shop = await merchant(registry, verifier_http)
+    alice = await registry.human()
+    never = {"days": ["mon"], "start": "00:00", "end": "00:01", "time_zone": "Pacific/Kiritimati"}
+    agent, _ = await granted_agent(
+        registry,
+        alice,
+        [
+            api(shop.resource, ["pay"], identifier="small",
+                limits={"max_amount": {"value": "10.00", "currency": "EUR"},
+                        "rate": {"max_requests": 3, "period": "hour"}}),
+            api(shop.resource, ["pay"], identifier="closed", limits={"time_windows": [never]}),
+        ],
+    )  # fmt: skip
+    url = shop.resource + "/pay"
+
+    def pay(value: str, identifier: str = "small", currency: str = "EUR") -> dict[str, Any]:
+        amount = {"value": value, "currency": currency}
+        return verify_body(agent, url, action="pay", identifier=identifier, amount=amount)
+
+    assert await reason(shop, pay("10.01")) == "amount_exceeds_limit"
+    assert await reason(shop, pay("1.00", currency="USD")) == "amount_exceeds_limit"
+    assert await reason(shop, {**pay("1.00"), "amount": None}) == "amount_exceeds_limit"
+    closed = await reason(shop, pay("1.00", identifier="closed"))
+    assert closed in ("outside_time_window", "allowed")  # open one minute a week
+    results = [await reason(shop, pay("1.00")) for _ in range(4)]
+    assert results == ["allowed", "allowed", "allowed", "rate_limited"]
+
+
+async def test_budget_counts_atomically_under_fifty_parallel_spends(
+    registry: RegistryClient, verifier_http: httpx.AsyncClient
+) -> None:
+    budget = {"budget": {"value": "10.00", "currency": "EUR", "period": "day"}}
+    shop, _, agent, grant_id = await setup(registry, verifier_http, lambda r: payments(r, budget))
+    url = shop.resource + "/pay"
+    one = {"value": "1.00", "currency": "EUR"}
+    bodies = [verify_body(agent, url, action="pay", amount=one) for _ in range(50)]
+    responses = await asyncio.gather(*(shop.verify(body) for body in bodies))
+    decisions = [r.json() for r in responses]
+    assert sum(d["allowed"] for d in decisions) == 10
+    assert {d.get("reason") for d in decisions if not d["allowed"]} == {"budget_exhausted"}
+
+
+async def test_the_same_proof_in_parallel_is_accepted_once(
+    registry: RegistryClient, verifier_http: httpx.AsyncClient
+) -> None:
+    shop, _, agent, _ = await setup(registry, verifier_http)
+    body = verify_body(agent, shop.resource + "/x", action="read")
+    responses = await asyncio.gather(*(shop.verify(body) for _ in range(20)))
+    reasons = sorted(r.json().get("reason", "allowed") for r in responses)
+    assert reasons == ["allowed"] + ["dpop_replay"] * 19
+
+
+async def test_verifier_jwks_matches_the_registry_and_ops_endpoints(
+    registry: RegistryClient, verifier_http: httpx.AsyncClient
+) -> None:
+    ours = (await verifier_http.get("/.well-known/jwks.json")).json()
+    theirs = (await registry.http.get("/.well-known/jwks.json")).json()
+    assert ours == theirs and ours["keys"]
+    assert (await verifier_http.get("/healthz")).json() == {"status": "ok"}
+    ready = await verifier_http.get("/readyz")
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["checks"] == {
+        "keys": True, "revocations": True, "cache": True, "database": True,
+    }  # fmt: skip
+    metrics = (await verifier_http.get("/metrics")).text
+    assert "agentauth_verifier_cached_tokens" in metrics
+
+
+async def test_rotated_key_reaches_the_verifier(
+    registry: RegistryClient, verifier: VerifierApp, verifier_http: httpx.AsyncClient
+) -> None:
+    rotated = await registry.admin("POST", "/keys/rotate")
+    assert rotated.status_code == 200, rotated.text
+
+    async def published() -> bool:
+        ours = (await verifier_http.get("/.well-known/jwks.json")).json()
+        theirs = (await registry.http.get("/.well-known/jwks.json")).json()
+        return bool(len(ours["keys"]) == len(theirs["keys"]) == 2)
+
+    await eventually(published)
+
+
+async def test_unknown_kid_refreshes_at_most_once(
+    registry: RegistryClient, verifier: VerifierApp, verifier_http: httpx.AsyncClient
+) -> None:
+    shop = await merchant(registry, verifier_http)
+    state: Any = verifier.state
+    keys = state.verifier.keys
+    calls = 0
+    load = keys.load
+
+    async def counting_load() -> None:
+        nonlocal calls
+        calls += 1
+        await load()
+
+    keys.load = counting_load
+    forged = Agent()
+    for _ in range(5):
+        token = forged.sign({"typ": "at+jwt", "alg": "ES256", "kid": uuid.uuid4().hex}, {"a": 1})
+        assert await inactive(shop, token)
+    assert calls == 1

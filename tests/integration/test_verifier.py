@@ -62,8 +62,10 @@ async def test_introspect_active_token_has_every_contract_member(
     assert set(body) == EXPECTED_ACTIVE
     assert body["active"] is True
     assert (body["sub"], body["aud"], body["grant_id"]) == (alice.id, shop.resource, grant_id)
-    assert body["client_id"] == agent.client_id and body["act"] == {"sub": agent.client_id}
-    assert body["token_type"] == "DPoP" and set(body["cnf"]) == {"jkt"}
+    assert body["client_id"] == agent.client_id
+    assert body["act"] == {"sub": agent.client_id}
+    assert body["token_type"] == "DPoP"
+    assert set(body["cnf"]) == {"jkt"}
     # warm: served again from the verified-token cache, same answer
     assert (await shop.introspect(agent.access_token or "")).json() == body
 
@@ -222,6 +224,10 @@ async def test_malformed_requests_are_400_never_500(
     form = {"Content-Type": "application/x-www-form-urlencoded", **basic}
     as_json = {"Content-Type": "application/json", **basic}
     good = verify_body(agent, shop.resource + "/x", action="read")
+
+    def bad(**members: Any) -> bytes:
+        return json.dumps({**good, **members}).encode()
+
     cases: list[tuple[str, str, dict[str, str], bytes, int]] = [
         ("GET", "/introspect", basic, b"", 405),
         ("POST", "/introspect", basic | {"Content-Type": "text/plain"}, b"token=x", 400),
@@ -235,13 +241,13 @@ async def test_malformed_requests_are_400_never_500(
         ("POST", "/verify", as_json, b'{"token": 1}', 400),
         ("POST", "/verify", basic | {"Content-Type": "text/plain"}, json.dumps(good).encode(), 400),
         ("POST", "/verify", as_json, b'{"a": 1, "a": 2}', 400),
-        ("POST", "/verify", as_json, json.dumps({**good, "url": "not a url"}).encode(), 400),
-        ("POST", "/verify", as_json, json.dumps({**good, "url": "https://evil.example/x"}).encode(), 400),
-        ("POST", "/verify", as_json, json.dumps({**good, "method": "post"}).encode(), 400),
-        ("POST", "/verify", as_json, json.dumps({**good, "amount": 5}).encode(), 400),
-        ("POST", "/verify", as_json, json.dumps({**good, "amount": {"value": "1.001", "currency": "EUR"}}).encode(), 400),
-        ("POST", "/verify", as_json, json.dumps({**good, "action": ["x"]}).encode(), 400),
-        ("POST", "/verify", as_json, json.dumps({**good, "client_secret": 5}).encode(), 400),
+        ("POST", "/verify", as_json, bad(url="not a url"), 400),
+        ("POST", "/verify", as_json, bad(url="https://evil.example/x"), 400),
+        ("POST", "/verify", as_json, bad(method="post"), 400),
+        ("POST", "/verify", as_json, bad(amount=5), 400),
+        ("POST", "/verify", as_json, bad(amount={"value": "1.001", "currency": "EUR"}), 400),
+        ("POST", "/verify", as_json, bad(action=["x"]), 400),
+        ("POST", "/verify", as_json, bad(client_secret=5), 400),
         ("POST", "/verify", as_json | {"Content-Length": "abc"}, b"{}", 400),
     ]  # fmt: skip
     for method, path, headers, body, status in cases:
@@ -340,7 +346,7 @@ async def test_budget_counts_atomically_under_fifty_parallel_spends(
     registry: RegistryClient, verifier_http: httpx.AsyncClient
 ) -> None:
     budget = {"budget": {"value": "10.00", "currency": "EUR", "period": "day"}}
-    shop, _, agent, grant_id = await setup(registry, verifier_http, lambda r: payments(r, budget))
+    shop, _, agent, _grant_id = await setup(registry, verifier_http, lambda r: payments(r, budget))
     url = shop.resource + "/pay"
     one = {"value": "1.00", "currency": "EUR"}
     bodies = [verify_body(agent, url, action="pay", amount=one) for _ in range(50)]
@@ -365,7 +371,8 @@ async def test_verifier_jwks_matches_the_registry_and_ops_endpoints(
 ) -> None:
     ours = (await verifier_http.get("/.well-known/jwks.json")).json()
     theirs = (await registry.http.get("/.well-known/jwks.json")).json()
-    assert ours == theirs and ours["keys"]
+    assert ours == theirs
+    assert ours["keys"]
     assert (await verifier_http.get("/healthz")).json() == {"status": "ok"}
     ready = await verifier_http.get("/readyz")
     assert ready.status_code == 200, ready.text

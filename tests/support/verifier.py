@@ -118,9 +118,9 @@ def verify_body(
     return {"token": token, "dpop": proof, "method": method, "url": url, **extra}
 
 
-async def eventually(check: Any, timeout: float = 3.0) -> None:
-    """Await ``check()`` until it returns true, failing after ``timeout`` seconds."""
-    deadline = asyncio.get_running_loop().time() + timeout
+async def eventually(check: Any, within: float = 3.0) -> None:
+    """Await ``check()`` until it returns true, failing after ``within`` seconds."""
+    deadline = asyncio.get_running_loop().time() + within
     while not await check():
         assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
         await asyncio.sleep(0.01)

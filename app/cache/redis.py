@@ -9,6 +9,9 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 
 from app.cache.base import (
@@ -131,7 +134,16 @@ class RedisSubscription:
 
 class RedisCache:
     def __init__(self, url: str, *, namespace: str = "agentauth") -> None:
-        self._redis = Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        # A pooled connection that died with a restarted server is replaced and the command
+        # sent once more. A command that ran but lost its reply would run twice, which can
+        # only make an answer stricter (a jti already seen, a counter one higher).
+        self._redis = Redis.from_url(
+            url,
+            socket_timeout=2,
+            socket_connect_timeout=2,
+            retry=Retry(NoBackoff(), 1),
+            retry_on_error=[RedisConnectionError],
+        )
         self._hit = self._redis.register_script(_HIT)
         self._admit = self._redis.register_script(_ADMIT)
         self._ns = namespace

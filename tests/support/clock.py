@@ -14,3 +14,13 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+class WallClock(Clock):
+    """The real time, for clients of server processes that run on the real time."""
+
+    def __call__(self) -> float:
+        return time.time()
+
+    def advance(self, seconds: float) -> None:
+        raise RuntimeError("the wall clock cannot be advanced")

@@ -145,10 +145,11 @@ class AgentClient:
 @dataclass
 class RegistryClient:
     http: httpx.AsyncClient
-    app: FastAPI
+    app: FastAPI | None
     clock: Clock
     admin_token: str
     browsers: list[httpx.AsyncClient] = field(default_factory=list)
+    base_url: str = ISSUER  # where a registry process listens, when there is no ``app``
 
     async def admin(self, method: str, path: str, body: Any = None) -> httpx.Response:
         return await self.http.request(
@@ -159,8 +160,11 @@ class RegistryClient:
         )
 
     def new_browser(self) -> httpx.AsyncClient:
-        transport = httpx.ASGITransport(app=self.app)
-        browser = httpx.AsyncClient(transport=transport, base_url=ISSUER)
+        if self.app is None:
+            browser = httpx.AsyncClient(base_url=self.base_url)
+        else:
+            transport = httpx.ASGITransport(app=self.app)
+            browser = httpx.AsyncClient(transport=transport, base_url=ISSUER)
         self.browsers.append(browser)
         return browser
 

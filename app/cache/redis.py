@@ -236,9 +236,7 @@ class RedisCache:
 
     async def revocations(self, after: int = 0) -> list[dict[str, Any]]:
         try:
-            members: Any = await self._redis.zrangebyscore(
-                self.revocation_log, f"({after}", "+inf"
-            )
+            members: Any = await self._redis.zrangebyscore(self.revocation_log, f"({after}", "+inf")
         except RedisError as exc:
             raise CacheUnavailable(f"revocation log: {exc}") from exc
         return [orjson.loads(member) for member in members]

@@ -81,7 +81,8 @@ def wait_ready(base: str, path: str = "/readyz", timeout: float = 30.0) -> None:
 @contextlib.contextmanager
 def server(
     command: list[str], env: dict[str, str], base: str, ready: str, cpus: str = "0"
-) -> Iterator[None]:
+) -> Iterator[int]:
+    """Run ``command`` pinned to ``cpus`` until the block ends; yields its process id."""
     process = subprocess.Popen(  # noqa: S603 - our own commands
         ["/usr/bin/taskset", "-c", cpus, *command],
         env=env,
@@ -91,7 +92,7 @@ def server(
     )
     try:
         wait_ready(base, ready)
-        yield
+        yield process.pid
     finally:
         process.terminate()
         try:

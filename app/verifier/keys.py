@@ -59,7 +59,8 @@ class VerifierKeys:
                 entries.append((parse_public_jwk(jwk, require_kid=True), activates_at))
             except JWKError:
                 log.error("ignoring an unreadable signing key %r", jwk.get("kid"))
-        self._entries = entries
+        # The registry's order: activation time, then kid.
+        self._entries = sorted(entries, key=lambda entry: (entry[1], entry[0].kid or ""))
         self._known = {key.kid for key, _ in entries if key.kid is not None}
         self._publish()
         self.loaded = True

@@ -58,7 +58,9 @@ async def test_ping_and_publish(cache: Cache) -> None:
         ]
     else:
         assert isinstance(cache, MemoryCache)
-        assert cache.revocations == [{"seq": 1, "kind": "grant", "subject": "grt_1", "exp": 123}]
+        assert cache.revocations_log == {
+            1: {"seq": 1, "kind": "grant", "subject": "grt_1", "exp": 123}
+        }
         assert cache.key_changes == ["kid-1"]
 
 

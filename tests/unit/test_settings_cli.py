@@ -189,7 +189,20 @@ def test_required_nonces_need_a_secret() -> None:
 def test_serve_refuses_a_private_cache_for_several_workers() -> None:
     result = runner.invoke(app, ["serve", "registry", "--workers", "2"])
     assert result.exit_code == 2
-    assert "cannot be shared between workers" in result.output
+    assert "cannot be shared between processes" in result.output
+
+
+@pytest.mark.parametrize("process", ["verifier", "worker"])
+def test_verifier_and_worker_need_a_shared_cache(process: str) -> None:
+    result = runner.invoke(app, ["serve", process])
+    assert result.exit_code == 2
+    assert "cannot be shared between processes" in result.output
+
+
+def test_serve_names_the_processes_it_knows() -> None:
+    result = runner.invoke(app, ["serve", "nonsense"])
+    assert result.exit_code == 2
+    assert "registry, verifier, worker" in result.output
 
 
 def test_serve_refuses_unknown_processes() -> None:

@@ -16,7 +16,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -30,41 +31,40 @@ from app.store.models import SpendLedger
 
 log = logging.getLogger("agentauth.worker")
 LEDGER_FIELDS = ("grant", "bucket", "currency", "amount", "jti", "at")
+PAUSE = 0.05
+BATCH = 500  # entries per ledger insert (SQLite allows 32766 bound parameters; 7 per row)
 
 
-def _ledger_row(event: SpendEvent) -> SpendLedger | None:
+def _ledger_row(event: SpendEvent) -> dict[str, object] | None:
     fields = event.fields
     if not all(name in fields for name in LEDGER_FIELDS):
         return None  # an entry deleted from the stream, or not one of ours
     try:
-        return SpendLedger(
-            entry_id=event.entry_id,
-            grant_id=fields["grant"][:40],
-            bucket=fields["bucket"][:128],
-            currency=fields["currency"][:3],
-            amount_minor=int(fields["amount"]),
-            jti=fields["jti"][:64],
-            created_at=int(fields["at"]),
-        )
+        return {
+            "entry_id": event.entry_id,
+            "grant_id": fields["grant"][:40],
+            "bucket": fields["bucket"][:128],
+            "currency": fields["currency"][:3],
+            "amount_minor": int(fields["amount"]),
+            "jti": fields["jti"][:64],
+            "created_at": int(fields["at"]),
+        }
     except ValueError:
         return None
 
 
 async def record_spends(
-    sessions: async_sessionmaker[AsyncSession], events: Sequence[SpendEvent]
-) -> int:
-    """Insert the events not yet in the ledger; returns how many were new."""
+    sessions: async_sessionmaker[AsyncSession], events: Sequence[SpendEvent], dialect: str
+) -> None:
+    """Insert the events into the ledger in one statement; an entry id already there (a
+    replay after a crash between insert and acknowledgement) is skipped."""
     rows = [row for row in map(_ledger_row, events) if row is not None]
     if not rows:
-        return 0
+        return
     async with sessions() as session, session.begin():
-        ids = [row.entry_id for row in rows]
-        known = set(
-            await session.scalars(select(SpendLedger.entry_id).where(SpendLedger.entry_id.in_(ids)))
-        )
-        fresh = [row for row in rows if row.entry_id not in known]
-        session.add_all(fresh)
-    return len(fresh)
+        insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+        # executemany form: one cached statement, rows sent in batches by the driver
+        await session.execute(insert(SpendLedger).on_conflict_do_nothing(), rows)
 
 
 @dataclass
@@ -76,12 +76,12 @@ class Worker:
     consumer: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
 
     async def drain_once(self, *, block_ms: int = 1000) -> int:
-        events = await self.cache.read_spends(self.consumer, 200, block_ms)
+        events = await self.cache.read_spends(self.consumer, BATCH, block_ms)
         if not events:
             return 0
-        added = await record_spends(self.sessions, events)
+        await record_spends(self.sessions, events, self.engine.dialect.name)
         await self.cache.ack_spends([event.entry_id for event in events])
-        METRICS.inc("agentauth_ledger_entries_total", "Spends written to the ledger.", added)
+        METRICS.inc("agentauth_ledger_entries_total", "Spends written to the ledger.", len(events))
         return len(events)
 
     async def housekeeping(self) -> None:
@@ -93,7 +93,10 @@ class Worker:
         last_housekeeping = 0.0
         while not stop.is_set():
             try:
-                await self.drain_once()
+                if await self.drain_once() < BATCH:
+                    # Let entries accumulate: one insert per ~50 ms instead of one per spend,
+                    # which bounds how long an accepted spend lives only in the cache.
+                    await asyncio.sleep(PAUSE)
                 if time.monotonic() - last_housekeeping >= 1.0:
                     await self.housekeeping()
                     last_housekeeping = time.monotonic()

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
 import httpx
+import pytest
 from sqlalchemy import func, select
 
 from app.cache.redis import RedisCache
@@ -158,3 +160,35 @@ async def test_a_dropped_subscription_resynchronises(
         return bool(response.status_code == 200 and response.json() == {"active": False})
 
     await eventually(answered_inactive)
+
+
+async def test_the_verifier_role_reads_only_what_it_needs(verifier_database_url: str) -> None:
+    if not verifier_database_url.startswith("postgresql"):
+        pytest.skip("SQLite has no roles")
+    plain = verifier_database_url.replace("postgresql+asyncpg://", "postgresql://")
+    connection = await asyncpg.connect(plain)
+    try:
+        assert await connection.fetchval("SELECT count(*) FROM revocations") >= 0
+        assert await connection.fetchval("SELECT count(kid) FROM signing_keys") >= 0
+        forbidden = [
+            "SELECT sealed_private_key FROM signing_keys",
+            "SELECT token_hash FROM refresh_tokens",
+            "SELECT public_key FROM passkeys",
+            "SELECT hash FROM audit_events",
+            "SELECT id_hash FROM browser_sessions",
+        ]
+        for statement in forbidden:
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await connection.fetchval(statement)
+        writes = [
+            "INSERT INTO revocations (kind, subject, created_at) VALUES ('grant', 'x', 1)",
+            "DELETE FROM revocations",
+            "UPDATE resource_servers SET secret_hash = 'x'",
+        ]
+        for statement in writes:
+            with pytest.raises(
+                (asyncpg.InsufficientPrivilegeError, asyncpg.ReadOnlySQLTransactionError)
+            ):
+                await connection.execute(statement)
+    finally:
+        await connection.close()

@@ -18,6 +18,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from app.core.money import Money, parse_money
@@ -295,6 +296,7 @@ def rate_bucket(rate: Rate, now: int) -> tuple[str, int]:
     return f"r:{rate.period}:{window}", (window + 1) * size - now
 
 
+@lru_cache(maxsize=256)  # one entry per budget and second: hot at the verifier
 def budget_bucket(budget: Budget, now: int) -> str:
     """Calendar-period counter id in the budget's time zone (``2026-11-22`` for a day)."""
     local = datetime.fromtimestamp(now, tz=ZoneInfo(budget.time_zone))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 MAX_RESOURCE_CHARS = 512
@@ -50,6 +51,7 @@ def canonical_resource(url: object) -> str:
     return f"{scheme}://{netloc}{path}"
 
 
+@lru_cache(maxsize=4096)  # merchants' URLs repeat; bounded against junk
 def url_within_resource(url: str, resource: str) -> bool:
     """True when request ``url`` lies under ``resource``: same origin, path prefix on a
     segment boundary (``/api`` covers ``/api/orders`` but not ``/apix``)."""

@@ -272,7 +272,7 @@ def main() -> None:
         ]
         with server(command, env, base, "/readyz", args.server_cpus):
             bench = bootstrap(base, admin)
-            subject = bench.token(grant_type=CIBA, auth_req_id=_first_grant(bench))["access_token"]
+            subject = bench.token(grant_type=CIBA, auth_req_id=approve_grant(bench))["access_token"]
             results["exchange"] = run_case(
                 "token exchange (re-audience)",
                 port,
@@ -312,10 +312,11 @@ def main() -> None:
             )
 
 
-def _first_grant(bench: Bench) -> str:
+def approve_grant(bench: Bench, details: list[dict[str, Any]] = DETAILS) -> str:
+    """Request a grant for ``details`` and approve it with the human's passkey."""
     started = bench.http.post(
         "/bc-authorize",
-        content=urlencode(bench.form(authorization_details=json.dumps(DETAILS))),
+        content=urlencode(bench.form(authorization_details=json.dumps(details))),
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     ).json()
     headers = {"X-CSRF-Token": bench.csrf}

@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
 import loadgen  # noqa: E402
-from token_endpoint import CIBA, Bench, bootstrap, free_port, server  # noqa: E402
+from token_endpoint import CIBA, Bench, approve_grant, bootstrap, free_port, server  # noqa: E402
 
 from app.store.migrate import upgrade  # noqa: E402
 from app.store.roles import ensure_readonly_role  # noqa: E402
@@ -61,24 +61,7 @@ DETAILS = [
 
 
 def grant(bench: Bench) -> dict[str, Any]:
-    started = bench.http.post(
-        "/bc-authorize",
-        content=urlencode(bench.form(authorization_details=json.dumps(DETAILS))),
-        headers={"Content-Type": "application/x-www-form-urlencoded"},
-    )
-    started.raise_for_status()
-    auth_req_id = started.json()["auth_req_id"]
-    headers = {"X-CSRF-Token": bench.csrf}
-    options = bench.human_browser.post(
-        f"/ui/api/requests/{auth_req_id}/approve/options", headers=headers
-    ).json()
-    credential = bench.authenticator.get(options, origin=bench.base)
-    bench.human_browser.post(
-        f"/ui/api/requests/{auth_req_id}/approve",
-        json={"credential": credential},
-        headers=headers,
-    ).raise_for_status()
-    return bench.token(grant_type=CIBA, auth_req_id=auth_req_id)
+    return bench.token(grant_type=CIBA, auth_req_id=approve_grant(bench, DETAILS))
 
 
 def basic(client_id: str, secret: str) -> str:

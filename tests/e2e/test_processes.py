@@ -9,6 +9,7 @@ import base64
 import secrets
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 
 import asyncpg
@@ -18,9 +19,8 @@ from redis.asyncio import Redis
 from sqlalchemy.engine import make_url
 
 from app.store.migrate import upgrade
-from app.store.roles import ensure_readonly_role
 from tests.support.clock import WallClock
-from tests.support.databases import postgres_database
+from tests.support.databases import postgres_database, readonly_role
 from tests.support.processes import RedisServer, Service, TcpProxy, free_port
 from tests.support.registry import RegistryClient
 from tests.support.verifier import Merchant, eventually, granted_agent, merchant, verify_body
@@ -41,14 +41,12 @@ class Stack:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     workdir = tmp_path_factory.mktemp("stack")
-    with postgres_database() as database_url:
+    with postgres_database() as database_url, ExitStack() as cleanup:
         upgrade(database_url)
-        role, password = f"agentauth_ro_{secrets.token_hex(4)}", secrets.token_urlsafe(12)
-        asyncio.run(ensure_readonly_role(database_url, role, password))
-        url = make_url(database_url)
-        proxy = TcpProxy(url.port or 5432)
+        role_url = make_url(cleanup.enter_context(readonly_role(database_url)))
+        proxy = TcpProxy(role_url.port or 5432)
         proxy.start()
-        readonly = url.set(username=role, password=password, host="127.0.0.1", port=proxy.port)
+        readonly = role_url.set(host="127.0.0.1", port=proxy.port)
         redis = RedisServer(workdir)
         redis.start()
         common = {
@@ -81,16 +79,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 service.stop()
             redis.stop()
             proxy.stop()
-            asyncio.run(_drop_role(database_url, role))
-
-
-async def _drop_role(url: str, role: str) -> None:
-    connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
-    try:
-        await connection.execute(f'DROP OWNED BY "{role}"')
-        await connection.execute(f'DROP ROLE "{role}"')
-    finally:
-        await connection.close()
 
 
 @pytest.fixture

@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import secrets
 from collections.abc import AsyncIterator, Iterator
 
-import asyncpg
 import httpx
 import pytest
-from sqlalchemy.engine import make_url
 
 from app.registry.app import create_app
 from app.settings import Settings
 from app.store.migrate import upgrade
-from app.store.roles import ensure_readonly_role
 from app.verifier.app import VerifierApp
 from app.verifier.app import create_app as create_verifier
 from tests.support.clock import Clock
-from tests.support.databases import postgres_database, redis_server
+from tests.support.databases import postgres_database, readonly_role, redis_server
 from tests.support.registry import RegistryClient
 
 ISSUER = "http://localhost"
@@ -43,28 +39,14 @@ def database_url(
         yield url
 
 
-async def _drop_role(url: str, role: str) -> None:
-    connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
-    try:
-        await connection.execute(f'DROP OWNED BY "{role}"')
-        await connection.execute(f'DROP ROLE "{role}"')
-    finally:
-        await connection.close()
-
-
 @pytest.fixture(scope="session")
 def verifier_database_url(database_url: str) -> Iterator[str]:
     """The verifier connects as a read-only role on PostgreSQL (SQLite has no roles)."""
     if not database_url.startswith("postgresql"):
         yield database_url
         return
-    role, password = f"agentauth_ro_{secrets.token_hex(4)}", secrets.token_urlsafe(12)
-    asyncio.run(ensure_readonly_role(database_url, role, password))
-    url = make_url(database_url).set(username=role, password=password)
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        asyncio.run(_drop_role(database_url, role))
+    with readonly_role(database_url) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

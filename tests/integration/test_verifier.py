@@ -14,8 +14,17 @@ import pytest
 from app.core.jwk import b64url_decode
 from app.verifier.app import VerifierApp
 from tests.factories import Agent
-from tests.support.registry import AgentClient, Human, RegistryClient
-from tests.support.verifier import Merchant, eventually, granted_agent, merchant, verify_body
+from tests.support.registry import RegistryClient
+from tests.support.verifier import (
+    Merchant,
+    api,
+    eventually,
+    granted_agent,
+    is_inactive,
+    merchant,
+    shop_with_grant,
+    verify_body,
+)
 
 EXPECTED_ACTIVE = {
     "active", "iss", "sub", "aud", "client_id", "act", "exp", "iat", "jti", "cnf",
@@ -23,28 +32,12 @@ EXPECTED_ACTIVE = {
 }  # fmt: skip
 
 
-def api(resource: str, actions: list[str] | None = None, **extra: Any) -> dict[str, Any]:
-    return {"type": "api", "locations": [resource], "actions": actions or ["read"], **extra}
-
-
 def payments(resource: str, limits: dict[str, Any]) -> dict[str, Any]:
     return api(resource, ["pay"], limits=limits)
 
 
-async def setup(
-    registry: RegistryClient, http: httpx.AsyncClient, *details: Any, private_key_jwt: bool = False
-) -> tuple[Merchant, Human, AgentClient, str]:
-    shop = await merchant(registry, http, private_key_jwt=private_key_jwt)
-    alice = await registry.human()
-    built = [d(shop.resource) for d in details] or [api(shop.resource)]
-    agent, grant_id = await granted_agent(registry, alice, built)
-    return shop, alice, agent, grant_id
-
-
-async def inactive(shop: Merchant, token: str) -> bool:
-    response = await shop.introspect(token)
-    assert response.status_code == 200, response.text
-    return bool(response.json() == {"active": False})
+setup = shop_with_grant
+inactive = is_inactive
 
 
 # --- /introspect -----------------------------------------------------------------------------

@@ -18,7 +18,14 @@ from app.store.models import Revocation, SpendLedger
 from app.verifier.app import VerifierApp
 from app.verifier.app import create_app as create_verifier
 from tests.support.registry import RegistryClient
-from tests.support.verifier import Merchant, eventually, granted_agent, merchant, verify_body
+from tests.support.verifier import (
+    Merchant,
+    api,
+    eventually,
+    is_inactive,
+    shop_with_grant,
+    verify_body,
+)
 
 EUR = "EUR"
 
@@ -45,11 +52,10 @@ async def test_spends_reach_the_ledger_and_rebuild_a_lost_budget(
     verifier_http: httpx.AsyncClient,
     settings: Settings,
 ) -> None:
-    shop = await merchant(registry, verifier_http)
-    alice = await registry.human()
     budget = {"budget": {"value": "5.00", "currency": EUR, "period": "day"}}
-    details = [{"type": "api", "locations": [shop.resource], "actions": ["pay"], "limits": budget}]
-    agent, grant_id = await granted_agent(registry, alice, details)
+    shop, _, agent, grant_id = await shop_with_grant(
+        registry, verifier_http, lambda r: api(r, ["pay"], limits=budget)
+    )
     url = shop.resource + "/pay"
 
     async def pay(iat: int | None = None) -> str:
@@ -84,16 +90,13 @@ async def test_revocations_outlive_a_cache_that_lost_its_data(
     settings: Settings,
     verifier_database_url: str,
 ) -> None:
-    shop = await merchant(registry, verifier_http)
-    alice = await registry.human()
-    details = [{"type": "api", "locations": [shop.resource], "actions": ["read"]}]
-    agent, grant_id = await granted_agent(registry, alice, details)
+    shop, _, agent, grant_id = await shop_with_grant(registry, verifier_http)
     token = agent.access_token or ""
     assert (await registry.admin("POST", f"/grants/{grant_id}/revoke")).status_code == 200
 
     async def revoked_at(http: httpx.AsyncClient) -> bool:
         caller = Merchant(http, shop.resource, shop.client_id, shop.secret)
-        return await _inactive(caller, token)
+        return await is_inactive(caller, token)
 
     await eventually(lambda: revoked_at(verifier_http))
     await wipe(settings)
@@ -110,10 +113,7 @@ async def test_revocations_outlive_a_cache_that_lost_its_data(
 async def test_unpublished_revocations_are_announced_by_the_worker(
     registry: RegistryClient, verifier_http: httpx.AsyncClient
 ) -> None:
-    shop = await merchant(registry, verifier_http)
-    alice = await registry.human()
-    details = [{"type": "api", "locations": [shop.resource], "actions": ["read"]}]
-    agent, _ = await granted_agent(registry, alice, details)
+    shop, _, agent, _ = await shop_with_grant(registry, verifier_http)
     token = agent.access_token or ""
     jti = (await shop.introspect(token)).json()["jti"]
     sessions: Any = registry.app.state.registry.sessions
@@ -123,16 +123,12 @@ async def test_unpublished_revocations_are_announced_by_the_worker(
     registry.clock.advance(3)
     assert (await shop.introspect(token)).json()["active"] is True
     await worker_for(registry).housekeeping()
-    await eventually(lambda: _inactive(shop, token))
+    await eventually(lambda: is_inactive(shop, token))
     async with sessions() as session:
         pending = await session.scalar(
             select(func.count()).where(Revocation.published_at.is_(None))
         )
     assert pending == 0
-
-
-async def _inactive(shop: Merchant, token: str) -> bool:
-    return bool((await shop.introspect(token)).json() == {"active": False})
 
 
 async def test_a_dropped_subscription_resynchronises(
@@ -141,10 +137,7 @@ async def test_a_dropped_subscription_resynchronises(
     verifier_http: httpx.AsyncClient,
     settings: Settings,
 ) -> None:
-    shop = await merchant(registry, verifier_http)
-    alice = await registry.human()
-    details = [{"type": "api", "locations": [shop.resource], "actions": ["read"]}]
-    agent, grant_id = await granted_agent(registry, alice, details)
+    shop, _, agent, grant_id = await shop_with_grant(registry, verifier_http)
     token = agent.access_token or ""
     assert (await shop.introspect(token)).json()["active"] is True
     cache = RedisCache(settings.redis_url)

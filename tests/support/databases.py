@@ -16,6 +16,9 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 
 import asyncpg
+from sqlalchemy.engine import make_url
+
+from app.store.roles import ensure_readonly_role
 
 LOCAL_POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 LOCAL_REDIS = "redis://127.0.0.1:6379/0"
@@ -64,6 +67,23 @@ def postgres_database() -> Iterator[str]:
             yield f"{admin_url.rsplit('/', 1)[0]}/{name}"
         finally:
             asyncio.run(_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@contextmanager
+def readonly_role(database_url: str) -> Iterator[str]:
+    """The verifier's read-only role on ``database_url`` (created, then dropped); yields the
+    URL that connects as that role."""
+    role, password = f"agentauth_ro_{secrets.token_hex(4)}", secrets.token_urlsafe(12)
+    asyncio.run(ensure_readonly_role(database_url, role, password))
+    try:
+        yield (
+            make_url(database_url)
+            .set(username=role, password=password)
+            .render_as_string(hide_password=False)
+        )
+    finally:
+        asyncio.run(_admin(database_url, f'DROP OWNED BY "{role}"'))
+        asyncio.run(_admin(database_url, f'DROP ROLE "{role}"'))
 
 
 @contextmanager

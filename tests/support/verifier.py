@@ -7,6 +7,7 @@ import base64
 import json
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -78,6 +79,32 @@ async def merchant(
     if keys is not None:
         keys.client_id = data["client_id"]
     return Merchant(http, data["resource"], data["client_id"], data.get("client_secret"), keys)
+
+
+def api(resource: str, actions: list[str] | None = None, **extra: Any) -> dict[str, Any]:
+    """A capability of the built-in ``api`` type at ``resource``."""
+    return {"type": "api", "locations": [resource], "actions": actions or ["read"], **extra}
+
+
+async def shop_with_grant(
+    registry: RegistryClient,
+    http: httpx.AsyncClient,
+    *details: Callable[[str], dict[str, Any]],
+    private_key_jwt: bool = False,
+) -> tuple[Merchant, Human, AgentClient, str]:
+    """A new resource server, a human, and an agent holding a token for ``details`` (each
+    built from the shop's resource; default: read access)."""
+    shop = await merchant(registry, http, private_key_jwt=private_key_jwt)
+    alice = await registry.human()
+    built = [d(shop.resource) for d in details] or [api(shop.resource)]
+    agent, grant_id = await granted_agent(registry, alice, built)
+    return shop, alice, agent, grant_id
+
+
+async def is_inactive(shop: Merchant, token: str) -> bool:
+    response = await shop.introspect(token)
+    assert response.status_code == 200, response.text
+    return bool(response.json() == {"active": False})
 
 
 async def granted_agent(

@@ -63,6 +63,7 @@ class Settings(BaseSettings):
     key_reload_seconds: float = Field(default=30, ge=0.1, le=3600)
     key_prepublish_seconds: int = Field(default=3600, ge=0, le=30 * 86400)
     invite_ttl: int = Field(default=7 * 86400, ge=300, le=30 * 86400)
+    database_pool_size: int = Field(default=20, ge=1, le=500)
 
     @field_validator("issuer", "verifier_url")
     @classmethod

@@ -82,7 +82,7 @@ async def validation_error_handler(_: Request, exc: Exception) -> Response:
 def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings.database_url)
+        engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
         sessions = session_factory(engine)
         keys = KeyManager(
             _kek(settings),

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 
-def create_engine(url: str, *, pool_size: int = 10, read_only: bool = False) -> AsyncEngine:
+def create_engine(url: str, *, pool_size: int = 20, read_only: bool = False) -> AsyncEngine:
     """An async engine; SQLite gets WAL, foreign keys and a busy timeout.
 
     ``read_only`` engines (the verifier) open PostgreSQL sessions with
@@ -42,7 +42,9 @@ def create_engine(url: str, *, pool_size: int = 10, read_only: bool = False) -> 
         return engine
     options: dict[str, Any] = {
         "pool_size": pool_size,
-        "max_overflow": pool_size,
+        # No overflow: connections beyond the pool would be opened and closed per request
+        # (TLS attempt, authentication, type introspection), which costs more than waiting.
+        "max_overflow": 0,
         "pool_recycle": 1800,  # no pre-ping: it costs a round trip per checkout
     }
     if read_only:

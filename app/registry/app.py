@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.staticfiles import StaticFiles
 
 from app.api.errors import (
     error_response,
@@ -26,10 +27,21 @@ from app.api.errors import (
     unexpected_error_handler,
 )
 from app.api.metrics import MetricsMiddleware
+from app.api.security_headers import SecurityHeadersMiddleware
 from app.cache.factory import create_cache
 from app.core.dpop import NonceSource
 from app.core.errors import InvalidRequest, OAuthError
-from app.registry.routes import admin, ciba, discovery, ops, register, revoke, token, ui_api
+from app.registry.routes import (
+    admin,
+    ciba,
+    discovery,
+    ops,
+    register,
+    revoke,
+    token,
+    ui_api,
+    ui_pages,
+)
 from app.registry.services.keys import KeyManager
 from app.registry.state import Registry
 from app.settings import Settings, decode_key_encryption_key
@@ -118,10 +130,12 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
         openapi_url=None,
     )
     app.add_middleware(MetricsMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware, prefix="/ui")
     app.add_exception_handler(OAuthError, oauth_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(Exception, unexpected_error_handler)
-    for module in (discovery, register, ciba, token, revoke, admin, ui_api, ops):
+    for module in (discovery, register, ciba, token, revoke, admin, ui_api, ui_pages, ops):
         app.include_router(module.router)
+    app.mount("/ui/static", StaticFiles(directory=ui_pages.UI / "static"), name="ui-static")
     return app

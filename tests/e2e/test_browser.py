@@ -1,0 +1,244 @@
+"""The approval pages in a real browser: Debian's Chromium driven by Playwright, with a
+WebAuthn virtual authenticator (CTAP2, internal transport, resident keys, user verification)
+enabled through the Chrome DevTools Protocol. The registry and the verifier run as
+``agentauth serve`` processes on PostgreSQL and Redis; agents use the real endpoints."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from app.store.migrate import upgrade
+from tests.support.clock import WallClock
+from tests.support.databases import postgres_database, readonly_role, redis_server
+from tests.support.processes import Service, free_port
+from tests.support.registry import CIBA, AgentClient, RegistryClient
+from tests.support.verifier import Merchant, eventually, is_inactive
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ADMIN_TOKEN = "admin-" + "b" * 40
+IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
+SHOP = "https://shop.example.com/api"
+DETAILS = [
+    {
+        "type": "api",
+        "locations": [SHOP],
+        "actions": ["pay"],
+        "limits": {"max_amount": {"value": "50.00", "currency": "EUR"}},
+    }
+]
+
+pytestmark = pytest.mark.skipif(
+    not Path(CHROMIUM).exists(), reason="Debian's chromium package is not installed"
+)
+
+
+@dataclass
+class Site:
+    registry: Service
+    verifier: Service
+    base: str  # what the browser opens: http://localhost:<port>
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    workdir = tmp_path_factory.mktemp("browser")
+    port = free_port()
+    base = f"http://localhost:{port}"
+    with ExitStack() as stack:
+        database_url = stack.enter_context(postgres_database())
+        upgrade(database_url)
+        readonly = stack.enter_context(readonly_role(database_url))
+        redis_url = stack.enter_context(redis_server())
+        common = {
+            "AGENTAUTH_ISSUER": "http://localhost",
+            "AGENTAUTH_WEBAUTHN_ORIGIN": base,
+            "AGENTAUTH_WEBAUTHN_RP_ID": "localhost",
+            "AGENTAUTH_REDIS_URL": redis_url,
+            "AGENTAUTH_ADMIN_TOKEN": ADMIN_TOKEN,
+            "AGENTAUTH_CACHE_NAMESPACE": f"browser-{secrets.token_hex(4)}",
+            "AGENTAUTH_KEY_ENCRYPTION_KEY": base64.urlsafe_b64encode(
+                secrets.token_bytes(32)
+            ).decode(),
+        }
+        registry = Service(
+            "registry", {**common, "AGENTAUTH_DATABASE_URL": database_url},
+            workdir / "registry.log", port,
+        )  # fmt: skip
+        verifier = Service(
+            "verifier", {**common, "AGENTAUTH_DATABASE_URL": readonly},
+            workdir / "verifier.log", free_port(),
+        )  # fmt: skip
+        registry.start()
+        verifier.start()
+        stack.callback(verifier.stop)
+        stack.callback(registry.stop)
+        yield Site(registry, verifier, base)
+
+
+@pytest.fixture
+async def operator(site: Site) -> AsyncIterator[RegistryClient]:
+    async with httpx.AsyncClient(base_url=site.registry.url, timeout=10) as http:
+        client = RegistryClient(
+            http=http, app=None, clock=WallClock(), admin_token=ADMIN_TOKEN, base_url=site.base
+        )
+        yield client
+        await client.close()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"],
+        )  # fmt: skip
+        yield chromium
+        await chromium.close()
+
+
+async def passkey_page(browser: Any) -> Any:
+    """A fresh browser profile with its own virtual authenticator."""
+    context = await browser.new_context()
+    page = await context.new_page()
+    cdp = await context.new_cdp_session(page)
+    await cdp.send("WebAuthn.enable")
+    await cdp.send(
+        "WebAuthn.addVirtualAuthenticator",
+        {
+            "options": {
+                "protocol": "ctap2",
+                "transport": "internal",
+                "hasResidentKey": True,
+                "hasUserVerification": True,
+                "isUserVerified": True,
+                "automaticPresenceSimulation": True,
+            }
+        },
+    )
+    return page
+
+
+async def enrol(operator: RegistryClient, page: Any, site: Site, name: str) -> str:
+    created = await operator.admin("POST", "/humans", {"display_name": name})
+    assert created.status_code == 201, created.text
+    await page.goto(f"{site.base}/ui/invite/{created.json()['invite_token']}")
+    await page.get_by_role("button", name="Create a passkey").click()
+    await page.wait_for_url(f"{site.base}/ui/")
+    return str(created.json()["id"])
+
+
+async def agent_of(operator: RegistryClient, site: Site, owner: str) -> AgentClient:
+    token = await operator.admin("POST", "/enrollment-tokens", {"owner": owner})
+    assert token.status_code == 201, token.text
+    agent = AgentClient(http=operator.http, clock=operator.clock)
+    registered = await agent.register(token.json()["token"], client_name="Shopping agent")
+    assert registered.status_code == 201, registered.text
+    return agent
+
+
+async def test_invite_login_approve_deny_revoke_in_a_browser(
+    site: Site, operator: RegistryClient, browser: Any
+) -> None:
+    created = await operator.admin("POST", "/resource-servers", {"name": "Shop", "resource": SHOP})
+    assert created.status_code == 201, created.text
+    secret = created.json()["client_secret"]
+    verifier = httpx.AsyncClient(base_url=site.verifier.url)
+    shop = Merchant(verifier, SHOP, created.json()["client_id"], secret)
+    page = await passkey_page(browser)
+    alice = await enrol(operator, page, site, "Alice")
+    headers = (await page.goto(f"{site.base}/ui/")).headers
+    assert "frame-ancestors 'none'" in headers["content-security-policy"]
+    assert "unsafe-inline" not in headers["content-security-policy"]
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["referrer-policy"] == "no-referrer"
+
+    # log out and back in with the discoverable passkey
+    await page.get_by_role("button", name="Log out").click()
+    await page.wait_for_url(f"{site.base}/ui/login")
+    await page.get_by_role("button", name="Log in with a passkey").click()
+    await page.wait_for_url(f"{site.base}/ui/")
+
+    agent = await agent_of(operator, site, alice)
+    started = await agent.bc_authorize(DETAILS, binding_message="Order 42")
+    auth_req_id = started.json()["auth_req_id"]
+    await page.goto(f"{site.base}/ui/")
+    await page.get_by_text("Shopping agent asks for access").click()
+    await page.wait_for_url(f"{site.base}/ui/requests/{auth_req_id}")
+    body = await page.text_content("main")
+    assert "Make payments of up to 50.00 EUR each" in body
+    assert "Order 42" in body
+    IMAGES.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(IMAGES / "request.png"), full_page=True)
+    await page.get_by_role("button", name="Approve with passkey").click()
+    await page.get_by_text("Approved.").wait_for()
+    issued = await agent.token(CIBA, auth_req_id=auth_req_id)
+    assert issued.status_code == 200, issued.text
+    assert issued.json()["token_type"] == "DPoP"
+
+    # deny path
+    second = (await agent.bc_authorize(DETAILS, binding_message="Order 43")).json()["auth_req_id"]
+    await page.goto(f"{site.base}/ui/requests/{second}")
+    page.once("dialog", lambda dialog: dialog.accept())
+    await page.get_by_role("button", name="Deny").click()
+    await page.get_by_text("Denied.").wait_for()
+    denied = await agent.token(CIBA, auth_req_id=second)
+    assert (denied.status_code, denied.json()["error"]) == (400, "access_denied")
+
+    await page.goto(f"{site.base}/ui/")
+    await page.screenshot(path=str(IMAGES / "dashboard.png"), full_page=True)
+
+    # a state change without the CSRF header is refused
+    status = await page.evaluate(
+        "fetch('/ui/api/enrollment-tokens', {method: 'POST', credentials: 'same-origin',"
+        " headers: {'Content-Type': 'application/json'}, body: '{}'}).then(r => r.status)"
+    )
+    assert status == 403
+
+    # revoke in the UI: the verifier answers inactive
+    token = issued.json()["access_token"]
+    assert not await is_inactive(shop, token)
+    await page.goto(f"{site.base}/ui/grants")
+    page.once("dialog", lambda dialog: dialog.accept())
+    await page.get_by_role("button", name="Revoke").click()
+    await page.get_by_role("button", name="Revoke").wait_for(state="detached")
+    await eventually(lambda: is_inactive(shop, token))
+    await shop.http.aclose()
+
+    # another human sees neither the request page nor the approval API of Alice's requests
+    third = (await agent.bc_authorize(DETAILS)).json()["auth_req_id"]
+    bob_page = await passkey_page(browser)
+    await enrol(operator, bob_page, site, "Bob")
+    shown = await bob_page.goto(f"{site.base}/ui/requests/{third}")
+    assert shown.status == 404
+    assert "Request not found" in await bob_page.text_content("main")
+    await bob_page.goto(f"{site.base}/ui/")
+    attempt = await bob_page.evaluate(
+        f"fetch('/ui/api/requests/{third}/approve/options', {{method: 'POST', headers: "
+        "{'X-CSRF-Token': document.querySelector('meta[name=csrf-token]').content}})"
+        ".then(r => r.status)"
+    )
+    assert attempt == 404
+
+
+async def test_pages_need_a_session_and_bad_invites_say_so(site: Site, browser: Any) -> None:
+    page = await passkey_page(browser)
+    await page.goto(f"{site.base}/ui/grants")
+    assert page.url == f"{site.base}/ui/login"
+    shown = await page.goto(f"{site.base}/ui/invite/not-a-real-invite")
+    assert shown.status == 404
+    assert "This invite cannot be used" in await page.text_content("main")
+    static = await page.goto(f"{site.base}/ui/static/agentauth.js")
+    assert static.headers["x-content-type-options"] == "nosniff"

@@ -242,3 +242,76 @@ async def test_pages_need_a_session_and_bad_invites_say_so(site: Site, browser: 
     assert "This invite cannot be used" in await page.text_content("main")
     static = await page.goto(f"{site.base}/ui/static/agentauth.js")
     assert static.headers["x-content-type-options"] == "nosniff"
+
+
+async def test_reading_without_javascript_agents_page_and_answered_requests(
+    site: Site, operator: RegistryClient, browser: Any
+) -> None:
+    page = await passkey_page(browser)
+    carol = await enrol(operator, page, site, "Carol")
+    cookie = next(c for c in await page.context.cookies() if c["name"] == "agentauth_session")
+    assert cookie["httpOnly"] is True
+    assert cookie["sameSite"] == "Strict"
+    assert cookie["secure"] is False  # http://localhost in development only
+
+    agent = await agent_of(operator, site, carol)
+    auth_req_id = (await agent.bc_authorize(DETAILS, binding_message="Books")).json()["auth_req_id"]
+
+    # reading works with JavaScript off, and the page says approving needs it
+    reader = await browser.new_context(java_script_enabled=False)
+    await reader.add_cookies([cookie])
+    static_page = await reader.new_page()
+    await static_page.goto(f"{site.base}/ui/requests/{auth_req_id}")
+    text = await static_page.text_content("main")
+    assert "Make payments of up to 50.00 EUR each" in text
+    assert "need JavaScript and a passkey" in text
+    await reader.close()
+
+    await page.goto(f"{site.base}/ui/requests/{auth_req_id}")
+    await page.get_by_role("button", name="Approve with passkey").click()
+    await page.get_by_text("Approved.").wait_for()
+    again = await page.goto(f"{site.base}/ui/requests/{auth_req_id}")
+    assert again.status == 409
+    assert "already been approved" in await page.text_content("main")
+
+    # agents page: a one-time enrollment token with the /register command, then disable
+    await page.goto(f"{site.base}/ui/agents")
+    await page.get_by_role("button", name="Create enrollment token").click()
+    await page.locator("#enrollment").wait_for(state="visible")
+    token = (await page.text_content("#enrollment-token")).strip()
+    assert len(token) >= 40
+    command = await page.text_content("#enrollment-command")
+    assert "/register" in command
+    assert token in command
+    page.once("dialog", lambda dialog: dialog.accept())
+    await page.get_by_role("button", name="Disable").click()
+    await page.get_by_role("button", name="Disable").wait_for(state="detached")
+    assert "disabled" in await page.text_content("table")
+
+
+async def test_an_authenticator_without_user_verification_gets_a_clear_message(
+    site: Site, operator: RegistryClient, browser: Any
+) -> None:
+    context = await browser.new_context()
+    page = await context.new_page()
+    cdp = await context.new_cdp_session(page)
+    await cdp.send("WebAuthn.enable")
+    await cdp.send(
+        "WebAuthn.addVirtualAuthenticator",
+        {
+            "options": {
+                "protocol": "ctap2",
+                "transport": "usb",
+                "hasResidentKey": True,
+                "hasUserVerification": False,
+                "automaticPresenceSimulation": True,
+            }
+        },
+    )
+    created = await operator.admin("POST", "/humans", {"display_name": "Dave"})
+    await page.goto(f"{site.base}/ui/invite/{created.json()['invite_token']}")
+    await page.get_by_role("button", name="Create a passkey").click()
+    status = page.locator("#status")
+    await status.wait_for()
+    assert await status.text_content()
+    assert page.url.endswith(f"/ui/invite/{created.json()['invite_token']}")

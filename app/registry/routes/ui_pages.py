@@ -183,7 +183,7 @@ async def request_page(auth_req_id: str, request: Request, registry: RegistryDep
                 session, auth_req_id, current.human_id, registry.now()
             )
     except (NotFound, Conflict) as exc:
-        heading = "Request not found" if isinstance(exc, NotFound) else "Request already answered"
+        heading = "Request not found" if isinstance(exc, NotFound) else "This request is closed"
         return templates.TemplateResponse(
             request,
             "problem.html",

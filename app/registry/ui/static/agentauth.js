@@ -83,7 +83,8 @@ function needWebAuthn() {
 
 function explain(error) {
   if (error && error.name === "NotAllowedError") {
-    return "The passkey prompt was cancelled or timed out. Nothing was changed.";
+    return "No passkey was used: the prompt was cancelled or timed out, or this authenticator"
+      + " cannot verify you (a PIN, fingerprint or face check is required). Nothing was changed.";
   }
   if (error && error.name === "InvalidStateError") {
     return "This authenticator already holds a passkey for this account.";

@@ -113,6 +113,35 @@ def migrate(
         typer.echo(f"read-only role {readonly_role} is ready")
 
 
+@app.command("dev")
+def dev(
+    host: Annotated[str, typer.Option(help="Address to bind both servers to.")] = "127.0.0.1",
+    registry_port: Annotated[int, typer.Option(help="Registry and approval UI port.")] = 8080,
+    verifier_port: Annotated[int, typer.Option(help="Verifier port.")] = 8081,
+    data_dir: Annotated[
+        Path, typer.Option(help="Where the database and the generated secrets live.")
+    ] = Path(".agentauth"),
+) -> None:
+    """Run registry, verifier, worker and approval UI in one process (development only)."""
+    import asyncio
+
+    from app.dev import plan, run
+    from app.store.migrate import upgrade
+
+    try:
+        stack = plan(data_dir, host, registry_port, verifier_port)
+    except ValidationError as exc:
+        for error in exc.errors():
+            typer.echo(f"error: {error['msg'].removeprefix('Value error, ')}", err=True)
+        raise typer.Exit(1) from None
+    upgrade(stack.settings.database_url)
+    try:
+        asyncio.run(run(stack, announce=typer.echo))
+    except RuntimeError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
 PROCESSES = {"registry": "app.registry.main:create", "verifier": "app.verifier.main:create"}
 
 

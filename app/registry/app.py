@@ -28,6 +28,7 @@ from app.api.errors import (
 )
 from app.api.metrics import MetricsMiddleware
 from app.api.security_headers import SecurityHeadersMiddleware
+from app.cache.base import Cache
 from app.cache.factory import create_cache
 from app.core.dpop import NonceSource
 from app.core.errors import InvalidRequest, OAuthError
@@ -91,7 +92,12 @@ async def validation_error_handler(_: Request, exc: Exception) -> Response:
     return error_response(InvalidRequest("The request parameters are invalid.", detail=str(exc)))
 
 
-def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) -> FastAPI:
+def create_app(
+    settings: Settings, *, clock: Callable[[], float] = time.time, cache: Cache | None = None
+) -> FastAPI:
+    """The registry. ``cache`` shares one cache with other apps in the same process (the
+    embedded ``agentauth dev`` stack); its owner closes it."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
@@ -105,7 +111,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
             settings=settings,
             engine=engine,
             sessions=sessions,
-            cache=create_cache(settings.redis_url, namespace=settings.cache_namespace),
+            cache=cache or create_cache(settings.redis_url, namespace=settings.cache_namespace),
             keys=keys,
             nonces=_nonces(settings),
             clock=clock,
@@ -119,7 +125,8 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
             reloader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reloader
-            await registry.cache.close()
+            if cache is None:
+                await registry.cache.close()
             await engine.dispose()
 
     app = FastAPI(

@@ -20,6 +20,7 @@ from starlette.types import Receive, Scope, Send
 
 from app.api.errors import http_error_handler, json_response, unexpected_error_handler
 from app.api.metrics import METRICS
+from app.cache.base import Cache
 from app.cache.factory import create_cache
 from app.settings import Settings
 from app.verifier import routes
@@ -78,13 +79,17 @@ class VerifierApp:
         await self.inner(scope, receive, send)
 
 
-def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) -> VerifierApp:
+def create_app(
+    settings: Settings, *, clock: Callable[[], float] = time.time, cache: Cache | None = None
+) -> VerifierApp:
+    """The verifier. ``cache`` shares one cache with other apps in the same process (the
+    embedded ``agentauth dev`` stack); its owner closes it."""
     holder: dict[str, Verifier] = {}
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        cache = create_cache(settings.redis_url, namespace=settings.cache_namespace)
-        verifier = build_verifier(settings, cache, clock)
+        shared = cache or create_cache(settings.redis_url, namespace=settings.cache_namespace)
+        verifier = build_verifier(settings, shared, clock)
         holder["verifier"] = verifier
         app.state.verifier = verifier
         stop = asyncio.Event()
@@ -110,7 +115,8 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            await cache.close()
+            if cache is None:
+                await shared.close()
             await verifier.store.close()
 
     def current() -> Verifier:

@@ -1,0 +1,157 @@
+"""``agentauth dev``: the registry, the verifier, the worker and the approval pages in one
+process, on a SQLite file and the in-process cache unless ``AGENTAUTH_DATABASE_URL`` /
+``AGENTAUTH_REDIS_URL`` say otherwise. For trying AgentAuth and for examples, not for
+production (the settings refuse the memory cache there).
+
+Everything it creates lives in ``--data-dir``: the database, and ``secrets.json`` (mode 0600)
+with the admin token, the key-encryption key and the DPoP nonce secret, so a restart keeps
+every agent, grant and key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import os
+import secrets
+import signal
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+
+from app.cache.factory import create_cache
+from app.registry.app import create_app as create_registry
+from app.registry.worker import Worker
+from app.settings import Settings
+from app.store.db import create_engine, session_factory
+from app.verifier.app import create_app as create_verifier
+
+
+@dataclass(frozen=True)
+class DevPlan:
+    settings: Settings
+    host: str
+    registry_port: int
+    verifier_port: int
+    data_dir: Path
+
+
+def _secrets(data_dir: Path) -> dict[str, str]:
+    path = data_dir / "secrets.json"
+    if path.exists():
+        stored: dict[str, str] = json.loads(path.read_text())
+        return stored
+    created = {
+        "admin_token": secrets.token_urlsafe(32),
+        "key_encryption_key": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+        "dpop_nonce_secret": secrets.token_urlsafe(32),
+    }
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(created, handle)
+    return created
+
+
+def plan(data_dir: Path, host: str, registry_port: int, verifier_port: int) -> DevPlan:
+    """Settings for the embedded stack: the environment wins, development defaults fill in."""
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    stored = _secrets(data_dir)
+    env = os.environ
+    base = Settings()
+    updates: dict[str, object] = {
+        "issuer": env.get("AGENTAUTH_ISSUER", f"http://localhost:{registry_port}"),
+        "verifier_url": env.get("AGENTAUTH_VERIFIER_URL", f"http://localhost:{verifier_port}"),
+    }
+    if "AGENTAUTH_DATABASE_URL" not in env:
+        updates["database_url"] = f"sqlite+aiosqlite:///{(data_dir / 'agentauth.db').resolve()}"
+    for name in ("admin_token", "key_encryption_key", "dpop_nonce_secret"):
+        if f"AGENTAUTH_{name.upper()}" not in env:
+            updates[name] = stored[name]
+    settings = Settings.model_validate({**base.model_dump(), **updates})
+    return DevPlan(settings, host, registry_port, verifier_port, data_dir)
+
+
+class _Server(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to the embedding process."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _server(app: Callable[..., Any], host: str, port: int) -> _Server:
+    config = uvicorn.Config(app, host=host, port=port, lifespan="on", log_level="warning")
+    return _Server(config)
+
+
+async def _first_invite(plan: DevPlan) -> str | None:
+    """An invite link when nobody has been invited yet."""
+    admin = plan.settings.admin_token
+    assert admin is not None  # noqa: S101 - always set by plan()
+    headers = {"Authorization": f"Bearer {admin.get_secret_value()}"}
+    base = f"http://127.0.0.1:{plan.registry_port}"
+    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=10) as http:
+        humans = (await http.get("/admin/humans")).json().get("humans", [])
+        if humans:
+            return None
+        created = await http.post("/admin/humans", json={"display_name": "Developer"})
+        created.raise_for_status()
+        return str(created.json()["invite_url"])
+
+
+def banner(plan: DevPlan, invite: str | None) -> str:
+    settings = plan.settings
+    admin = settings.admin_token.get_secret_value() if settings.admin_token else ""
+    lines = [
+        "AgentAuth development stack (not for production)",
+        f"  registry     {settings.issuer}",
+        f"  verifier     {settings.verifier_url}",
+        f"  approval UI  {settings.issuer}/ui/",
+        f"  database     {settings.database_url}",
+        f"  cache        {settings.redis_url}",
+        f"  admin token  {admin}",
+        f"  data         {plan.data_dir.resolve()}",
+    ]
+    if invite:
+        lines.append(f"  first invite {invite}  (open it to create your passkey)")
+    lines.append("Press Ctrl+C to stop.")
+    return "\n".join(lines)
+
+
+async def run(plan: DevPlan, *, announce: Callable[[str], None] = print) -> None:
+    """Serve until SIGINT or SIGTERM, then stop every part cleanly (the database must be
+    migrated first: ``app.store.migrate.upgrade`` runs its own event loop)."""
+    settings = plan.settings
+    cache = create_cache(settings.redis_url, namespace=settings.cache_namespace)
+    engine = create_engine(settings.database_url, pool_size=2)
+    registry = _server(create_registry(settings, cache=cache), plan.host, plan.registry_port)
+    verifier = _server(create_verifier(settings, cache=cache), plan.host, plan.verifier_port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    worker = Worker(cache, engine, session_factory(engine))
+    tasks = [
+        asyncio.create_task(registry.serve()),
+        asyncio.create_task(verifier.serve()),
+        asyncio.create_task(worker.run(stop)),
+    ]
+    try:
+        while not (registry.started and verifier.started):
+            if any(task.done() for task in tasks[:2]):
+                raise RuntimeError("a server could not start (is the port in use?)")
+            await asyncio.sleep(0.05)
+        announce(banner(plan, await _first_invite(plan)))
+        await stop.wait()
+    finally:
+        registry.should_exit = verifier.should_exit = True
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await cache.close()
+        await engine.dispose()

@@ -1,0 +1,265 @@
+"""The agent SDK: register, ask a human for a grant, hold and refresh DPoP-bound tokens,
+exchange and delegate them, revoke them.
+
+    key = AgentKey.load_or_create(Path("agent-key.json"))
+    async with AgentClient("http://localhost:8080", key) as agent:
+        await agent.register(enrollment_token, client_name="Shopping agent")
+        request = await agent.request_grant(details, binding_message="Order 42")
+        print("approve at", request.approval_hint)
+        await request.wait_for_approval()
+        response = await shop.post(url, auth=agent.auth())   # DPoP-signed with the token
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from app.sdk.dpop import AgentKey, DPoPAuth
+
+CIBA = "urn:openid:params:grant-type:ciba"
+EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"  # noqa: S105 - a URN
+JWT_TYPE = "urn:ietf:params:oauth:token-type:jwt"
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+REFRESH_MARGIN = 30  # seconds before expiry at which a token is refreshed
+
+
+class AgentAuthError(Exception):
+    """An OAuth error answer (``error`` is the RFC code, e.g. ``access_denied``)."""
+
+    def __init__(self, status: int, error: str, description: str = "") -> None:
+        super().__init__(f"{status} {error}: {description}")
+        self.status = status
+        self.error = error
+        self.description = description
+
+    @classmethod
+    def from_response(cls, response: httpx.Response) -> AgentAuthError:
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        if not isinstance(body, dict):
+            body = {}
+        return cls(
+            response.status_code,
+            str(body.get("error", "unexpected_response")),
+            str(body.get("error_description", "")),
+        )
+
+
+@dataclass
+class TokenSet:
+    access_token: str
+    expires_at: float
+    refresh_token: str | None = None
+    authorization_details: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class GrantRequest:
+    """A pending CIBA request; :meth:`wait_for_approval` polls until the human answers."""
+
+    client: AgentClient
+    auth_req_id: str
+    interval: float
+    expires_at: float
+
+    @property
+    def approval_hint(self) -> str:
+        return f"{self.client.issuer}/ui/requests/{self.auth_req_id}"
+
+    async def wait_for_approval(self) -> TokenSet:
+        """Poll ``/token`` every ``interval`` seconds (more slowly after ``slow_down``);
+        raises :class:`AgentAuthError` on ``access_denied`` or ``expired_token``."""
+        interval = self.interval
+        while True:
+            try:
+                return await self.client._token_request(
+                    {"grant_type": CIBA, "auth_req_id": self.auth_req_id}
+                )
+            except AgentAuthError as error:
+                if error.error == "slow_down":
+                    interval += 5  # CIBA §11
+                elif error.error != "authorization_pending":
+                    raise
+            if time.time() > self.expires_at:
+                raise AgentAuthError(400, "expired_token", "the request expired")
+            await asyncio.sleep(interval)
+
+
+class AgentClient:
+    """One registered agent talking to the registry at ``issuer``."""
+
+    def __init__(
+        self,
+        issuer: str,
+        key: AgentKey,
+        *,
+        client_id: str | None = None,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.issuer = issuer.rstrip("/")
+        self.key = key
+        self.client_id = client_id
+        self._http = http or httpx.AsyncClient(base_url=self.issuer, timeout=30)
+        self._own_http = http is None
+        self._as_auth = DPoPAuth(key)
+        self.tokens: TokenSet | None = None
+
+    async def __aenter__(self) -> AgentClient:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._own_http:
+            await self._http.aclose()
+
+    def _client_auth(self) -> dict[str, str]:
+        if self.client_id is None:
+            raise RuntimeError("register the agent (or pass client_id) first")
+        assertion = self.key.assertion(self.client_id, self.issuer, typ="client-authentication+jwt")
+        return {"client_assertion_type": ASSERTION_TYPE, "client_assertion": assertion}
+
+    async def _post_form(self, path: str, form: dict[str, Any], *, dpop: bool) -> dict[str, Any]:
+        pairs = {k: v for k, v in {**self._client_auth(), **form}.items() if v is not None}
+        response = await self._http.post(
+            path, data=pairs, auth=self._as_auth if dpop else httpx.USE_CLIENT_DEFAULT
+        )
+        if response.status_code >= 400:
+            raise AgentAuthError.from_response(response)
+        body: dict[str, Any] = response.json() if response.content else {}
+        return body
+
+    async def register(self, enrollment_token: str, client_name: str, **metadata: Any) -> str:
+        """RFC 7591 registration with a one-time enrollment token; returns the client_id."""
+        body = {"client_name": client_name, "jwks": self.key.jwks(), **metadata}
+        response = await self._http.post(
+            "/register", json=body, headers={"Authorization": f"Bearer {enrollment_token}"}
+        )
+        if response.status_code != 201:
+            raise AgentAuthError.from_response(response)
+        self.client_id = str(response.json()["client_id"])
+        return self.client_id
+
+    async def request_grant(
+        self,
+        authorization_details: list[dict[str, Any]],
+        *,
+        binding_message: str | None = None,
+        max_delegation_depth: int | None = None,
+    ) -> GrantRequest:
+        """Ask the owning human (CIBA poll mode) for these capabilities."""
+        body = await self._post_form(
+            "/bc-authorize",
+            {
+                "authorization_details": json.dumps(authorization_details),
+                "binding_message": binding_message,
+                "max_delegation_depth": max_delegation_depth,
+            },
+            dpop=False,
+        )
+        return GrantRequest(
+            self,
+            str(body["auth_req_id"]),
+            float(body.get("interval", 5)),
+            time.time() + float(body["expires_in"]),
+        )
+
+    async def _token_request(self, form: dict[str, Any], *, keep: bool = True) -> TokenSet:
+        body = await self._post_form("/token", form, dpop=True)
+        tokens = TokenSet(
+            access_token=str(body["access_token"]),
+            expires_at=time.time() + float(body.get("expires_in", 0)),
+            refresh_token=body.get("refresh_token"),
+            authorization_details=list(body.get("authorization_details", [])),
+        )
+        if keep:
+            if tokens.refresh_token is None and self.tokens is not None:
+                tokens.refresh_token = self.tokens.refresh_token
+            self.tokens = tokens
+        return tokens
+
+    async def refresh(self, *, resource: str | None = None) -> TokenSet:
+        if self.tokens is None or self.tokens.refresh_token is None:
+            raise RuntimeError("no refresh token: wait for an approved grant first")
+        form = {"grant_type": "refresh_token", "refresh_token": self.tokens.refresh_token}
+        return await self._token_request({**form, "resource": resource})
+
+    async def access_token(self) -> str:
+        """The current access token, refreshed shortly before it expires."""
+        if self.tokens is None:
+            raise RuntimeError("no token yet: wait for an approved grant first")
+        if self.tokens.expires_at - time.time() < REFRESH_MARGIN and self.tokens.refresh_token:
+            await self.refresh()
+        return self.tokens.access_token
+
+    async def exchange(
+        self, resource: str, *, authorization_details: list[dict[str, Any]] | None = None
+    ) -> str:
+        """RFC 8693: a token for another audience (``resource``) of the same grant."""
+        subject = await self.access_token()
+        form = {
+            "grant_type": EXCHANGE,
+            "subject_token": subject,
+            "subject_token_type": ACCESS_TOKEN_TYPE,
+            "resource": resource,
+            "authorization_details": (
+                json.dumps(authorization_details) if authorization_details else None
+            ),
+        }
+        return (await self._token_request(form, keep=False)).access_token
+
+    async def delegate_to(
+        self,
+        actor: AgentClient,
+        resource: str,
+        *,
+        authorization_details: list[dict[str, Any]] | None = None,
+    ) -> str:
+        """Sub-delegate to ``actor``: a token whose ``act`` names the actor first, bound to
+        the actor's key. Give it to the actor (``actor.use_token``)."""
+        if actor.client_id is None:
+            raise RuntimeError("the actor must be registered")
+        actor_token = actor.key.assertion(actor.client_id, self.issuer, typ="actor+jwt")
+        form = {
+            "grant_type": EXCHANGE,
+            "subject_token": await self.access_token(),
+            "subject_token_type": ACCESS_TOKEN_TYPE,
+            "actor_token": actor_token,
+            "actor_token_type": JWT_TYPE,
+            "resource": resource,
+            "authorization_details": (
+                json.dumps(authorization_details) if authorization_details else None
+            ),
+        }
+        return (await self._token_request(form, keep=False)).access_token
+
+    def use_token(self, access_token: str, expires_in: float = 300) -> None:
+        """Hold a token received from a delegating agent."""
+        self.tokens = TokenSet(access_token=access_token, expires_at=time.time() + expires_in)
+
+    async def revoke(self, token: str | None = None) -> None:
+        """RFC 7009: revoke ``token`` (default: the refresh token, which ends the grant)."""
+        if token is None and self.tokens is not None:
+            token = self.tokens.refresh_token or self.tokens.access_token
+        if token is None:
+            return
+        await self._post_form("/revoke", {"token": token}, dpop=False)
+
+    def auth(self, token: str | None = None) -> DPoPAuth:
+        """``httpx.Auth`` for calls to a resource server with the current (or a given) token."""
+        if token is not None:
+            return DPoPAuth(self.key, token)
+        return DPoPAuth(self.key, lambda: self.tokens.access_token if self.tokens else None)

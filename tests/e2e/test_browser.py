@@ -109,8 +109,9 @@ async def browser() -> AsyncIterator[Any]:
         await chromium.close()
 
 
-async def passkey_page(browser: Any) -> Any:
-    """A fresh browser profile with its own virtual authenticator."""
+async def passkey_page(browser: Any, **options: Any) -> Any:
+    """A fresh browser profile with its own virtual authenticator (``options`` override the
+    CTAP2 / internal / resident key / user verification defaults)."""
     context = await browser.new_context()
     page = await context.new_page()
     cdp = await context.new_cdp_session(page)
@@ -125,6 +126,7 @@ async def passkey_page(browser: Any) -> Any:
                 "hasUserVerification": True,
                 "isUserVerified": True,
                 "automaticPresenceSimulation": True,
+                **options,
             }
         },
     )
@@ -292,21 +294,8 @@ async def test_reading_without_javascript_agents_page_and_answered_requests(
 async def test_an_authenticator_without_user_verification_gets_a_clear_message(
     site: Site, operator: RegistryClient, browser: Any
 ) -> None:
-    context = await browser.new_context()
-    page = await context.new_page()
-    cdp = await context.new_cdp_session(page)
-    await cdp.send("WebAuthn.enable")
-    await cdp.send(
-        "WebAuthn.addVirtualAuthenticator",
-        {
-            "options": {
-                "protocol": "ctap2",
-                "transport": "usb",
-                "hasResidentKey": True,
-                "hasUserVerification": False,
-                "automaticPresenceSimulation": True,
-            }
-        },
+    page = await passkey_page(
+        browser, transport="usb", hasUserVerification=False, isUserVerified=False
     )
     created = await operator.admin("POST", "/humans", {"display_name": "Dave"})
     await page.goto(f"{site.base}/ui/invite/{created.json()['invite_token']}")

@@ -1,0 +1,182 @@
+"""For resource servers ("merchants"): check agents' DPoP-bound tokens at the verifier.
+
+    verifier = VerifierClient("http://localhost:8081", client_id, client_secret)
+    app = FastAPI()
+    app.add_middleware(AgentAuthMiddleware, verifier=verifier, public_url="https://shop.example")
+
+    @app.post("/api/pay")
+    async def pay(grant: Annotated[dict, Depends(requires("pay", amount=amount_from_body))]):
+        ...  # grant["sub"] is the human, grant["act"] the delegation chain
+
+The middleware refuses requests without ``Authorization: DPoP`` and one ``DPoP`` header
+(401 with ``WWW-Authenticate: DPoP``) and keeps them on ``request.state.agentauth``;
+:func:`requires` makes the one ``/verify`` call for the capability the endpoint needs and
+answers 401, 403, 429 or 503 with the ``WWW-Authenticate`` value the verifier suggests.
+"""
+
+from __future__ import annotations
+
+import base64
+import inspect
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+ALGS = "ES256 EdDSA"
+STATUS_BY_REASON = {
+    "insufficient_capability": 403,
+    "outside_time_window": 403,
+    "amount_exceeds_limit": 403,
+    "budget_exhausted": 403,
+    "rate_limited": 429,
+}  # every other reason is about the token or the proof: 401
+
+
+class VerifierClient:
+    """Calls the verifier's ``/verify`` as a registered resource server (client_secret_basic)."""
+
+    def __init__(
+        self,
+        verifier_url: str,
+        client_id: str,
+        client_secret: str,
+        *,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        credentials = f"{quote(client_id, safe='')}:{quote(client_secret, safe='')}"
+        self._authorization = "Basic " + base64.b64encode(credentials.encode()).decode()
+        self._http = http or httpx.AsyncClient(base_url=verifier_url.rstrip("/"), timeout=5)
+
+    async def verify(self, **request: Any) -> dict[str, Any]:
+        """The verifier's decision (``allowed``, ``reason``, ``www_authenticate``, claims);
+        raises 503 when the verifier cannot decide."""
+        body = {k: v for k, v in request.items() if v is not None}
+        try:
+            response = await self._http.post(
+                "/verify", json=body, headers={"Authorization": self._authorization}
+            )
+        except httpx.HTTPError:
+            raise HTTPException(503, "The token verifier is unreachable.") from None
+        if response.status_code != 200:
+            raise HTTPException(503, "The token verifier could not decide.")
+        decision: dict[str, Any] = response.json()
+        return decision
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+
+@dataclass(frozen=True)
+class AgentRequest:
+    """What the middleware extracted; :func:`requires` sends it to the verifier."""
+
+    verifier: VerifierClient
+    token: str
+    dpop: str
+    method: str
+    url: str
+
+
+def _challenge(error: str | None = None) -> dict[str, str]:
+    value = f'DPoP error="{error}", algs="{ALGS}"' if error else f'DPoP algs="{ALGS}"'
+    return {"WWW-Authenticate": value}
+
+
+class AgentAuthMiddleware:
+    """Requires DPoP-bound agent credentials on every HTTP request below ``prefix``."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        verifier: VerifierClient,
+        public_url: str | None = None,
+        prefix: str = "/",
+    ) -> None:
+        self.app = app
+        self.verifier = verifier
+        self.public_url = public_url.rstrip("/") if public_url else None
+        self.prefix = prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(self.prefix):
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        authorization = request.headers.get("authorization", "")
+        proofs = request.headers.getlist("dpop")
+        if not authorization.startswith("DPoP ") or len(proofs) != 1:
+            error = "invalid_request" if authorization.startswith("DPoP ") else None
+            body = {"error": error or "invalid_token", "error_description": "DPoP token needed"}
+            await JSONResponse(body, 401, headers=_challenge(error))(scope, receive, send)
+            return
+        url = str(request.url)
+        if self.public_url is not None:
+            url = self.public_url + request.url.path
+            url += f"?{request.url.query}" if request.url.query else ""
+        scope.setdefault("state", {})["agentauth"] = AgentRequest(
+            self.verifier, authorization[5:].strip(), proofs[0], request.method, url
+        )
+        await self.app(scope, receive, send)
+
+
+Amount = Mapping[str, str] | Callable[[Request], Mapping[str, str] | Awaitable[Mapping[str, str]]]
+
+
+def requires(
+    action: str | None = None,
+    *,
+    identifier: str | None = None,
+    amount: Amount | None = None,
+) -> Callable[[Request], Awaitable[dict[str, Any]]]:
+    """A FastAPI/Starlette dependency: one ``/verify`` for ``action`` (and ``amount``, a
+    ``{"value", "currency"}`` mapping or a function of the request returning one); returns
+    the verified grant (``sub``, ``act``, ``client_id``, ``grant_id``, …), also kept on
+    ``request.state.agentauth_grant``."""
+
+    async def dependency(request: Request) -> dict[str, Any]:
+        pending: AgentRequest | None = getattr(request.state, "agentauth", None)
+        if pending is None:
+            raise HTTPException(401, "DPoP token needed", headers=_challenge())
+        money = amount(request) if callable(amount) else amount
+        if inspect.isawaitable(money):
+            money = await money
+        decision = await pending.verifier.verify(
+            token=pending.token,
+            dpop=pending.dpop,
+            method=pending.method,
+            url=pending.url,
+            action=action,
+            identifier=identifier,
+            amount=dict(money) if money is not None else None,
+        )
+        if not decision.get("allowed"):
+            reason = str(decision.get("reason", "invalid_token"))
+            headers = {"WWW-Authenticate": str(decision.get("www_authenticate", "DPoP"))}
+            raise HTTPException(STATUS_BY_REASON.get(reason, 401), reason, headers=headers)
+        request.state.agentauth_grant = decision
+        return decision
+
+    return dependency
+
+
+def protected_resource_metadata(
+    resource: str, authorization_servers: list[str], **extra: Any
+) -> dict[str, Any]:
+    """RFC 9728 metadata for ``/.well-known/oauth-protected-resource``: DPoP-bound tokens
+    only, ES256 or EdDSA proofs."""
+    return {
+        "resource": resource,
+        "authorization_servers": authorization_servers,
+        "bearer_methods_supported": ["header"],
+        "dpop_signing_alg_values_supported": ALGS.split(),
+        "dpop_bound_access_tokens_required": True,
+        **extra,
+    }

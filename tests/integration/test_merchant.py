@@ -1,0 +1,95 @@
+"""A FastAPI shop protected by the merchant middleware, called by an SDK agent, decided by
+the real verifier."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import httpx
+from fastapi import Depends, FastAPI, Request
+
+from app.sdk import AgentClient, AgentKey, DPoPAuth
+from app.sdk.merchant import (
+    AgentAuthMiddleware,
+    VerifierClient,
+    protected_resource_metadata,
+    requires,
+)
+from tests.support.registry import ISSUER, RegistryClient
+from tests.support.verifier import merchant
+
+SHOP_ORIGIN = "https://shop-mw.example"
+SHOP = SHOP_ORIGIN + "/api"
+
+
+async def amount_from_body(request: Request) -> dict[str, str]:
+    body = await request.json()
+    return {"value": str(body["value"]), "currency": "EUR"}
+
+
+def shop_app(verifier: VerifierClient) -> FastAPI:
+    app = FastAPI()
+    app.add_middleware(AgentAuthMiddleware, verifier=verifier, prefix="/api")
+
+    @app.get("/.well-known/oauth-protected-resource")
+    async def metadata() -> dict[str, Any]:
+        return protected_resource_metadata(SHOP, [ISSUER])
+
+    @app.post("/api/pay")
+    async def pay(
+        grant: Annotated[dict[str, Any], Depends(requires("pay", amount=amount_from_body))],
+    ) -> dict[str, Any]:
+        return {"paid_for": grant["sub"], "by": grant["client_id"]}
+
+    @app.get("/api/orders")
+    async def orders(grant: Annotated[dict[str, Any], Depends(requires("read"))]) -> Any:
+        return {"human": grant["sub"]}
+
+    return app
+
+
+async def test_shop_accepts_the_agent_and_refuses_everything_else(
+    registry: RegistryClient, verifier_http: httpx.AsyncClient
+) -> None:
+    shop_rs = await merchant(registry, verifier_http, SHOP)
+    assert shop_rs.secret is not None
+    alice = await registry.human()
+    enrollment = (await alice.api("POST", "/enrollment-tokens", {"expires_in": 600})).json()
+    agent = AgentClient(ISSUER, AgentKey.generate(), http=registry.http)
+    await agent.register(enrollment["token"], client_name="Buyer")
+    details = [
+        {"type": "api", "locations": [SHOP], "actions": ["pay"],
+         "limits": {"max_amount": {"value": "20.00", "currency": "EUR"}}},
+    ]  # fmt: skip
+    request = await agent.request_grant(details)
+    assert (await alice.approve(request.auth_req_id)).status_code == 200
+    await request.wait_for_approval()
+
+    verifier = VerifierClient(
+        "http://verifier", shop_rs.client_id, shop_rs.secret, http=verifier_http
+    )
+    transport = httpx.ASGITransport(app=shop_app(verifier))
+    async with httpx.AsyncClient(transport=transport, base_url=SHOP_ORIGIN) as shop:
+        paid = await shop.post("/api/pay", json={"value": "12.50"}, auth=agent.auth())
+        assert paid.status_code == 200, paid.text
+        assert paid.json() == {"paid_for": alice.id, "by": agent.client_id}
+
+        too_much = await shop.post("/api/pay", json={"value": "25.00"}, auth=agent.auth())
+        assert too_much.status_code == 403
+        assert 'error="insufficient_scope"' in too_much.headers["www-authenticate"]
+
+        not_allowed = await shop.get("/api/orders", auth=agent.auth())
+        assert not_allowed.status_code == 403
+
+        anonymous = await shop.post("/api/pay", json={"value": "1.00"})
+        assert anonymous.status_code == 401
+        assert anonymous.headers["www-authenticate"].startswith("DPoP ")
+
+        thief = DPoPAuth(AgentKey.generate(), agent.tokens.access_token if agent.tokens else "")
+        stolen = await shop.post("/api/pay", json={"value": "1.00"}, auth=thief)
+        assert stolen.status_code == 401
+        assert 'error="invalid_token"' in stolen.headers["www-authenticate"]
+
+        described = (await shop.get("/.well-known/oauth-protected-resource")).json()
+        assert described["resource"] == SHOP
+        assert described["dpop_bound_access_tokens_required"] is True

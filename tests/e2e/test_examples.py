@@ -1,0 +1,190 @@
+"""The examples, end to end, against `agentauth dev`: the shop (examples/merchant.py), the
+shopping agent (examples/agent.py) and the delegation example, each a real process; the human
+approves with the software passkey through the approval API."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.processes import free_port, wait_until_listening
+from tests.support.registry import Human
+
+ROOT = Path(__file__).resolve().parents[2]
+PYTHON = sys.executable
+
+
+@dataclass
+class Stack:
+    registry: str  # the issuer, as users and the examples see it
+    local: str  # the same registry, for the test's own HTTP client
+    verifier: str
+    admin: str
+    invite: str
+    shop: str
+    env: dict[str, str]
+
+
+def _popen(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(  # noqa: S603 - our own commands
+        args, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    if process.stdout is not None:
+        process.stdout.close()
+
+
+def _line(process: subprocess.Popen[str], pattern: str) -> re.Match[str]:
+    assert process.stdout is not None
+    seen = []
+    for line in process.stdout:
+        seen.append(line)
+        match = re.search(pattern, line)
+        if match:
+            return match
+    raise AssertionError(f"{pattern!r} not printed:\n{''.join(seen)}")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    data = tmp_path_factory.mktemp("dev")
+    rp, vp, sp = free_port(), free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTAUTH_")}
+    agentauth = str(Path(PYTHON).parent / "agentauth")
+    dev = _popen(
+        [agentauth, "dev", "--data-dir", str(data), "--registry-port", str(rp),
+         "--verifier-port", str(vp)], env,
+    )  # fmt: skip
+    try:
+        admin = _line(dev, r"admin token\s+(\S+)").group(1)
+        invite = _line(dev, r"first invite (\S+)").group(1)
+        wait_until_listening(rp)
+        wait_until_listening(vp)
+        shop = f"http://localhost:{sp}/api"
+        created = httpx.post(
+            f"http://127.0.0.1:{rp}/admin/resource-servers",
+            json={"name": "Example shop", "resource": shop},
+            headers={"Authorization": f"Bearer {admin}"},
+        )
+        assert created.status_code == 201, created.text
+        shop_env = {
+            **env,
+            "SHOP_CLIENT_ID": created.json()["client_id"],
+            "SHOP_CLIENT_SECRET": created.json()["client_secret"],
+        }
+        merchant = _popen(
+            [PYTHON, "examples/merchant.py", "--port", str(sp),
+             "--issuer", f"http://localhost:{rp}", "--verifier", f"http://localhost:{vp}"],
+            shop_env,
+        )  # fmt: skip
+        try:
+            wait_until_listening(sp)
+            yield Stack(
+                f"http://localhost:{rp}", f"http://127.0.0.1:{rp}", f"http://localhost:{vp}",
+                admin, invite, shop, env,
+            )  # fmt: skip
+        finally:
+            _stop(merchant)
+    finally:
+        _stop(dev)
+
+
+async def human_from_invite(stack: Stack) -> Human:
+    human = Human(id="", browser=httpx.AsyncClient(base_url=stack.local, timeout=10))
+    token = stack.invite.rsplit("/", 1)[1]
+    options = await human.api("POST", "/passkeys/register/options", {"invite_token": token})
+    credential = human.authenticator.create(options.json(), origin=stack.registry)
+    verified = await human.api(
+        "POST", "/passkeys/register/verify", {"invite_token": token, "credential": credential}
+    )
+    assert verified.status_code == 200, verified.text
+    human.id = verified.json()["human_id"]
+    await human.refresh_session()
+    return human
+
+
+async def approve(human: Human, stack: Stack, auth_req_id: str) -> None:
+    options = await human.api("POST", f"/requests/{auth_req_id}/approve/options")
+    assert options.status_code == 200, options.text
+    credential = human.authenticator.get(options.json(), origin=stack.registry)
+    approved = await human.api(
+        "POST", f"/requests/{auth_req_id}/approve", {"credential": credential}
+    )
+    assert approved.status_code == 200, approved.text
+
+
+async def enrollment_token(stack: Stack, owner: str) -> str:
+    async with httpx.AsyncClient(base_url=stack.local) as http:
+        created = await http.post(
+            "/admin/enrollment-tokens",
+            json={"owner": owner},
+            headers={"Authorization": f"Bearer {stack.admin}"},
+        )
+    assert created.status_code == 201, created.text
+    return str(created.json()["token"])
+
+
+def last_json(process: subprocess.Popen[str]) -> dict[str, object]:
+    assert process.stdout is not None
+    output = process.stdout.read()
+    assert process.wait(timeout=60) == 0, output
+    process.stdout.close()
+    result: dict[str, object] = json.loads(output.strip().splitlines()[-1])
+    return result
+
+
+async def test_agent_and_delegation_examples_pay_at_the_example_shop(
+    stack: Stack, tmp_path: Path
+) -> None:
+    human = await human_from_invite(stack)
+    agent = _popen(
+        [PYTHON, "examples/agent.py", "--issuer", stack.registry, "--shop", stack.shop,
+         "--enrollment-token", await enrollment_token(stack, human.id),
+         "--state", str(tmp_path / "state")],
+        stack.env,
+    )  # fmt: skip
+    link = _line(agent, r"approve at (\S+)").group(1)
+    assert link.startswith(f"{stack.registry}/ui/requests/")
+    await approve(human, stack, link.rsplit("/", 1)[1])
+    result = last_json(agent)
+    assert result["status_code"] == 200
+    body = result["body"]
+    assert isinstance(body, dict)
+    assert body["status"] == "paid"
+    assert body["for_human"] == human.id
+
+    delegation = _popen(
+        [PYTHON, "examples/delegation.py", "--issuer", stack.registry, "--shop", stack.shop,
+         "--orchestrator-token", await enrollment_token(stack, human.id),
+         "--worker-token", await enrollment_token(stack, human.id)],
+        stack.env,
+    )  # fmt: skip
+    link = _line(delegation, r"approve at (\S+)").group(1)
+    await approve(human, stack, link.rsplit("/", 1)[1])
+    outcome = last_json(delegation)
+    paid = outcome["paid"]
+    assert isinstance(paid, dict)
+    chain = paid["delegation_chain"]
+    assert isinstance(chain, dict)
+    assert set(chain) == {"sub", "act"}  # the worker acting for the orchestrator
+    assert chain["sub"] == paid["by_agent"]
+    assert outcome["over_limit_status"] == 403  # narrower than the grant: 5.00 at most
+    await human.browser.aclose()

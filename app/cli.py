@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
-from app import __version__
+from app import __version__, cli_admin
 from app.core.keys import SIGNING_ALGS, generate_private_key, private_jwk
 from app.settings import Settings
 
@@ -26,6 +26,13 @@ app.add_typer(keys_app, name="keys")
 audit_app = typer.Typer(help="Inspect the audit log.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(audit_app, name="audit")
+app.add_typer(cli_admin.humans_app, name="humans")
+app.add_typer(cli_admin.servers_app, name="resource-servers")
+app.add_typer(cli_admin.enrollment_app, name="enrollment-tokens")
+app.add_typer(cli_admin.agents_app, name="agents")
+app.add_typer(cli_admin.token_app, name="token")
+keys_app.command("rotate")(cli_admin.keys_rotate)
+keys_app.command("list")(cli_admin.keys_list)
 
 
 def _version(value: bool) -> None:

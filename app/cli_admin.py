@@ -1,0 +1,265 @@
+"""Operator commands that talk to a running registry's admin API (and to a verifier).
+
+They use ``AGENTAUTH_ISSUER`` and ``AGENTAUTH_ADMIN_TOKEN`` (or ``--url`` / ``--admin-token``),
+print a readable summary by default and the server's JSON with ``--json``. Exit codes: 0 done,
+1 refused by the server (or an inactive token), 2 bad usage, 3 server unreachable.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import httpx
+import typer
+
+from app.core.capabilities import load_details
+from app.core.jwk import JWKError, b64url_decode
+from app.core.summary import summarize
+
+humans_app = typer.Typer(help="Invite, list and suspend humans.", no_args_is_help=True)
+servers_app = typer.Typer(help="Register and list resource servers.", no_args_is_help=True)
+enrollment_app = typer.Typer(help="One-time agent enrollment tokens.", no_args_is_help=True)
+agents_app = typer.Typer(help="List and disable agents.", no_args_is_help=True)
+token_app = typer.Typer(help="Explain and check access tokens.", no_args_is_help=True)
+
+Url = Annotated[str | None, typer.Option("--url", help="Registry URL (default AGENTAUTH_ISSUER).")]
+Admin = Annotated[str | None, typer.Option("--admin-token", help="Default: AGENTAUTH_ADMIN_TOKEN.")]
+Json = Annotated[bool, typer.Option("--json", help="Print the server's JSON answer.")]
+
+
+def _admin(
+    method: str, path: str, url: str | None, token: str | None, body: Any = None
+) -> dict[str, Any]:
+    base = url or os.environ.get("AGENTAUTH_ISSUER", "http://localhost:8080")
+    secret = token or os.environ.get("AGENTAUTH_ADMIN_TOKEN")
+    if not secret:
+        typer.echo("error: set AGENTAUTH_ADMIN_TOKEN or pass --admin-token", err=True)
+        raise typer.Exit(2)
+    try:
+        response = httpx.request(
+            method,
+            f"{base.rstrip('/')}/admin{path}",
+            json=body,
+            headers={"Authorization": f"Bearer {secret}"},
+            timeout=30,
+        )
+    except httpx.HTTPError as exc:
+        typer.echo(f"error: cannot reach {base}: {exc}", err=True)
+        raise typer.Exit(3) from None
+    data: dict[str, Any] = response.json() if response.content else {}
+    if response.status_code >= 400:
+        typer.echo(f"error: {data.get('error')}: {data.get('error_description')}", err=True)
+        raise typer.Exit(1)
+    return data
+
+
+def _print(data: Any, as_json: bool, text: str) -> None:
+    typer.echo(json.dumps(data, indent=2) if as_json else text)
+
+
+@humans_app.command("invite")
+def humans_invite(
+    name: str,
+    email: str | None = None,
+    url: Url = None,
+    admin_token: Admin = None,
+    as_json: Json = False,
+) -> None:
+    """Create a human and print the invite link to send them."""
+    data = _admin("POST", "/humans", url, admin_token, {"display_name": name, "email": email})
+    _print(data, as_json, f"{data['id']}: send {name} this invite link\n{data['invite_url']}")
+
+
+@humans_app.command("list")
+def humans_list(url: Url = None, admin_token: Admin = None, as_json: Json = False) -> None:
+    """List humans."""
+    data = _admin("GET", "/humans", url, admin_token)
+    rows = [
+        f"{h['id']}  {h.get('status', '')}  {h.get('display_name', '')}" for h in data["humans"]
+    ]
+    _print(data, as_json, "\n".join(rows) or "no humans")
+
+
+@humans_app.command("suspend")
+def humans_suspend(
+    human_id: str, url: Url = None, admin_token: Admin = None, as_json: Json = False
+) -> None:
+    """Suspend a human: every grant they gave is revoked."""
+    data = _admin("POST", f"/humans/{human_id}/suspend", url, admin_token)
+    _print(data, as_json, f"{human_id} suspended")
+
+
+@servers_app.command("create")
+def servers_create(
+    name: str,
+    resource: str,
+    auth_method: Annotated[str, typer.Option(help="client_secret_basic or private_key_jwt")] = (
+        "client_secret_basic"
+    ),
+    url: Url = None,
+    admin_token: Admin = None,
+    as_json: Json = False,
+) -> None:
+    """Register a resource server; its client secret is shown once."""
+    body = {"name": name, "resource": resource, "token_endpoint_auth_method": auth_method}
+    data = _admin("POST", "/resource-servers", url, admin_token, body)
+    text = f"{data['client_id']}  {data['resource']}"
+    if data.get("client_secret"):
+        text += f"\nclient secret (shown once): {data['client_secret']}"
+    _print(data, as_json, text)
+
+
+@servers_app.command("list")
+def servers_list(url: Url = None, admin_token: Admin = None, as_json: Json = False) -> None:
+    """List resource servers."""
+    data = _admin("GET", "/resource-servers", url, admin_token)
+    rows = [f"{s.get('client_id', s.get('id'))}  {s['resource']}" for s in data["resource_servers"]]
+    _print(data, as_json, "\n".join(rows) or "no resource servers")
+
+
+@enrollment_app.command("create")
+def enrollment_create(
+    owner: Annotated[str, typer.Option(help="The human (usr_…) who will own the agent.")],
+    expires_in: Annotated[int, typer.Option(help="Seconds the token stays valid.")] = 3600,
+    url: Url = None,
+    admin_token: Admin = None,
+    as_json: Json = False,
+) -> None:
+    """Create a one-time enrollment token for an agent's /register call."""
+    data = _admin(
+        "POST", "/enrollment-tokens", url, admin_token, {"owner": owner, "expires_in": expires_in}
+    )
+    _print(data, as_json, f"{data['token']}\n(valid until {data['expires_at']}, usable once)")
+
+
+@agents_app.command("list")
+def agents_list(url: Url = None, admin_token: Admin = None, as_json: Json = False) -> None:
+    """List agents."""
+    data = _admin("GET", "/agents", url, admin_token)
+    rows = [
+        f"{a['client_id']}  {a.get('status', '')}  {a.get('client_name', '')}"
+        for a in data["agents"]
+    ]
+    _print(data, as_json, "\n".join(rows) or "no agents")
+
+
+@agents_app.command("disable")
+def agents_disable(
+    client_id: str, url: Url = None, admin_token: Admin = None, as_json: Json = False
+) -> None:
+    """Disable an agent: its grants are revoked."""
+    data = _admin("POST", f"/agents/{client_id}/disable", url, admin_token)
+    _print(data, as_json, f"{client_id} disabled")
+
+
+def keys_rotate(
+    prepublish_seconds: Annotated[int | None, typer.Option(help="Publish before signing.")] = None,
+    url: Url = None,
+    admin_token: Admin = None,
+    as_json: Json = False,
+) -> None:
+    """Create the next signing key (published now, signing after the pre-publication period)."""
+    body = {} if prepublish_seconds is None else {"prepublish_seconds": prepublish_seconds}
+    data = _admin("POST", "/keys/rotate", url, admin_token, body)
+    _print(data, as_json, f"{data['kid']} ({data['alg']}) signs from {data['activates_at']}")
+
+
+def keys_list(url: Url = None, as_json: Json = False) -> None:
+    """List the published signing keys (the registry's JWK set)."""
+    base = url or os.environ.get("AGENTAUTH_ISSUER", "http://localhost:8080")
+    try:
+        data = httpx.get(f"{base.rstrip('/')}/.well-known/jwks.json", timeout=30).json()
+    except httpx.HTTPError as exc:
+        typer.echo(f"error: cannot reach {base}: {exc}", err=True)
+        raise typer.Exit(3) from None
+    rows = [f"{k['kid']}  {k.get('alg', '')}  {k.get('crv', '')}" for k in data["keys"]]
+    _print(data, as_json, "\n".join(rows))
+
+
+def _part(token: str, index: int) -> dict[str, Any]:
+    try:
+        value = json.loads(b64url_decode(token.split(".")[index]))
+    except (IndexError, JWKError, ValueError):
+        typer.echo("error: not a compact JWT", err=True)
+        raise typer.Exit(2) from None
+    if not isinstance(value, dict):
+        typer.echo("error: not a compact JWT", err=True)
+        raise typer.Exit(2)
+    return value
+
+
+def _when(epoch: object, now: int) -> str:
+    if not isinstance(epoch, int):
+        return "-"
+    stamp = datetime.fromtimestamp(epoch, tz=UTC).isoformat().replace("+00:00", "Z")
+    delta = epoch - now
+    return f"{stamp} ({'in ' if delta >= 0 else ''}{abs(delta)} s{' ago' if delta < 0 else ''})"
+
+
+def _chain(act: object) -> str:
+    names = []
+    while isinstance(act, dict):
+        names.append(str(act.get("sub")))
+        act = act.get("act")
+    return " acting for ".join(names) if names else "-"
+
+
+@token_app.command("inspect")
+def token_inspect(token: str, as_json: Json = False) -> None:
+    """Decode and explain a token WITHOUT verifying it (like jwt.io, but local)."""
+    header, claims = _part(token, 0), _part(token, 1)
+    if as_json:
+        typer.echo(json.dumps({"header": header, "claims": claims}, indent=2))
+        return
+    now = int(datetime.now(tz=UTC).timestamp())
+    lines = [
+        "NOT VERIFIED: decoded only; use `agentauth token verify` to check it.",
+        f"type        {header.get('typ')}  alg {header.get('alg')}  kid {header.get('kid')}",
+        f"issuer      {claims.get('iss')}",
+        f"human       {claims.get('sub')}",
+        f"audience    {claims.get('aud')}",
+        f"agents      {_chain(claims.get('act'))}",
+        f"grant       {claims.get('grant_id')}",
+        f"issued      {_when(claims.get('iat'), now)}",
+        f"expires     {_when(claims.get('exp'), now)}",
+        f"bound key   {(claims.get('cnf') or {}).get('jkt')}",
+    ]
+    try:
+        details = load_details(claims.get("authorization_details") or [])
+        lines += [f"may         {summarize(detail)}" for detail in details]
+    except (ValueError, TypeError):
+        lines.append("may         (unreadable authorization_details)")
+    typer.echo("\n".join(lines))
+
+
+@token_app.command("verify")
+def token_verify(
+    token: str,
+    verifier: Annotated[str, typer.Option(help="Verifier URL.")] = "http://localhost:8081",
+    client_id: Annotated[str, typer.Option(envvar="AGENTAUTH_RS_CLIENT_ID")] = "",
+    client_secret: Annotated[str, typer.Option(envvar="AGENTAUTH_RS_CLIENT_SECRET")] = "",
+    as_json: Json = False,
+) -> None:
+    """Introspect a token at the verifier as a resource server (exit 1 when inactive)."""
+    basic = base64.b64encode(f"{client_id}:{client_secret}".encode()).decode()
+    try:
+        response = httpx.post(
+            f"{verifier.rstrip('/')}/introspect",
+            data={"token": token},
+            headers={"Authorization": f"Basic {basic}"},
+            timeout=30,
+        )
+    except httpx.HTTPError as exc:
+        typer.echo(f"error: cannot reach {verifier}: {exc}", err=True)
+        raise typer.Exit(3) from None
+    data = response.json()
+    if response.status_code != 200:
+        typer.echo(f"error: {data.get('error')}: {data.get('error_description')}", err=True)
+        raise typer.Exit(1)
+    _print(data, as_json, "active" if data.get("active") else "inactive")
+    if not data.get("active"):
+        raise typer.Exit(1)

@@ -1,0 +1,116 @@
+"""The operator commands against a running `agentauth dev`, as a shell user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from app.cli import app
+from app.core.keys import new_signing_key
+from app.core.tokens import AccessTokenClaims, mint_access_token
+from tests.support.processes import free_port, wait_until_listening
+
+AGENTAUTH = str(Path(sys.executable).parent / "agentauth")
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    rp, vp = free_port(), free_port()
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("AGENTAUTH_")}
+    args = [AGENTAUTH, "dev", "--data-dir", str(tmp_path_factory.mktemp("cli")),
+            "--registry-port", str(rp), "--verifier-port", str(vp)]  # fmt: skip
+    dev = subprocess.Popen(  # noqa: S603 - our own command
+        args, env=clean, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    assert dev.stdout is not None
+    admin = ""
+    for line in dev.stdout:
+        match = re.search(r"admin token\s+(\S+)", line)
+        if match:
+            admin = match.group(1)
+        if line.startswith("Press Ctrl+C"):
+            break
+    wait_until_listening(rp)
+    try:
+        yield {
+            **clean,
+            "AGENTAUTH_ISSUER": f"http://127.0.0.1:{rp}",
+            "AGENTAUTH_ADMIN_TOKEN": admin,
+            "VERIFIER": f"http://127.0.0.1:{vp}",
+        }
+    finally:
+        dev.send_signal(signal.SIGTERM)
+        dev.wait(timeout=20)
+        dev.stdout.close()
+
+
+def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # noqa: S603 - our own command
+        [AGENTAUTH, *args], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_operator_commands(env: dict[str, str]) -> None:
+    invited = run(env, "humans", "invite", "Erin", "--json")
+    assert invited.returncode == 0, invited.stderr
+    human = json.loads(invited.stdout)
+    assert human["invite_url"].endswith(human["invite_token"])
+    listed = run(env, "humans", "list")
+    assert human["id"] in listed.stdout
+
+    server = json.loads(
+        run(
+            env, "resource-servers", "create", "Shop", "https://shop.cli.example/api", "--json"
+        ).stdout
+    )
+    assert server["client_secret"]
+    assert "https://shop.cli.example/api" in run(env, "resource-servers", "list").stdout
+
+    token = run(env, "enrollment-tokens", "create", "--owner", human["id"])
+    assert token.returncode == 0
+    assert "usable once" in token.stdout
+    assert run(env, "agents", "list").returncode == 0
+
+    rotated = json.loads(run(env, "keys", "rotate", "--prepublish-seconds", "0", "--json").stdout)
+    assert rotated["kid"] in run(env, "keys", "list").stdout
+
+    inactive = run(
+        env, "token", "verify", "not.a.token", "--verifier", env["VERIFIER"],
+        "--client-id", server["client_id"], "--client-secret", server["client_secret"],
+    )  # fmt: skip
+    assert (inactive.returncode, inactive.stdout.strip()) == (1, "inactive")
+
+    refused = run(env, "humans", "suspend", "usr_nobody")
+    assert refused.returncode == 1
+    assert "not_found" in refused.stderr
+    no_admin = run({**env, "AGENTAUTH_ADMIN_TOKEN": ""}, "agents", "list")
+    assert no_admin.returncode == 2
+    unreachable = run({**env, "AGENTAUTH_ISSUER": "http://127.0.0.1:9"}, "agents", "list")
+    assert unreachable.returncode == 3
+
+
+def test_token_inspect_explains_without_verifying() -> None:
+    key = new_signing_key(activates_at=0)
+    claims = AccessTokenClaims(
+        iss="https://as.example", sub="usr_1", aud="https://shop.example/api",
+        client_id="agt_b", act={"sub": "agt_b", "act": {"sub": "agt_a"}}, iat=1, exp=2,
+        jkt="A" * 43, grant_id="grt_1", auth_time=1,
+        authorization_details=[{"type": "api", "locations": ["https://shop.example/api"],
+                                "actions": ["read"]}],
+    )  # fmt: skip
+    result = CliRunner().invoke(app, ["token", "inspect", mint_access_token(claims, key)])
+    assert result.exit_code == 0, result.output
+    assert "NOT VERIFIED" in result.output
+    assert "agt_b acting for agt_a" in result.output
+    assert "ago" in result.output  # expired long ago
+    garbage = CliRunner().invoke(app, ["token", "inspect", "garbage"])
+    assert garbage.exit_code == 2

@@ -2,5 +2,13 @@
 
 from app.sdk.client import AgentAuthError, AgentClient, GrantRequest
 from app.sdk.dpop import AgentKey, DPoPAuth
+from app.sdk.sync import SyncAgentClient
 
-__all__ = ["AgentAuthError", "AgentClient", "AgentKey", "DPoPAuth", "GrantRequest"]
+__all__ = [
+    "AgentAuthError",
+    "AgentClient",
+    "AgentKey",
+    "DPoPAuth",
+    "GrantRequest",
+    "SyncAgentClient",
+]

@@ -4,6 +4,7 @@ approves with the software passkey through the approval API."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -13,6 +14,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -187,4 +189,43 @@ async def test_agent_and_delegation_examples_pay_at_the_example_shop(
     assert set(chain) == {"sub", "act"}  # the worker acting for the orchestrator
     assert chain["sub"] == paid["by_agent"]
     assert outcome["over_limit_status"] == 403  # narrower than the grant: 5.00 at most
+    await human.browser.aclose()
+
+
+async def new_human(stack: Stack, name: str) -> Human:
+    async with httpx.AsyncClient(base_url=stack.local) as http:
+        created = await http.post(
+            "/admin/humans",
+            json={"display_name": name},
+            headers={"Authorization": f"Bearer {stack.admin}"},
+        )
+    invite = created.json()["invite_url"]
+    return await human_from_invite(Stack(**{**stack.__dict__, "invite": invite}))
+
+
+async def test_the_synchronous_client(stack: Stack) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from app.sdk import AgentKey, SyncAgentClient
+
+    human = await new_human(stack, "Sync")
+    token = await enrollment_token(stack, human.id)
+    details = [{"type": "api", "locations": [stack.shop], "actions": ["pay"]}]
+    loop = asyncio.get_running_loop()
+    with ThreadPoolExecutor(
+        max_workers=1
+    ) as thread:  # the sync client blocks: keep it off the loop
+
+        def call(fn: Any, *args: Any) -> Any:
+            return loop.run_in_executor(thread, fn, *args)
+
+        agent = await call(lambda: SyncAgentClient(stack.registry, AgentKey.generate()))
+        await call(agent.register, token, "sync agent")
+        request = await call(agent.request_grant, details)
+        await approve(human, stack, request.auth_req_id)
+        tokens = await call(request.wait_for_approval)
+        assert tokens.refresh_token
+        refreshed = await call(lambda: agent.refresh())
+        assert refreshed.access_token != tokens.access_token
+        await call(agent.close)
     await human.browser.aclose()

@@ -20,7 +20,7 @@ import base64
 import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import httpx
@@ -73,11 +73,18 @@ class VerifierClient:
         await self._http.aclose()
 
 
+class Verifier(Protocol):
+    """Decides a request: :class:`VerifierClient` (the verifier's ``/verify``, the default)
+    or :class:`~app.sdk.local.LocalVerifier` (local checks, see its trade-offs)."""
+
+    async def verify(self, **request: Any) -> dict[str, Any]: ...
+
+
 @dataclass(frozen=True)
 class AgentRequest:
     """What the middleware extracted; :func:`requires` sends it to the verifier."""
 
-    verifier: VerifierClient
+    verifier: Verifier
     token: str
     dpop: str
     method: str
@@ -96,7 +103,7 @@ class AgentAuthMiddleware:
         self,
         app: ASGIApp,
         *,
-        verifier: VerifierClient,
+        verifier: Verifier,
         public_url: str | None = None,
         prefix: str = "/",
     ) -> None:

@@ -9,6 +9,7 @@ import httpx
 from fastapi import Depends, FastAPI, Request
 
 from app.sdk import AgentClient, AgentKey, DPoPAuth
+from app.sdk.local import LocalVerifier
 from app.sdk.merchant import (
     AgentAuthMiddleware,
     VerifierClient,
@@ -93,3 +94,61 @@ async def test_shop_accepts_the_agent_and_refuses_everything_else(
         described = (await shop.get("/.well-known/oauth-protected-resource")).json()
         assert described["resource"] == SHOP
         assert described["dpop_bound_access_tokens_required"] is True
+
+
+async def test_local_checking_without_the_verifier(registry: RegistryClient) -> None:
+    shop = "https://shop-local.example/api"
+    await registry.ensure_resource_server(shop)
+    alice = await registry.human()
+    enrollment = (await alice.api("POST", "/enrollment-tokens", {"expires_in": 600})).json()
+    agent = AgentClient(ISSUER, AgentKey.generate(), http=registry.http)
+    await agent.register(enrollment["token"], client_name="Local buyer")
+    details = [
+        {"type": "api", "locations": [shop], "actions": ["pay"],
+         "limits": {"max_amount": {"value": "20.00", "currency": "EUR"}}},
+        {"type": "api", "locations": [shop], "actions": ["subscribe"],
+         "limits": {"budget": {"value": "50.00", "currency": "EUR", "period": "day"}}},
+    ]  # fmt: skip
+    request = await agent.request_grant(details)
+    assert (await alice.approve(request.auth_req_id)).status_code == 200
+    await request.wait_for_approval()
+
+    local = LocalVerifier(ISSUER, shop, http=registry.http)
+    app = FastAPI()
+    app.add_middleware(AgentAuthMiddleware, verifier=local, prefix="/api")
+
+    @app.post("/api/pay")
+    async def pay(
+        grant: Annotated[dict[str, Any], Depends(requires("pay", amount=amount_from_body))],
+    ) -> dict[str, Any]:
+        return {"by": grant["client_id"], "chain": grant["act"]}
+
+    @app.post("/api/subscribe")
+    async def subscribe(
+        grant: Annotated[dict[str, Any], Depends(requires("subscribe", amount=amount_from_body))],
+    ) -> dict[str, Any]:
+        return {"by": grant["client_id"]}
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="https://shop-local.example"
+    ) as http:
+        paid = await http.post("/api/pay", json={"value": "5.00"}, auth=agent.auth())
+        assert paid.status_code == 200, paid.text
+        assert paid.json()["by"] == agent.client_id
+        too_much = await http.post("/api/pay", json={"value": "25.00"}, auth=agent.auth())
+        assert too_much.status_code == 403
+        # a budget needs the grant's shared counters: refused locally
+        counted = await http.post("/api/subscribe", json={"value": "1.00"}, auth=agent.auth())
+        assert counted.status_code == 403
+        assert "insufficient_capability" in counted.text
+
+        replayed = httpx.Request(
+            "POST", "https://shop-local.example/api/pay", json={"value": "1.00"}
+        )
+        signed = next(agent.auth().auth_flow(replayed))
+        first = await http.send(signed)
+        again = await http.send(signed)
+        assert first.status_code == 200
+        assert again.status_code == 401
+        assert "dpop_replay" in again.text

@@ -1,0 +1,155 @@
+"""Local checking for merchants: the registry's JWK set, the core's token and proof checks,
+and a replay guard of the merchant's own — no call to the verifier per request.
+
+Trade-offs against the verifier's ``/verify`` (the default): revocation takes effect only
+when the token expires (at most the access-token lifetime, 5 minutes by default), and
+capabilities with a ``rate`` or ``budget`` limit are refused, because counting them needs
+the grant's shared counters. Use it where those are acceptable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+
+from app.core.capabilities import find_capability, load_details
+from app.core.dpop import verify_proof
+from app.core.envelope import Usage, amount_from_request, decide
+from app.core.errors import InvalidDPoPProof, InvalidToken, UseDPoPNonce
+from app.core.jwk import JWKError, PublicJWK, parse_jwks
+from app.core.tokens import TokenExpired, verify_access_token
+
+Remember = Callable[[str, int], Awaitable[bool]]
+DPOP_MAX_AGE = 300
+
+
+class InMemoryReplayGuard:
+    """Single-process replay guard. With several merchant processes, pass a shared one
+    instead, e.g. ``lambda key, ttl: redis.set(key, 1, nx=True, ex=ttl)``."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, float] = {}
+        self._lock = asyncio.Lock()
+
+    async def __call__(self, key: str, ttl: int) -> bool:
+        async with self._lock:
+            now = time.monotonic()
+            if len(self._seen) > 100_000:
+                self._seen = {k: t for k, t in self._seen.items() if t > now}
+            if self._seen.get(key, 0) > now:
+                return False
+            self._seen[key] = now + ttl
+            return True
+
+
+class LocalVerifier:
+    """Same ``verify(**request)`` interface as :class:`~app.sdk.merchant.VerifierClient`."""
+
+    def __init__(
+        self,
+        issuer: str,
+        resource: str,
+        *,
+        remember: Remember | None = None,
+        http: httpx.AsyncClient | None = None,
+        refresh_interval: float = 60.0,
+    ) -> None:
+        self.issuer = issuer.rstrip("/")
+        self.resource = resource
+        self._remember = remember or InMemoryReplayGuard()
+        self._http = http or httpx.AsyncClient(timeout=5)
+        self._keys: dict[str, PublicJWK] = {}
+        self._fetched = float("-inf")
+        self._refresh_interval = refresh_interval
+        self._lock = asyncio.Lock()
+
+    async def _load_keys(self, *, force: bool) -> None:
+        async with self._lock:
+            fresh = time.monotonic() - self._fetched < (5.0 if force else self._refresh_interval)
+            if fresh:
+                return
+            self._fetched = time.monotonic()
+            try:
+                response = await self._http.get(f"{self.issuer}/.well-known/jwks.json")
+                self._keys = parse_jwks(response.json())
+            except (httpx.HTTPError, ValueError, JWKError):
+                return  # keep the keys we have; a token they cannot verify is refused
+
+    def _deny(self, reason: str) -> dict[str, Any]:
+        error = "insufficient_scope"
+        if reason in ("invalid_token", "expired", "audience_mismatch", "dpop_key_mismatch"):
+            error = "invalid_token"
+        elif reason in ("invalid_dpop_proof", "dpop_replay"):
+            error = "invalid_dpop_proof"
+        challenge = f'DPoP error="{error}", algs="ES256 EdDSA"'
+        return {"allowed": False, "reason": reason, "www_authenticate": challenge}
+
+    async def verify(self, **request: Any) -> dict[str, Any]:
+        now = int(time.time())
+        token = str(request["token"])
+        await self._load_keys(force=False)
+        try:
+            try:
+                claims = verify_access_token(token, issuer=self.issuer, keys=self._keys, now=now)
+            except TokenExpired:
+                raise
+            except InvalidToken:
+                await self._load_keys(force=True)  # perhaps a key we have not seen yet
+                claims = verify_access_token(token, issuer=self.issuer, keys=self._keys, now=now)
+        except TokenExpired:
+            return self._deny("expired")
+        except InvalidToken:
+            return self._deny("invalid_token")
+        if claims.aud != self.resource:
+            return self._deny("audience_mismatch")
+        try:
+            proof = verify_proof(
+                [str(request["dpop"])],
+                method=str(request["method"]),
+                url=str(request["url"]),
+                now=now,
+                access_token=token,
+                bound_jkt=claims.jkt,
+                max_age=DPOP_MAX_AGE,
+            )
+        except (InvalidDPoPProof, UseDPoPNonce):
+            return self._deny("invalid_dpop_proof")
+        except InvalidToken:
+            return self._deny("dpop_key_mismatch")
+        try:
+            details = load_details(
+                [d for d in claims.authorization_details if self.resource in d.get("locations", ())]
+            )
+        except ValueError:
+            details = []
+        capability = find_capability(
+            details,
+            location=self.resource,
+            action=request.get("action"),
+            identifier=request.get("identifier"),
+        )
+        limits = capability.limits if capability else None
+        if capability is None or (limits is not None and (limits.rate or limits.budget)):
+            return self._deny("insufficient_capability")
+        amount = request.get("amount")
+        money = amount_from_request(amount) if amount is not None else None
+        reason = decide(limits, amount=money, now=now, usage=Usage())
+        if reason is not None:
+            return self._deny(reason)
+        if not await self._remember(f"dpop:{proof.replay_key}", DPOP_MAX_AGE + 61):
+            return self._deny("dpop_replay")
+        return {
+            "allowed": True,
+            "sub": claims.sub,
+            "act": claims.act,
+            "client_id": claims.client_id,
+            "grant_id": claims.grant_id,
+            "aud": claims.aud,
+            "jti": claims.jti,
+            "exp": claims.exp,
+            "authorization_details": [capability.to_dict()],
+        }

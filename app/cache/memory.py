@@ -93,7 +93,7 @@ class MemoryCache:
                 if f"ctr:{key}" in self._counters:
                     spent = self._count(f"ctr:{key}", now, ttl)[0]
                 elif admission.seed is None:
-                    spent = 0  # this process holds every counter it ever had
+                    return "seed"  # as Redis does: the caller reads the ledger once
                 else:
                     spent = admission.seed
             for index, (key, _) in enumerate(admission.once):

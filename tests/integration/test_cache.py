@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import AsyncIterator
+from typing import Any
 
 import orjson
 import pytest
@@ -93,3 +94,71 @@ async def test_unreachable_redis_fails_closed() -> None:
             await dead.publish_key_change("k")
     finally:
         await dead.close()
+
+
+def spend(key: str, amount: int, budget: int, seed: int | None = None, *, once: str = "") -> Any:
+    from app.cache.base import Admission
+
+    return Admission(
+        proof_iat=10**10,
+        once=[(once or secrets.token_hex(8), 60)],
+        spend=(key, amount, budget, 3600),
+        seed=seed,
+        event={"grant": "g", "bucket": "b", "currency": "EUR", "amount": str(amount),
+               "jti": "j", "at": "1"},
+    )  # fmt: skip
+
+
+async def test_admission_single_use_rate_and_budget(cache: Cache) -> None:
+    from app.cache.base import Admission
+
+    await cache.ensure_epoch(0)
+    first = Admission(proof_iat=10**10, once=[("proof-1", 60), ("assertion-1", 60)])
+    assert await cache.admit_request(first) == "ok"
+    assert await cache.admit_request(first) == "replay"
+    other_proof = Admission(proof_iat=10**10, once=[("proof-2", 60), ("assertion-1", 60)])
+    assert await cache.admit_request(other_proof) == "assertion_replay"
+    rated = [
+        Admission(proof_iat=10**10, once=[(f"r{i}", 60)], rate=("g:r", 2, 60)) for i in range(3)
+    ]
+    assert [await cache.admit_request(a) for a in rated] == ["ok", "ok", "rate_limited"]
+    # a missing budget counter is seeded from the ledger by the caller, then counted
+    assert await cache.admit_request(spend("g:b", 300, 1000)) == "seed"
+    assert await cache.admit_request(spend("g:b", 300, 1000, seed=500)) == "ok"
+    assert await cache.admit_request(spend("g:b", 300, 1000)) == "budget_exhausted"
+    assert await cache.admit_request(spend("g:b", 200, 1000)) == "ok"
+
+
+async def test_fifty_parallel_spends_never_exceed_the_budget(cache: Cache) -> None:
+    await cache.ensure_epoch(0)
+    assert await cache.admit_request(spend("g:p", 0, 1000, seed=0)) == "ok"
+    outcomes = await asyncio.gather(
+        *(cache.admit_request(spend("g:p", 100, 1000)) for _ in range(50))
+    )
+    assert outcomes.count("ok") == 10
+    assert set(outcomes) == {"ok", "budget_exhausted"}
+    events = await cache.read_spends("test", 100, 10)
+    assert len(events) == 10
+    assert {e.fields["amount"] for e in events} == {"100"}
+    await cache.ack_spends([e.entry_id for e in events])
+    assert await cache.read_spends("test", 100, 10) == []
+
+
+async def test_revocation_log_subscription_and_pruning(cache: Cache) -> None:
+    subscription = await cache.subscribe()
+    try:
+        await cache.publish_revocation(1, "token", "jti-1", 100)
+        await cache.publish_revocation(2, "agent", "agt_1", 0)
+        received = [await subscription.get(wait=2), await subscription.get(wait=2)]
+        assert [r[0] for r in received if r] == ["revocation", "revocation"]
+        assert [r[1]["seq"] for r in received if r] == [1, 2]
+        await cache.publish_key_change("kid-2")
+        assert await subscription.get(wait=2) == ("keys", {"kid": "kid-2"})
+    finally:
+        await subscription.close()
+    assert [e["seq"] for e in await cache.revocations()] == [1, 2]
+    assert [e["seq"] for e in await cache.revocations(after=1)] == [2]
+    assert await cache.prune_revocations(now=200) == 1  # the token expired; agents stay
+    assert [e["seq"] for e in await cache.revocations()] == [2]
+    epoch = await cache.ensure_epoch(123)
+    assert await cache.ensure_epoch(456) == epoch  # set once, then kept

@@ -108,6 +108,7 @@ def migrate(
     from app.store.roles import ensure_readonly_role
 
     settings = _settings()
+    typer.echo("applying migrations ...", err=True)
     upgrade(settings.database_url)
     typer.echo("database is up to date")
     if readonly_role is not None:
@@ -208,6 +209,10 @@ def serve(
     )
 
 
+def _checked(count: int) -> None:
+    typer.echo(f"  {count} events checked ...", err=True)
+
+
 @audit_app.command("verify")
 def audit_verify(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
@@ -224,7 +229,8 @@ def audit_verify(
         engine = create_engine(settings.database_url)
         try:
             async with session_factory(engine)() as session:
-                return (await verify_chain(session)).to_dict()
+                progress = None if as_json else _checked
+                return (await verify_chain(session, progress)).to_dict()
         finally:
             await engine.dispose()
 

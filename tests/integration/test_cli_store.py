@@ -73,3 +73,14 @@ async def test_audit_verify_command_names_the_broken_event(
     finally:
         await set_actor(row.actor)
     assert (await asyncio.to_thread(runner.invoke, app, ["audit", "verify"])).exit_code == 0
+
+
+async def test_audit_verification_reports_progress(registry: RegistryClient) -> None:
+    from app.registry.services.audit import verify_chain
+
+    await registry.human("Progress")
+    seen: list[int] = []
+    async with registry.app.state.registry.sessions() as session:
+        report = await verify_chain(session, seen.append, every=1)
+    assert report.ok
+    assert seen == list(range(1, report.events + 1))

@@ -10,7 +10,7 @@ last in a transaction to hold that lock briefly.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -124,11 +124,16 @@ async def _rows(session: AsyncSession, batch: int = 1000) -> AsyncIterator[Audit
         after = rows[-1].seq
 
 
-async def verify_chain(session: AsyncSession) -> ChainReport:
-    """Recompute every hash and link; name the first row that does not fit."""
+async def verify_chain(
+    session: AsyncSession, progress: Callable[[int], None] | None = None, every: int = 10_000
+) -> ChainReport:
+    """Recompute every hash and link; name the first row that does not fit. ``progress`` is
+    called with the number of events checked so far, every ``every`` events."""
     prev_hash, expected_seq, count = GENESIS, 1, 0
     async for row in _rows(session):
         count += 1
+        if progress is not None and count % every == 0:
+            progress(count)
         if row.seq != expected_seq:
             return ChainReport(False, count, expected_seq, "missing event")
         if row.prev_hash != prev_hash:

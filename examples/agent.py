@@ -1,7 +1,7 @@
 """An agent that registers, asks its human for a grant, waits for the passkey approval and
 pays at the example shop (runs against `agentauth dev` and examples/merchant.py).
 
-    python examples/agent.py --enrollment-token <token from the UI's Agents page>
+    python examples/agent.py --enrollment-token=<token from the UI's Agents page>
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """An orchestrator agent gets a grant, then hands a narrower part of it to a worker agent
 (RFC 8693 sub-delegation); the worker pays at the shop, which sees the whole chain.
 
-    python examples/delegation.py --orchestrator-token <enrollment token> \
-        --worker-token <another enrollment token>
+    python examples/delegation.py --orchestrator-token=<enrollment token> \
+        --worker-token=<another enrollment token>
 """
 
 from __future__ import annotations

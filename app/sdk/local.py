@@ -75,7 +75,9 @@ class LocalVerifier:
             self._fetched = time.monotonic()
             try:
                 response = await self._http.get(f"{self.issuer}/.well-known/jwks.json")
-                self._keys = parse_jwks(response.json())
+                # The registry's own set: next, active and recently retired keys, which can
+                # be more than the limit for agents' sets.
+                self._keys = parse_jwks(response.json(), max_keys=256)
             except (httpx.HTTPError, ValueError, JWKError):
                 return  # keep the keys we have; a token they cannot verify is refused
 

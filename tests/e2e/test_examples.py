@@ -157,9 +157,16 @@ async def test_agent_and_delegation_examples_pay_at_the_example_shop(
     stack: Stack, tmp_path: Path
 ) -> None:
     human = await human_from_invite(stack)
+    try:
+        await _run_examples(stack, human, tmp_path)
+    finally:
+        await human.browser.aclose()
+
+
+async def _run_examples(stack: Stack, human: Human, tmp_path: Path) -> None:
     agent = _popen(
         [PYTHON, "examples/agent.py", "--issuer", stack.registry, "--shop", stack.shop,
-         "--enrollment-token", await enrollment_token(stack, human.id),
+         f"--enrollment-token={await enrollment_token(stack, human.id)}",
          "--state", str(tmp_path / "state")],
         stack.env,
     )  # fmt: skip
@@ -175,8 +182,8 @@ async def test_agent_and_delegation_examples_pay_at_the_example_shop(
 
     delegation = _popen(
         [PYTHON, "examples/delegation.py", "--issuer", stack.registry, "--shop", stack.shop,
-         "--orchestrator-token", await enrollment_token(stack, human.id),
-         "--worker-token", await enrollment_token(stack, human.id)],
+         f"--orchestrator-token={await enrollment_token(stack, human.id)}",
+         f"--worker-token={await enrollment_token(stack, human.id)}"],
         stack.env,
     )  # fmt: skip
     link = _line(delegation, r"approve at (\S+)").group(1)
@@ -189,7 +196,6 @@ async def test_agent_and_delegation_examples_pay_at_the_example_shop(
     assert set(chain) == {"sub", "act"}  # the worker acting for the orchestrator
     assert chain["sub"] == paid["by_agent"]
     assert outcome["over_limit_status"] == 403  # narrower than the grant: 5.00 at most
-    await human.browser.aclose()
 
 
 async def new_human(stack: Stack, name: str) -> Human:

@@ -139,3 +139,25 @@ def test_oauth_errors_keep_their_code() -> None:
     response = httpx.Response(400, json={"error": "slow_down", "error_description": "wait"})
     error = AgentAuthError.from_response(response)
     assert (error.status, error.error, error.description) == (400, "slow_down", "wait")
+
+
+async def test_the_client_answers_the_registry_nonce_challenge(settings: Any, clock: Any) -> None:
+    from app.registry.app import create_app
+    from tests.integration.conftest import ADMIN_TOKEN
+
+    app = create_app(settings.model_copy(update={"dpop_require_nonce": True}), clock=clock)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=ISSUER) as http:
+            registry = RegistryClient(http=http, app=app, clock=clock, admin_token=ADMIN_TOKEN)
+            await registry.ensure_resource_server(SHOP)
+            alice = await registry.human()
+            agent = await new_agent(registry, alice, AgentKey.generate())
+            request = await agent.request_grant(DETAILS[:1])
+            assert (await alice.approve(request.auth_req_id)).status_code == 200
+            tokens = await request.wait_for_approval()  # 400 use_dpop_nonce, then a retry
+            assert claims(tokens.access_token)["cnf"]["jkt"] == agent.key.jkt
+            assert agent._as_auth.nonces  # remembered for the next call
+            refreshed = await agent.refresh()  # sends the nonce right away
+            assert refreshed.access_token != tokens.access_token
+            await registry.close()

@@ -32,6 +32,7 @@ from app.cache.base import Cache
 from app.cache.factory import create_cache
 from app.core.dpop import NonceSource
 from app.core.errors import InvalidRequest, OAuthError
+from app.registry.fast_path import TokenFastPath
 from app.registry.routes import (
     admin,
     ciba,
@@ -138,6 +139,7 @@ def create_app(
     )
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(SecurityHeadersMiddleware, prefix="/ui")
+    app.add_middleware(TokenFastPath)  # added last: the outermost of the app's own
     app.add_exception_handler(OAuthError, oauth_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)

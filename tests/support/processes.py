@@ -121,9 +121,17 @@ class TcpProxy:
 class Service:
     """``agentauth serve <process>`` in its own process group."""
 
-    def __init__(self, process: str, env: dict[str, str], log: Path, port: int | None = None):
+    def __init__(
+        self,
+        process: str,
+        env: dict[str, str],
+        log: Path,
+        port: int | None = None,
+        args: list[str] | None = None,
+    ):
         self.name = process
         self.port = port
+        self.args = args  # the whole command line after `agentauth`, when given
         self.env = {**os.environ, **env}
         self.log = log
         self.process: subprocess.Popen[bytes] | None = None
@@ -132,6 +140,8 @@ class Service:
         args = [str(Path(sys.executable).parent / "agentauth"), "serve", self.name]
         if self.port is not None:
             args += ["--port", str(self.port)]
+        if self.args is not None:
+            args = [args[0], *self.args]
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(  # noqa: S603 - fixed arguments
                 args, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True

@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from app.api.metrics import METRICS
 from app.core.errors import OAuthError, TemporarilyUnavailable
 
 log = logging.getLogger("agentauth.errors")
@@ -68,7 +69,13 @@ async def unexpected_error_handler(_: Request, exc: Exception) -> Response:
     return json_response(body, 500)
 
 
-def unavailable(what: str) -> TemporarilyUnavailable:
+def unavailable(what: str, dependency: str = "redis") -> TemporarilyUnavailable:
+    """503 because ``dependency`` could not answer (counted for the error-rate alerts)."""
+    METRICS.inc(
+        "agentauth_dependency_errors_total",
+        "Failed calls to Redis or PostgreSQL.",
+        dependency=dependency,
+    )
     return TemporarilyUnavailable(
         "The service is temporarily unavailable.", detail=what, headers={"Retry-After": "1"}
     )

@@ -16,12 +16,15 @@ BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 Labels = tuple[tuple[str, str], ...]
 
 
+HTTP_DURATION = "agentauth_http_request_duration_seconds"
+
+
 class Metrics:
     def __init__(self) -> None:
         self.counters: dict[str, dict[Labels, float]] = defaultdict(lambda: defaultdict(float))
-        self.histograms: dict[Labels, list[float]] = {}
-        self.sums: dict[Labels, float] = defaultdict(float)
-        self.help: dict[str, str] = {}
+        self.histograms: dict[str, dict[Labels, list[float]]] = defaultdict(dict)
+        self.sums: dict[str, dict[Labels, float]] = defaultdict(lambda: defaultdict(float))
+        self.help: dict[str, str] = {HTTP_DURATION: "Request latency by route."}
         self.gauges: dict[str, float] = {}
 
     def inc(self, name: str, help_text: str, value: float = 1.0, **labels: str) -> None:
@@ -33,10 +36,15 @@ class Metrics:
         self.gauges[name] = value
 
     def observe(self, seconds: float, **labels: str) -> None:
+        """Request latency (``agentauth_http_request_duration_seconds``)."""
+        self.observe_named(HTTP_DURATION, "Request latency by route.", seconds, **labels)
+
+    def observe_named(self, name: str, help_text: str, seconds: float, **labels: str) -> None:
+        self.help[name] = help_text
         key = tuple(sorted(labels.items()))
-        buckets = self.histograms.setdefault(key, [0.0] * (len(BUCKETS) + 1))
+        buckets = self.histograms[name].setdefault(key, [0.0] * (len(BUCKETS) + 1))
         buckets[bisect_left(BUCKETS, seconds)] += 1
-        self.sums[key] += seconds
+        self.sums[name][key] += seconds
 
     def render(self) -> str:
         lines: list[str] = []
@@ -45,16 +53,16 @@ class Metrics:
             lines += [f"{name}{_labels(k)} {v}" for k, v in sorted(series.items())]
         for name, value in sorted(self.gauges.items()):
             lines += [f"# HELP {name} {self.help[name]}", f"# TYPE {name} gauge", f"{name} {value}"]
-        name = "agentauth_http_request_duration_seconds"
-        lines += [f"# HELP {name} Request latency by route and status.", f"# TYPE {name} histogram"]
-        for key, buckets in sorted(self.histograms.items()):
-            cumulative = 0.0
-            for bound, count in zip((*BUCKETS, float("inf")), buckets, strict=True):
-                cumulative += count
-                le = "+Inf" if bound == float("inf") else repr(bound)
-                lines.append(f"{name}_bucket{_labels((*key, ('le', le)))} {cumulative}")
-            lines.append(f"{name}_sum{_labels(key)} {self.sums[key]}")
-            lines.append(f"{name}_count{_labels(key)} {cumulative}")
+        for name in sorted({HTTP_DURATION, *self.histograms}):
+            lines += [f"# HELP {name} {self.help[name]}", f"# TYPE {name} histogram"]
+            for key, buckets in sorted(self.histograms[name].items()):
+                cumulative = 0.0
+                for bound, count in zip((*BUCKETS, float("inf")), buckets, strict=True):
+                    cumulative += count
+                    le = "+Inf" if bound == float("inf") else repr(bound)
+                    lines.append(f"{name}_bucket{_labels((*key, ('le', le)))} {cumulative}")
+                lines.append(f"{name}_sum{_labels(key)} {self.sums[name][key]}")
+                lines.append(f"{name}_count{_labels(key)} {cumulative}")
         return "\n".join(lines) + "\n"
 
 

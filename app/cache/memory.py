@@ -125,7 +125,7 @@ class MemoryCache:
         return self._epoch
 
     async def publish_revocation(self, seq: int, kind: str, subject: str, expires_at: int) -> None:
-        event = {"seq": seq, "kind": kind, "subject": subject, "exp": expires_at}
+        event = {"seq": seq, "kind": kind, "subject": subject, "exp": expires_at, "at": time.time()}
         self.revocations_log[seq] = event
         for subscriber in list(self.subscribers):
             subscriber.queue.put_nowait(("revocation", dict(event)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -225,7 +226,9 @@ class RedisCache:
         return int(value)
 
     async def publish_revocation(self, seq: int, kind: str, subject: str, expires_at: int) -> None:
-        event = orjson.dumps({"seq": seq, "kind": kind, "subject": subject, "exp": expires_at})
+        event = orjson.dumps(
+            {"seq": seq, "kind": kind, "subject": subject, "exp": expires_at, "at": time.time()}
+        )
         try:
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.zadd(self.revocation_log, {event: seq})

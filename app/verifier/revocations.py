@@ -132,6 +132,14 @@ class RevocationSync:
             return
         previous = self.max_seq
         self._apply([event])
+        published = event.get("at")
+        if isinstance(published, int | float):
+            lag = max(0.0, time.time() - float(published))
+            METRICS.observe_named(
+                "agentauth_revocation_lag_seconds",
+                "Time from the registry's publish to this verifier applying a revocation.",
+                lag,
+            )
         if seq > previous + 1:
             # Missed or reordered events: whatever was published is in the log.
             METRICS.inc("agentauth_revocation_gaps_total", "Sequence gaps filled from the log.")
@@ -164,6 +172,12 @@ class RevocationSync:
                 backoff = 0.05
                 await self._consume(subscription, stop)
             except (CacheUnavailable, StoreUnavailable) as exc:
+                dependency = "redis" if isinstance(exc, CacheUnavailable) else "postgres"
+                METRICS.inc(
+                    "agentauth_dependency_errors_total",
+                    "Failed calls to Redis or PostgreSQL.",
+                    dependency=dependency,
+                )
                 if self.ready:
                     log.warning("revocation state lost, answering 503 until resynced: %s", exc)
                 self.ready = False

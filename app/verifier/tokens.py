@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from app.api.metrics import METRICS
 from app.core.capabilities import AuthorizationDetail, load_details
 from app.core.errors import InvalidToken
 from app.core.introspection import active_response
@@ -71,6 +72,11 @@ class TokenVerifier:
             raise InvalidToken(detail="token too long")
         digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
         cached = self._cache.get(digest)
+        METRICS.inc(
+            "agentauth_verifier_token_cache_total",
+            "Verified-token cache lookups by result.",
+            result="miss" if cached is None else "hit",
+        )
         if cached is not None:
             if cached.claims.exp <= now:
                 raise TokenExpired()

@@ -112,6 +112,9 @@ async def test_revocations_reach_the_verifier(
     await eventually(lambda: inactive(shop, token))
     denied = await shop.verify(verify_body(agent, shop.resource + "/x", action="read"))
     assert denied.json()["reason"] == "revoked"
+    metrics = (await verifier_http.get("/metrics")).text
+    assert "agentauth_revocation_lag_seconds_bucket" in metrics
+    assert 'agentauth_verifier_token_cache_total{result="hit"}' in metrics
 
 
 async def test_sub_delegated_token_dies_with_a_disabled_actor(

@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from app.api.bodies import read_json
 from app.api.errors import NotFound, json_response
+from app.api.metrics import METRICS
 from app.core.errors import InvalidRequest, InvalidToken, www_authenticate
 from app.registry.services import admin as admin_service
 from app.registry.services import audit, revocation
@@ -234,4 +235,12 @@ async def list_audit(
 async def verify_audit(registry: AdminDep) -> Response:
     async with registry.sessions() as session:
         report = await audit.verify_chain(session)
+    METRICS.gauge(
+        "agentauth_audit_chain_ok", "1 when the last audit verification passed.", int(report.ok)
+    )
+    METRICS.gauge(
+        "agentauth_audit_last_verified_timestamp_seconds",
+        "When the audit chain was last verified.",
+        registry.now(),
+    )
     return json_response(report.to_dict())

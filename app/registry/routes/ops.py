@@ -40,5 +40,13 @@ async def readyz(registry: RegistryDep) -> Response:
 
 
 @router.get("/metrics")
-async def metrics() -> Response:
+async def metrics(registry: RegistryDep) -> Response:
+    now = registry.now()
+    try:
+        age = now - registry.keys.current(now).activates_at
+        METRICS.gauge(
+            "agentauth_signing_key_age_seconds", "Age of the key that signs tokens now.", age
+        )
+    except NoActiveKey:
+        pass
     return PlainTextResponse(METRICS.render(), media_type="text/plain; version=0.0.4")

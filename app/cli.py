@@ -143,6 +143,9 @@ def dev(
             typer.echo(f"error: {error['msg'].removeprefix('Value error, ')}", err=True)
         raise typer.Exit(1) from None
     upgrade(stack.settings.database_url)
+    from app.api.logs import configure_logging
+
+    configure_logging("WARNING", "text")  # the banner is the interface here
     try:
         asyncio.run(run(stack, announce=typer.echo))
     except RuntimeError as exc:
@@ -157,7 +160,10 @@ def _run_worker(settings: Settings) -> None:
     import asyncio
     import signal
 
+    from app.api.logs import configure_logging
     from app.registry.worker import run_worker
+
+    configure_logging(settings.log_level, settings.log_format)
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -205,6 +211,7 @@ def serve(
         loop="uvloop",
         http="httptools",
         access_log=False,
+        log_config=None,  # the app factory configures logging in each worker process
         lifespan="on",
     )
 

@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     key_prepublish_seconds: int = Field(default=3600, ge=0, le=30 * 86400)
     invite_ttl: int = Field(default=7 * 86400, ge=300, le=30 * 86400)
     database_pool_size: int = Field(default=20, ge=1, le=500)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "text"] = "json"
 
     @field_validator("issuer", "verifier_url")
     @classmethod

@@ -26,6 +26,7 @@ from app.api.errors import (
     oauth_error_handler,
     unexpected_error_handler,
 )
+from app.api.logs import RequestIdMiddleware
 from app.api.metrics import MetricsMiddleware
 from app.api.security_headers import SecurityHeadersMiddleware
 from app.cache.base import Cache
@@ -139,7 +140,8 @@ def create_app(
     )
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(SecurityHeadersMiddleware, prefix="/ui")
-    app.add_middleware(TokenFastPath)  # added last: the outermost of the app's own
+    app.add_middleware(TokenFastPath)
+    app.add_middleware(RequestIdMiddleware)  # added last: the outermost of the app's own
     app.add_exception_handler(OAuthError, oauth_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)

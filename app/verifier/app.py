@@ -13,12 +13,14 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.api.errors import http_error_handler, json_response, unexpected_error_handler
+from app.api.logs import RequestIdMiddleware
 from app.api.metrics import METRICS
 from app.cache.base import Cache
 from app.cache.factory import create_cache
@@ -56,7 +58,7 @@ async def _housekeeping(verifier: Verifier, stop: asyncio.Event) -> None:
 class VerifierApp:
     """ASGI entry point: ``/introspect`` and ``/verify`` go straight to their handlers."""
 
-    def __init__(self, inner: Starlette, hot: dict[str, routes.HotRoute]) -> None:
+    def __init__(self, inner: Starlette, hot: dict[str, ASGIApp]) -> None:
         self.inner = inner
         self._hot = hot
 
@@ -167,9 +169,10 @@ def create_app(
             Exception: unexpected_error_handler,
         },
         lifespan=lifespan,
+        middleware=[Middleware(RequestIdMiddleware)],
     )
-    hot = {
-        path: routes.HotRoute(path, handler, current)
+    hot: dict[str, ASGIApp] = {
+        path: RequestIdMiddleware(routes.HotRoute(path, handler, current))
         for path, handler in (("/introspect", routes.introspect), ("/verify", routes.verify))
     }
     return VerifierApp(inner, hot)

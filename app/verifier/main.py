@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from app.api.logs import configure_logging
 from app.settings import Settings
 from app.verifier.app import VerifierApp, create_app
 
 
 def create() -> VerifierApp:
-    return create_app(Settings())
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(settings)

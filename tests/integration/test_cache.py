@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -50,18 +51,22 @@ async def test_admit_counts_and_remembers_in_one_call(cache: Cache) -> None:
 
 async def test_ping_and_publish(cache: Cache) -> None:
     assert await cache.ping()
+    before = time.time()
     await cache.publish_revocation(1, "grant", "grt_1", 123)
     await cache.publish_key_change("kid-1")
+    expected = {"seq": 1, "kind": "grant", "subject": "grt_1", "exp": 123}
     if isinstance(cache, RedisCache):
         entries = await cache.client.zrange(cache.revocation_log, 0, -1, withscores=True)
-        assert [(orjson.loads(e), s) for e, s in entries] == [
-            ({"seq": 1, "kind": "grant", "subject": "grt_1", "exp": 123}, 1.0)
+        logged = [(orjson.loads(e), s) for e, s in entries]
+        assert [({k: v for k, v in e.items() if k != "at"}, s) for e, s in logged] == [
+            (expected, 1.0)
         ]
+        assert before <= logged[0][0]["at"] <= time.time()  # publish time, for the lag metric
     else:
         assert isinstance(cache, MemoryCache)
-        assert cache.revocations_log == {
-            1: {"seq": 1, "kind": "grant", "subject": "grt_1", "exp": 123}
-        }
+        event = cache.revocations_log[1]
+        assert {k: v for k, v in event.items() if k != "at"} == expected
+        assert before <= float(str(event["at"])) <= time.time()
         assert cache.key_changes == ["kid-1"]
 
 

@@ -46,6 +46,26 @@ def active_response(claims: AccessTokenClaims) -> dict[str, Any]:
     return body
 
 
+def allowed_decision(claims: AccessTokenClaims, capability: Mapping[str, Any]) -> dict[str, Any]:
+    """A positive ``/verify`` decision: who acts for whom, under which grant, and the one
+    capability that allowed the request."""
+    body: dict[str, Any] = {
+        "allowed": True,
+        "sub": claims.sub,
+        "act": claims.act,
+        "client_id": claims.client_id,
+        "grant_id": claims.grant_id,
+        "aud": claims.aud,
+        "jti": claims.jti,
+        "exp": claims.exp,
+        "auth_time": claims.auth_time,
+        "authorization_details": [dict(capability)],
+    }
+    if claims.scope is not None:
+        body["scope"] = claims.scope
+    return body
+
+
 def introspect(
     token: str,
     *,

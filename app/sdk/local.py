@@ -20,6 +20,7 @@ from app.core.capabilities import find_capability, load_details
 from app.core.dpop import verify_proof
 from app.core.envelope import Usage, amount_from_request, decide
 from app.core.errors import InvalidDPoPProof, InvalidToken, UseDPoPNonce
+from app.core.introspection import allowed_decision
 from app.core.jwk import JWKError, PublicJWK, parse_jwks
 from app.core.tokens import TokenExpired, verify_access_token
 
@@ -144,14 +145,4 @@ class LocalVerifier:
             return self._deny(reason)
         if not await self._remember(f"dpop:{proof.replay_key}", DPOP_MAX_AGE + 61):
             return self._deny("dpop_replay")
-        return {
-            "allowed": True,
-            "sub": claims.sub,
-            "act": claims.act,
-            "client_id": claims.client_id,
-            "grant_id": claims.grant_id,
-            "aud": claims.aud,
-            "jti": claims.jti,
-            "exp": claims.exp,
-            "authorization_details": [capability.to_dict()],
-        }
+        return allowed_decision(claims, capability.to_dict())

@@ -26,6 +26,7 @@ from app.core.errors import (
     UseDPoPNonce,
     www_authenticate,
 )
+from app.core.introspection import allowed_decision
 from app.core.money import Money
 from app.core.tokens import TokenExpired
 from app.verifier.callers import Authenticated
@@ -107,25 +108,6 @@ def denial(reason: str) -> dict[str, Any]:
         algs=DPOP_ALGS[:2],
     )
     return {"allowed": False, "reason": reason, "www_authenticate": challenge}
-
-
-def _allowed(verified: VerifiedToken, capability: Mapping[str, Any]) -> dict[str, Any]:
-    claims = verified.claims
-    body: dict[str, Any] = {
-        "allowed": True,
-        "sub": claims.sub,
-        "act": claims.act,
-        "client_id": claims.client_id,
-        "grant_id": claims.grant_id,
-        "aud": claims.aud,
-        "jti": claims.jti,
-        "exp": claims.exp,
-        "auth_time": claims.auth_time,
-        "authorization_details": [capability],
-    }
-    if claims.scope is not None:
-        body["scope"] = claims.scope
-    return body
 
 
 def _check_proof(
@@ -270,7 +252,7 @@ async def verify(
         return denial("dpop_replay")
     if outcome != "ok":
         return denial(outcome)
-    return _allowed(verified, capability.to_dict())
+    return allowed_decision(verified.claims, capability.to_dict())
 
 
 def render(body: Mapping[str, Any]) -> bytes:

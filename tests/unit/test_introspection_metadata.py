@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from app.core.introspection import active_response, inactive, introspect
+from app.core.introspection import active_response, allowed_decision, inactive, introspect
 from app.core.keys import new_signing_key
 from app.core.metadata import authorization_server_metadata
 from app.core.resources import canonical_resource, url_within_resource
@@ -179,3 +179,14 @@ def test_url_within_resource() -> None:
     assert not url_within_resource("http://shop.example.com/api", "https://shop.example.com/api")
     assert not url_within_resource("https://evil.example/api", "https://shop.example.com/api")
     assert not url_within_resource("not a url", "https://shop.example.com/api")
+
+
+def test_allowed_decision_names_the_chain_and_the_one_capability() -> None:
+    capability = CLAIMS.authorization_details[0]
+    decision = allowed_decision(CLAIMS, capability)
+    assert decision["allowed"] is True
+    assert decision["act"] == {"sub": "agt_b", "act": {"sub": AGENT.client_id}}
+    assert decision["authorization_details"] == [capability]
+    assert decision["scope"] == "read"
+    without_scope = allowed_decision(dataclasses.replace(CLAIMS, scope=None), capability)
+    assert "scope" not in without_scope

@@ -66,6 +66,7 @@ class Settings(BaseSettings):
     database_pool_size: int = Field(default=20, ge=1, le=500)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
+    otel_endpoint: str | None = None
 
     @field_validator("issuer", "verifier_url")
     @classmethod

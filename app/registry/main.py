@@ -3,14 +3,16 @@ never at import time."""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from app.api.logs import configure_logging
+from app.api.tracing import with_tracing
 from app.registry.app import create_app
 from app.settings import Settings
 
 
-def create() -> FastAPI:
+def create() -> ASGIApp:
     settings = Settings()
     configure_logging(settings.log_level, settings.log_format)
-    return create_app(settings)
+    app = create_app(settings)
+    return with_tracing(app, endpoint=settings.otel_endpoint, service="agentauth-registry")

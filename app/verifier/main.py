@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from starlette.types import ASGIApp
+
 from app.api.logs import configure_logging
+from app.api.tracing import with_tracing
 from app.settings import Settings
-from app.verifier.app import VerifierApp, create_app
+from app.verifier.app import create_app
 
 
-def create() -> VerifierApp:
+def create() -> ASGIApp:
     settings = Settings()
     configure_logging(settings.log_level, settings.log_format)
-    return create_app(settings)
+    app = create_app(settings)
+    return with_tracing(app, endpoint=settings.otel_endpoint, service="agentauth-verifier")

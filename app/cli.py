@@ -255,6 +255,14 @@ def audit_verify(
         raise typer.Exit(1)
 
 
+@config_app.command("docs")
+def config_docs() -> None:
+    """Print the Markdown table of every setting (the one in docs/configuration.md)."""
+    from app.settings_docs import settings_table
+
+    typer.echo(settings_table(), nl=False)
+
+
 @config_app.command("check")
 def config_check() -> None:
     """Load settings from the environment and print them (secrets masked)."""

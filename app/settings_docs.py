@@ -1,0 +1,82 @@
+"""What each setting means, for the generated table in docs/configuration.md.
+
+``agentauth config docs`` prints the table; a test fails when the document differs.
+"""
+
+from __future__ import annotations
+
+from app.settings import Settings
+
+HELP: dict[str, str] = {
+    "environment": "`development` or `production`",
+    "issuer": (
+        "registry base URL; exactly the `iss` of every token (no trailing slash, query or fragment)"
+    ),
+    "verifier_url": "verifier base URL (advertised as the introspection endpoint)",
+    "database_url": "`postgresql+asyncpg://...` in production",
+    "redis_url": "`redis://...`; `memory://` is the in-process development backend",
+    "admin_token": (
+        "operator bearer token, at least 32 characters; the admin API is closed without it"
+    ),
+    "key_encryption_key": (
+        "32 bytes, base64 or base64url; encrypts signing keys at rest (AES-256-GCM);"
+        " in development a local `.agentauth-kek` file is used when unset"
+    ),
+    "dpop_nonce_secret": "at least 32 characters; shared by all replicas for stateless DPoP nonces",
+    "webauthn_rp_id": "WebAuthn relying-party id (unset: the issuer's host)",
+    "webauthn_origin": "WebAuthn origin (unset: the issuer's origin)",
+    "signing_alg": "`ES256` or `EdDSA` for new signing keys",
+    "access_token_ttl": "access-token lifetime in seconds (30 to 3600)",
+    "clock_skew": "leeway in seconds for `exp`/`iat`/`nbf` checks (0 to 60)",
+    "dpop_max_age": "oldest accepted DPoP proof `iat`, in seconds (10 to 600)",
+    "dpop_require_nonce": "require server nonces in DPoP proofs (needs `DPOP_NONCE_SECRET`)",
+    "cache_namespace": (
+        "prefix of every Redis key and channel (several deployments can share one Redis)"
+    ),
+    "rate_limit_scale": (
+        "multiplies every per-address and per-client rate limit (see api.md);"
+        " raise it behind a trusted load balancer or for load tests"
+    ),
+    "key_reload_seconds": (
+        "how often each registry worker reloads the key set"
+        " (keep it well below the pre-publication period)"
+    ),
+    "key_prepublish_seconds": (
+        "default period a rotated key is published before it signs (0 to 30 days)"
+    ),
+    "invite_ttl": "lifetime of a human's invite link in seconds (5 minutes to 30 days)",
+    "database_pool_size": (
+        "PostgreSQL connections per registry worker process (no overflow: requests wait for"
+        " a free connection); size `max_connections` for registry workers x this,"
+        " + 2 per verifier worker, + 2 per worker"
+    ),
+    "log_level": "`DEBUG`, `INFO`, `WARNING` or `ERROR`",
+    "log_format": (
+        "`json` (one object per line with `ts`, `level`, `logger`, `message`, `request_id`;"
+        " tokens and credentials scrubbed) or `text`"
+    ),
+    "otel_endpoint": (
+        "OTLP/HTTP traces endpoint (e.g. `http://otel-collector:4318/v1/traces`); tracing is"
+        " off without it and needs the `otel` extra (`pip install 'agentauth-server[otel]'`)"
+    ),
+}
+
+
+def _default(name: str) -> str:
+    value = Settings.model_fields[name].get_default(call_default_factory=True)
+    if value is None:
+        return "unset"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    return f"`{value}`"
+
+
+def settings_table() -> str:
+    """The Markdown table of every ``AGENTAUTH_*`` setting, in declaration order."""
+    missing = set(Settings.model_fields) - set(HELP)
+    if missing:
+        raise ValueError(f"settings without help text: {sorted(missing)}")
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for name in Settings.model_fields:
+        rows.append(f"| `AGENTAUTH_{name.upper()}` | {_default(name)} | {HELP[name]} |")
+    return "\n".join(rows) + "\n"

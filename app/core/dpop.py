@@ -146,6 +146,15 @@ class DPoPProof:
         return hashlib.sha256(material).hexdigest()
 
 
+def replay_entry(
+    proof: DPoPProof, max_age: int, future_skew: int = DEFAULT_FUTURE_SKEW
+) -> tuple[str, int]:
+    """Where and for how long a proof's use is remembered (RFC 9449 §11.1): for as long as
+    :func:`verify_proof` with the same window could accept it again. The key is shared by the
+    token endpoint and every resource-server check, so a proof is used once everywhere."""
+    return f"dpop:{proof.replay_key}", max_age + future_skew + 1
+
+
 def _proof_claims(claims: Mapping[str, Any]) -> tuple[str, str, str, int]:
     jti, htm, htu, iat = (claims.get(k) for k in ("jti", "htm", "htu", "iat"))
     if not isinstance(jti, str) or not jti or len(jti) > MAX_JTI_CHARS:

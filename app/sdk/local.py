@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from app.core.capabilities import find_capability, load_details
-from app.core.dpop import verify_proof
+from app.core.dpop import DEFAULT_MAX_AGE, replay_entry, verify_proof
 from app.core.envelope import Usage, amount_from_request, decide
 from app.core.errors import InvalidDPoPProof, InvalidToken, UseDPoPNonce
 from app.core.introspection import allowed_decision
@@ -25,7 +25,6 @@ from app.core.jwk import JWKError, PublicJWK, parse_jwks
 from app.core.tokens import TokenExpired, verify_access_token
 
 Remember = Callable[[str, int], Awaitable[bool]]
-DPOP_MAX_AGE = 300
 
 
 class InMemoryReplayGuard:
@@ -117,7 +116,6 @@ class LocalVerifier:
                 now=now,
                 access_token=token,
                 bound_jkt=claims.jkt,
-                max_age=DPOP_MAX_AGE,
             )
         except (InvalidDPoPProof, UseDPoPNonce):
             return self._deny("invalid_dpop_proof")
@@ -143,6 +141,6 @@ class LocalVerifier:
         reason = decide(limits, amount=money, now=now, usage=Usage())
         if reason is not None:
             return self._deny(reason)
-        if not await self._remember(f"dpop:{proof.replay_key}", DPOP_MAX_AGE + 61):
+        if not await self._remember(*replay_entry(proof, DEFAULT_MAX_AGE)):
             return self._deny("dpop_replay")
         return allowed_decision(claims, capability.to_dict())

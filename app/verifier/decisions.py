@@ -17,7 +17,7 @@ from app.api.errors import unavailable
 from app.api.metrics import METRICS
 from app.cache.base import Admission, CacheUnavailable, Outcome
 from app.core.capabilities import find_capability
-from app.core.dpop import DPOP_ALGS, DPoPProof, verify_proof
+from app.core.dpop import DPOP_ALGS, DPoPProof, replay_entry, verify_proof
 from app.core.envelope import Usage, budget_bucket, decide, rate_bucket
 from app.core.errors import (
     InvalidClient,
@@ -36,7 +36,6 @@ from app.verifier.state import Verifier
 from app.verifier.tokens import VerifiedToken
 
 INACTIVE = b'{"active":false}'
-FUTURE_SKEW = 60
 BUDGET_TTL = {"hour": 2 * 3600, "day": 2 * 86400, "week": 8 * 86400, "month": 32 * 86400}
 _CHALLENGE_ERROR = {
     "invalid_token": "invalid_token",
@@ -123,7 +122,6 @@ def _check_proof(
             access_token=request.token,
             bound_jkt=verified.claims.jkt,
             max_age=settings.dpop_max_age,
-            future_skew=FUTURE_SKEW,
         )
     except (InvalidDPoPProof, UseDPoPNonce):
         return "invalid_dpop_proof"
@@ -166,11 +164,9 @@ def _admission(
             "jti": verified.claims.jti,
             "at": str(now),
         }
-    # As long as the proof could be accepted; the key is shared with every replica.
-    replay_ttl = verifier.settings.dpop_max_age + FUTURE_SKEW + 1
     admission = Admission(
         proof_iat=proof.iat,
-        once=[(f"dpop:{proof.replay_key}", replay_ttl), *once],
+        once=[replay_entry(proof, verifier.settings.dpop_max_age), *once],
         rate=rate,
         spend=spend,
         event=event,

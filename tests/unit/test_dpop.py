@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from app.core.dpop import DPoPProof, NonceSource, normalize_htu, verify_proof
+from app.core.dpop import DPoPProof, NonceSource, normalize_htu, replay_entry, verify_proof
 from app.core.errors import InvalidDPoPProof, InvalidToken, UseDPoPNonce
 from app.core.jwk import KeyCache
 from tests.factories import ISSUER, NOW, Agent, b64json, hs256, raw_jws, tamper
@@ -424,3 +424,12 @@ def test_key_cache_reuses_imports_and_still_rejects_private_keys(agent: Agent) -
         cache.get("nope")
     with pytest.raises(JWKError):
         cache.get({"kty": "oct", "k": "AAAA"})
+
+
+def test_replay_entry_outlives_the_acceptance_window() -> None:
+    proof = DPoPProof(jkt="k", jti="j", iat=NOW, htu="https://as.example.com/token")
+    key, ttl = replay_entry(proof, 300)
+    assert key == f"dpop:{proof.replay_key}"
+    assert ttl > 300 + 60  # max_age + future skew: never forgotten while still acceptable
+    other = DPoPProof(jkt="k", jti="j", iat=NOW, htu="https://shop.example/api")
+    assert replay_entry(other, 300)[0] != key  # scoped to the target (RFC 9449 §11.1)

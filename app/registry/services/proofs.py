@@ -5,11 +5,9 @@ from __future__ import annotations
 from starlette.requests import Request
 
 from app.api.metrics import METRICS
-from app.core.dpop import DPoPProof, verify_proof
+from app.core.dpop import DPoPProof, replay_entry, verify_proof
 from app.core.errors import InvalidDPoPProof, OAuthError
 from app.registry.state import Registry
-
-FUTURE_SKEW = 60
 
 
 def verify_dpop(registry: Registry, request: Request, path: str) -> DPoPProof:
@@ -28,7 +26,6 @@ def verify_dpop(registry: Registry, request: Request, path: str) -> DPoPProof:
             nonces=registry.nonces,
             require_nonce=settings.dpop_require_nonce,
             max_age=settings.dpop_max_age,
-            future_skew=FUTURE_SKEW,
         )
     except OAuthError as exc:
         METRICS.inc(
@@ -39,7 +36,7 @@ def verify_dpop(registry: Registry, request: Request, path: str) -> DPoPProof:
 
 def proof_replay_key(registry: Registry, proof: DPoPProof) -> tuple[str, int]:
     """Where and how long a proof is remembered: as long as it could be accepted."""
-    return f"dpop:{proof.replay_key}", registry.settings.dpop_max_age + FUTURE_SKEW + 1
+    return replay_entry(proof, registry.settings.dpop_max_age)
 
 
 def replayed_proof() -> InvalidDPoPProof:

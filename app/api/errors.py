@@ -62,11 +62,19 @@ async def http_error_handler(_: Request, exc: Exception) -> Response:
     return json_response(body, exc.status_code, dict(exc.headers or {}))
 
 
-async def unexpected_error_handler(_: Request, exc: Exception) -> Response:
+def exception_response(exc: Exception) -> Response:
+    """The answer to any exception: an ``OAuthError`` as itself, anything else as a plain
+    ``server_error`` whose correlation id is logged with the stack trace."""
+    if isinstance(exc, OAuthError):
+        return error_response(exc)
     correlation = secrets.token_hex(8)
     log.error("unhandled error %s", correlation, exc_info=exc)
     body = {"error": "server_error", "error_description": f"Internal error {correlation}."}
     return json_response(body, 500)
+
+
+async def unexpected_error_handler(_: Request, exc: Exception) -> Response:
+    return exception_response(exc)
 
 
 def unavailable(what: str, dependency: str = "redis") -> TemporarilyUnavailable:

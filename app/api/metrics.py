@@ -35,6 +35,16 @@ class Metrics:
         self.help[name] = help_text
         self.gauges[name] = value
 
+    def record_request(self, route: str, status: int | str, seconds: float) -> None:
+        """One HTTP request: counted by route and status, timed by route."""
+        self.inc(
+            "agentauth_http_requests_total",
+            "HTTP requests by route and status.",
+            route=route,
+            status=str(status),
+        )
+        self.observe(seconds, route=route)
+
     def observe(self, seconds: float, **labels: str) -> None:
         """Request latency (``agentauth_http_request_duration_seconds``)."""
         self.observe_named(HTTP_DURATION, "Request latency by route.", seconds, **labels)
@@ -98,11 +108,6 @@ class MetricsMiddleware:
             await self.app(scope, receive, capture)
         finally:
             route = scope.get("route")
-            path = getattr(route, "path", "unmatched")
-            METRICS.inc(
-                "agentauth_http_requests_total",
-                "HTTP requests by route and status.",
-                route=path,
-                status=status["code"],
+            METRICS.record_request(
+                getattr(route, "path", "unmatched"), status["code"], time.perf_counter() - started
             )
-            METRICS.observe(time.perf_counter() - started, route=path)

@@ -8,20 +8,16 @@ and renders its errors the way the app's handlers do; everything else passes thr
 
 from __future__ import annotations
 
-import logging
-import secrets
 import time
 
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.api.errors import error_response, json_response
+from app.api.errors import exception_response
 from app.api.metrics import METRICS
-from app.core.errors import OAuthError
 from app.registry.routes.token import token
 from app.registry.state import Registry
 
-log = logging.getLogger("agentauth.errors")
 PATH = "/token"
 
 
@@ -38,18 +34,7 @@ class TokenFastPath:
         registry: Registry = request.app.state.registry
         try:
             response = await token(request, registry)
-        except OAuthError as error:
-            response = error_response(error)
-        except Exception:  # the one place an unexpected failure becomes a plain 500
-            correlation = secrets.token_hex(8)
-            log.exception("unhandled error %s", correlation)
-            body = {"error": "server_error", "error_description": f"Internal error {correlation}."}
-            response = json_response(body, 500)
+        except Exception as exc:  # rendered exactly as the app's exception handlers do
+            response = exception_response(exc)
         await response(scope, receive, send)
-        METRICS.inc(
-            "agentauth_http_requests_total",
-            "HTTP requests by route and status.",
-            route=PATH,
-            status=str(response.status_code),
-        )
-        METRICS.observe(time.perf_counter() - started, route=PATH)
+        METRICS.record_request(PATH, response.status_code, time.perf_counter() - started)

@@ -8,8 +8,6 @@ replay protection cannot be established, and never a stack trace.
 
 from __future__ import annotations
 
-import logging
-import secrets
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -18,19 +16,18 @@ import orjson
 from starlette.types import Receive, Scope, Send
 
 from app.api.bodies import MAX_BODY
-from app.api.errors import unavailable
+from app.api.errors import exception_response, unavailable
 from app.api.metrics import METRICS
 from app.cache.base import CacheUnavailable
 from app.core.dpop import normalize_htu
 from app.core.envelope import amount_from_request
-from app.core.errors import InvalidClient, InvalidRequest, OAuthError
+from app.core.errors import InvalidClient, InvalidRequest
 from app.core.params import parse_form
 from app.core.resources import url_within_resource
 from app.core.strict_json import JSONError, parse_json
 from app.verifier import decisions
 from app.verifier.state import Verifier
 
-log = logging.getLogger("agentauth.verifier")
 _NO_STORE = [
     (b"content-type", b"application/json"),
     (b"cache-control", b"no-store"),
@@ -183,20 +180,9 @@ class HotRoute:
             raw = await _read(receive, headers)
             body = await self._handler(self._verifier(), headers, raw)
             await _send(send, 200, body)
-        except OAuthError as error:
-            status = error.status
-            await _send(send, status, orjson.dumps(error.body()), error.headers)
-        except Exception:  # the one place an unexpected failure becomes a plain 500
-            status = 500
-            correlation = secrets.token_hex(8)
-            log.exception("unhandled error %s", correlation)
-            body = {"error": "server_error", "error_description": f"Internal error {correlation}."}
-            await _send(send, 500, orjson.dumps(body))
+        except Exception as exc:  # errors take the slower, shared rendering path
+            response = exception_response(exc)
+            status = response.status_code
+            await response(scope, receive, send)
         finally:
-            METRICS.inc(
-                "agentauth_http_requests_total",
-                "HTTP requests by route and status.",
-                route=self.path,
-                status=str(status),
-            )
-            METRICS.observe(time.perf_counter() - started, route=self.path)
+            METRICS.record_request(self.path, status, time.perf_counter() - started)

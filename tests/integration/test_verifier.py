@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -421,3 +422,22 @@ async def test_unknown_kid_refreshes_at_most_once(
         token = forged.sign({"typ": "at+jwt", "alg": "ES256", "kid": uuid.uuid4().hex}, {"a": 1})
         assert await inactive(shop, token)
     assert calls == 1
+
+
+async def test_an_unexpected_failure_is_a_plain_500_without_internals(
+    registry: RegistryClient, verifier: VerifierApp, verifier_http: httpx.AsyncClient
+) -> None:
+    shop = await merchant(registry, verifier_http)
+    state: Any = verifier.state
+
+    async def broken(*_: Any) -> Any:
+        raise RuntimeError("secret internal detail")
+
+    state.verifier.callers.authenticate = broken
+    response = await shop.introspect("anything")
+    assert response.status_code == 500
+    assert response.headers["cache-control"] == "no-store"
+    body = response.json()
+    assert body["error"] == "server_error"
+    assert "secret internal detail" not in response.text
+    assert re.fullmatch(r"Internal error [0-9a-f]{16}\.", body["error_description"])

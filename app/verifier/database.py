@@ -33,13 +33,19 @@ class CallerRecord:
 class ReadOnlyStore:
     def __init__(self, url: str) -> None:
         self.engine: AsyncEngine = create_engine(url, pool_size=2, read_only=True)
+        # Whether the last query answered; readiness reports it without querying, because
+        # the verifier reads the database on cold misses only.
+        self.available: bool | None = None
 
     async def _rows(self, query: Any) -> list[Any]:
         try:
             async with self.engine.connect() as connection:
-                return list((await connection.execute(query)).all())
+                rows = list((await connection.execute(query)).all())
         except (SQLAlchemyError, OSError, TimeoutError) as exc:
+            self.available = False
             raise StoreUnavailable(f"database: {type(exc).__name__}") from exc
+        self.available = True
+        return rows
 
     async def signing_keys(self) -> list[tuple[dict[str, Any], int]]:
         rows = await self._rows(select(SigningKeyRow.public_jwk, SigningKeyRow.activates_at))
@@ -73,13 +79,6 @@ class ReadOnlyStore:
         )
         rows = await self._rows(query)
         return int(rows[0][0])
-
-    async def ping(self) -> bool:
-        try:
-            await self._rows(select(1))
-        except StoreUnavailable:
-            return False
-        return True
 
     async def close(self) -> None:
         await self.engine.dispose()

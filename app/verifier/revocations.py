@@ -95,8 +95,6 @@ class RevocationSync:
         self.ready = False
         self.epoch: int | None = None
         self.max_seq = 0
-        self.synced = asyncio.Event()
-        self._last_prune = 0.0
 
     def check(self, claims: AccessTokenClaims) -> bool:
         """True when revoked; raises :class:`RevocationStateUnknown` when it cannot tell."""
@@ -148,9 +146,6 @@ class RevocationSync:
     async def _consume(self, subscription: Subscription, stop: asyncio.Event) -> None:
         while not stop.is_set():
             item = await subscription.get(wait=0.5)
-            if time.monotonic() - self._last_prune > 60:
-                self._last_prune = time.monotonic()
-                self.revoked.prune(int(self.clock()))
             if item is None:
                 continue
             kind, event = item
@@ -168,7 +163,6 @@ class RevocationSync:
                 subscription = await self.cache.subscribe()
                 await self.synchronise()
                 self.ready = True
-                self.synced.set()
                 backoff = 0.05
                 await self._consume(subscription, stop)
             except (CacheUnavailable, StoreUnavailable) as exc:

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
+from starlette.exceptions import HTTPException
 
 from app.core.capabilities import find_capability, load_details
 from app.core.dpop import DEFAULT_MAX_AGE, replay_entry, verify_proof
@@ -137,7 +138,10 @@ class LocalVerifier:
         if capability is None or (limits is not None and (limits.rate or limits.budget)):
             return self._deny("insufficient_capability")
         amount = request.get("amount")
-        money = amount_from_request(amount) if amount is not None else None
+        try:
+            money = amount_from_request(amount) if amount is not None else None
+        except ValueError as exc:
+            raise HTTPException(400, f"amount: {exc}") from None
         reason = decide(limits, amount=money, now=now, usage=Usage())
         if reason is not None:
             return self._deny(reason)

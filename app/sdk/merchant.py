@@ -64,6 +64,10 @@ class VerifierClient:
             )
         except httpx.HTTPError:
             raise HTTPException(503, "The token verifier is unreachable.") from None
+        if response.status_code == 400:
+            # The request itself is malformed (an amount that is not a decimal string, ...).
+            description = response.json().get("error_description", "Malformed request.")
+            raise HTTPException(400, str(description))
         if response.status_code != 200:
             raise HTTPException(503, "The token verifier could not decide.")
         decision: dict[str, Any] = response.json()

@@ -91,6 +91,9 @@ async def test_shop_accepts_the_agent_and_refuses_everything_else(
         assert stolen.status_code == 401
         assert 'error="invalid_token"' in stolen.headers["www-authenticate"]
 
+        malformed = await shop.post("/api/pay", json={"value": "12.5.0"}, auth=agent.auth())
+        assert malformed.status_code == 400  # the agent's mistake, not the verifier's
+
         described = (await shop.get("/.well-known/oauth-protected-resource")).json()
         assert described["resource"] == SHOP
         assert described["dpop_bound_access_tokens_required"] is True
@@ -142,6 +145,9 @@ async def test_local_checking_without_the_verifier(registry: RegistryClient) -> 
         counted = await http.post("/api/subscribe", json={"value": "1.00"}, auth=agent.auth())
         assert counted.status_code == 403
         assert "insufficient_capability" in counted.text
+
+        malformed = await http.post("/api/pay", json={"value": "abc"}, auth=agent.auth())
+        assert malformed.status_code == 400
 
         replayed = httpx.Request(
             "POST", "https://shop-local.example/api/pay", json={"value": "1.00"}

@@ -175,10 +175,14 @@ async def test_callers_authenticate_by_basic_post_or_private_key_jwt(
     replayed = await jwt_shop.introspect(agent2.access_token or "", **params)
     assert (replayed.status_code, replayed.json()["error"]) == (401, "invalid_client")
     body = verify_body(agent2, jwt_shop.resource + "/a", action="read")
-    allowed = await jwt_shop.verify(
-        {**body, **params, "client_assertion": jwt_shop.assertion(int(registry.clock()))}
-    )
+    fresh = {**params, "client_assertion": jwt_shop.assertion(int(registry.clock()))}
+    allowed = await jwt_shop.verify({**body, **fresh})
     assert allowed.json()["allowed"] is True, allowed.text
+    # the same caller assertion with a fresh proof: refused as a replay
+    again = await jwt_shop.verify(
+        {**verify_body(agent2, jwt_shop.resource + "/a", action="read"), **fresh}
+    )
+    assert (again.status_code, again.json()["error"]) == (401, "invalid_client")
 
 
 async def test_caller_authentication_failures(

@@ -12,6 +12,7 @@ import json
 import os
 from datetime import UTC, datetime
 from typing import Annotated, Any
+from urllib.parse import quote_plus
 
 import httpx
 import typer
@@ -31,30 +32,48 @@ Admin = Annotated[str | None, typer.Option("--admin-token", help="Default: AGENT
 Json = Annotated[bool, typer.Option("--json", help="Print the server's JSON answer.")]
 
 
-def _admin(
-    method: str, path: str, url: str | None, token: str | None, body: Any = None
-) -> dict[str, Any]:
-    base = url or os.environ.get("AGENTAUTH_ISSUER", "http://localhost:8080")
-    secret = token or os.environ.get("AGENTAUTH_ADMIN_TOKEN")
-    if not secret:
-        typer.echo("error: set AGENTAUTH_ADMIN_TOKEN or pass --admin-token", err=True)
-        raise typer.Exit(2)
+def _registry(url: str | None) -> str:
+    return (url or os.environ.get("AGENTAUTH_ISSUER", "http://localhost:8080")).rstrip("/")
+
+
+def _call(method: str, url: str, **options: Any) -> dict[str, Any]:
+    """One HTTP call: exit 3 when unreachable, 1 when the server refuses or answers nonsense."""
     try:
-        response = httpx.request(
-            method,
-            f"{base.rstrip('/')}/admin{path}",
-            json=body,
-            headers={"Authorization": f"Bearer {secret}"},
-            timeout=30,
-        )
+        response = httpx.request(method, url, timeout=30, **options)
     except httpx.HTTPError as exc:
-        typer.echo(f"error: cannot reach {base}: {exc}", err=True)
+        typer.echo(f"error: cannot reach {url}: {exc}", err=True)
         raise typer.Exit(3) from None
-    data: dict[str, Any] = response.json() if response.content else {}
+    try:
+        data = response.json() if response.content else {}
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        typer.echo(f"error: {url} answered {response.status_code} without a JSON object", err=True)
+        raise typer.Exit(1)
     if response.status_code >= 400:
         typer.echo(f"error: {data.get('error')}: {data.get('error_description')}", err=True)
         raise typer.Exit(1)
     return data
+
+
+def _admin(
+    method: str, path: str, url: str | None, token: str | None, body: Any = None
+) -> dict[str, Any]:
+    secret = token or os.environ.get("AGENTAUTH_ADMIN_TOKEN")
+    if not secret:
+        typer.echo("error: set AGENTAUTH_ADMIN_TOKEN or pass --admin-token", err=True)
+        raise typer.Exit(2)
+    headers = {"Authorization": f"Bearer {secret}"}
+    return _call(method, f"{_registry(url)}/admin{path}", json=body, headers=headers)
+
+
+def _listing(
+    path: str, member: str, columns: tuple[str, ...], url: str | None, token: str | None
+) -> tuple[dict[str, Any], str]:
+    """A GET listing and its rows as text, one item per line."""
+    data = _admin("GET", path, url, token)
+    rows = ["  ".join(str(item.get(c) or "") for c in columns) for item in data[member]]
+    return data, "\n".join(rows) or f"no {member.replace('_', ' ')}"
 
 
 def _print(data: Any, as_json: bool, text: str) -> None:
@@ -77,11 +96,8 @@ def humans_invite(
 @humans_app.command("list")
 def humans_list(url: Url = None, admin_token: Admin = None, as_json: Json = False) -> None:
     """List humans."""
-    data = _admin("GET", "/humans", url, admin_token)
-    rows = [
-        f"{h['id']}  {h.get('status', '')}  {h.get('display_name', '')}" for h in data["humans"]
-    ]
-    _print(data, as_json, "\n".join(rows) or "no humans")
+    data, text = _listing("/humans", "humans", ("id", "status", "display_name"), url, admin_token)
+    _print(data, as_json, text)
 
 
 @humans_app.command("suspend")
@@ -116,9 +132,9 @@ def servers_create(
 @servers_app.command("list")
 def servers_list(url: Url = None, admin_token: Admin = None, as_json: Json = False) -> None:
     """List resource servers."""
-    data = _admin("GET", "/resource-servers", url, admin_token)
-    rows = [f"{s.get('client_id', s.get('id'))}  {s['resource']}" for s in data["resource_servers"]]
-    _print(data, as_json, "\n".join(rows) or "no resource servers")
+    columns = ("client_id", "resource", "name")
+    data, text = _listing("/resource-servers", "resource_servers", columns, url, admin_token)
+    _print(data, as_json, text)
 
 
 @enrollment_app.command("create")
@@ -139,12 +155,9 @@ def enrollment_create(
 @agents_app.command("list")
 def agents_list(url: Url = None, admin_token: Admin = None, as_json: Json = False) -> None:
     """List agents."""
-    data = _admin("GET", "/agents", url, admin_token)
-    rows = [
-        f"{a['client_id']}  {a.get('status', '')}  {a.get('client_name', '')}"
-        for a in data["agents"]
-    ]
-    _print(data, as_json, "\n".join(rows) or "no agents")
+    columns = ("client_id", "status", "client_name")
+    data, text = _listing("/agents", "agents", columns, url, admin_token)
+    _print(data, as_json, text)
 
 
 @agents_app.command("disable")
@@ -170,12 +183,7 @@ def keys_rotate(
 
 def keys_list(url: Url = None, as_json: Json = False) -> None:
     """List the published signing keys (the registry's JWK set)."""
-    base = url or os.environ.get("AGENTAUTH_ISSUER", "http://localhost:8080")
-    try:
-        data = httpx.get(f"{base.rstrip('/')}/.well-known/jwks.json", timeout=30).json()
-    except httpx.HTTPError as exc:
-        typer.echo(f"error: cannot reach {base}: {exc}", err=True)
-        raise typer.Exit(3) from None
+    data = _call("GET", f"{_registry(url)}/.well-known/jwks.json")
     rows = [f"{k['kid']}  {k.get('alg', '')}  {k.get('crv', '')}" for k in data["keys"]]
     _print(data, as_json, "\n".join(rows))
 
@@ -245,21 +253,15 @@ def token_verify(
     as_json: Json = False,
 ) -> None:
     """Introspect a token at the verifier as a resource server (exit 1 when inactive)."""
-    basic = base64.b64encode(f"{client_id}:{client_secret}".encode()).decode()
-    try:
-        response = httpx.post(
-            f"{verifier.rstrip('/')}/introspect",
-            data={"token": token},
-            headers={"Authorization": f"Basic {basic}"},
-            timeout=30,
-        )
-    except httpx.HTTPError as exc:
-        typer.echo(f"error: cannot reach {verifier}: {exc}", err=True)
-        raise typer.Exit(3) from None
-    data = response.json()
-    if response.status_code != 200:
-        typer.echo(f"error: {data.get('error')}: {data.get('error_description')}", err=True)
-        raise typer.Exit(1)
+    # RFC 6749 §2.3.1: both parts are form-urlencoded before base64.
+    credentials = f"{quote_plus(client_id)}:{quote_plus(client_secret)}"
+    basic = base64.b64encode(credentials.encode()).decode()
+    data = _call(
+        "POST",
+        f"{verifier.rstrip('/')}/introspect",
+        data={"token": token},
+        headers={"Authorization": f"Basic {basic}"},
+    )
     _print(data, as_json, "active" if data.get("active") else "inactive")
     if not data.get("active"):
         raise typer.Exit(1)

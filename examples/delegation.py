@@ -12,17 +12,9 @@ import asyncio
 import json
 
 import httpx
+from agent import payment_capability  # examples/agent.py, next to this script
 
 from app.sdk import AgentAuthError, AgentClient, AgentKey
-
-
-def capability(shop: str, max_amount: str) -> dict[str, object]:
-    return {
-        "type": "api",
-        "locations": [shop],
-        "actions": ["pay"],
-        "limits": {"max_amount": {"value": max_amount, "currency": "EUR"}},
-    }
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -33,7 +25,7 @@ async def run(args: argparse.Namespace) -> None:
         await orchestrator.register(args.orchestrator_token, client_name="orchestrator")
         await worker.register(args.worker_token, client_name="worker")
         request = await orchestrator.request_grant(
-            [capability(args.shop, "50.00")],
+            [payment_capability(args.shop, "50.00")],
             binding_message="Orchestrator may delegate",
             max_delegation_depth=1,
         )
@@ -41,7 +33,7 @@ async def run(args: argparse.Namespace) -> None:
         await request.wait_for_approval()
         # The worker may spend at most 5.00 per payment: narrower than the grant.
         delegated = await orchestrator.delegate_to(
-            worker, args.shop, authorization_details=[capability(args.shop, "5.00")]
+            worker, args.shop, authorization_details=[payment_capability(args.shop, "5.00")]
         )
         worker.use_token(delegated)
         async with httpx.AsyncClient() as http:

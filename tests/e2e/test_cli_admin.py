@@ -98,6 +98,25 @@ def test_operator_commands(env: dict[str, str]) -> None:
     assert unreachable.returncode == 3
 
 
+def test_a_server_answering_html_gives_a_clear_error(tmp_path: Path, env: dict[str, str]) -> None:
+    (tmp_path / ".well-known").mkdir()
+    (tmp_path / ".well-known" / "jwks.json").write_text("<html>a proxy error page</html>")
+    port = free_port()
+    server = subprocess.Popen(  # noqa: S603 - a static file server on loopback
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_until_listening(port)
+        answer = run(env, "keys", "list", "--url", f"http://127.0.0.1:{port}")
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    assert answer.returncode == 1
+    assert "without a JSON object" in answer.stderr
+    assert "Traceback" not in answer.stderr
+
+
 def test_token_inspect_explains_without_verifying() -> None:
     key = new_signing_key(activates_at=0)
     claims = AccessTokenClaims(

@@ -57,3 +57,20 @@ async def test_each_request_has_an_id_in_the_response_and_the_log() -> None:
     assert line["level"] == "INFO"
     assert JWT not in line["message"]
     assert getattr(records[1], "request_id", None) == generated.headers["x-request-id"]
+
+
+def test_no_access_log_line_per_request() -> None:
+    from app.api.logs import configure_logging
+
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    try:
+        configure_logging("INFO", "json")
+        access = logging.getLogger("uvicorn.access")
+        assert access.disabled
+        assert not access.propagate
+        assert logging.getLogger("uvicorn.error").propagate  # start-up and errors still logged
+    finally:
+        root.handlers[:], _ = saved
+        root.setLevel(saved[1])
+        logging.getLogger("uvicorn.access").disabled = False

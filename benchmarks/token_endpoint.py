@@ -26,6 +26,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -82,14 +83,19 @@ def wait_ready(base: str, path: str = "/readyz", timeout: float = 30.0) -> None:
 def server(
     command: list[str], env: dict[str, str], base: str, ready: str, cpus: str = "0"
 ) -> Iterator[int]:
-    """Run ``command`` pinned to ``cpus`` until the block ends; yields its process id."""
-    process = subprocess.Popen(  # noqa: S603 - our own commands
-        ["/usr/bin/taskset", "-c", cpus, *command],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    """Run ``command`` pinned to ``cpus`` until the block ends; yields its process id. Its
+    output goes to a log file (``AGENTAUTH_BENCH_LOGS``, default the system temp directory):
+    a pipe nobody reads would block the server once full."""
+    logs = Path(os.environ.get("AGENTAUTH_BENCH_LOGS", tempfile.gettempdir()))
+    log_path = logs / f"agentauth-bench-{Path(command[0]).name}-{os.getpid()}-{len(command)}.log"
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(  # noqa: S603 - our own commands
+            ["/usr/bin/taskset", "-c", cpus, *command],
+            env=env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
         wait_ready(base, ready)
         yield process.pid
@@ -100,8 +106,6 @@ def server(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-        if process.stderr:
-            process.stderr.close()
 
 
 @dataclass
@@ -203,33 +207,48 @@ def bootstrap(base: str, admin: str) -> Bench:
     return Bench(base, admin, http, agent, browser, authenticator, csrf)
 
 
-def run_case(name: str, port: int, build: Any, args: argparse.Namespace) -> dict[str, Any]:
-    """Fixed-rate runs (latency) and saturation runs (throughput), each ``args.runs`` times."""
+def run_case(
+    name: str,
+    port: int,
+    build: Any,
+    args: argparse.Namespace,
+    *,
+    cpu: int | None = 1,
+    saturation_connections: int = 32,
+    warmup_seconds: float = 0,
+) -> dict[str, Any]:
+    """Fixed-rate runs (latency) and saturation runs (throughput), each ``args.runs`` times,
+    after an unreported warm-up of ``warmup_seconds`` at the fixed rate. ``cpu`` pins the
+    generator (``None``: unpinned, when the server uses every CPU)."""
+    if warmup_seconds:
+        warm = [build() for _ in range(int(args.rate * warmup_seconds))]
+        loadgen.run_fixed_rate("127.0.0.1", port, warm, args.rate, connections=32, cpu=cpu)
     fixed, saturated = [], []
     count = int(args.rate * args.duration)
     for _ in range(args.runs):
         requests = [build() for _ in range(count)]
-        result = loadgen.run_fixed_rate(
-            "127.0.0.1", port, requests, args.rate, connections=32, cpu=1
+        fixed.append(
+            loadgen.run_fixed_rate("127.0.0.1", port, requests, args.rate, connections=32, cpu=cpu)
         )
-        fixed.append(result)
         requests = [build() for _ in range(args.saturation_requests)]
         saturated.append(
             loadgen.run_saturation(
-                "127.0.0.1", port, requests, connections=32, duration_limit=args.duration * 2, cpu=1
+                "127.0.0.1",
+                port,
+                requests,
+                connections=saturation_connections,
+                duration_limit=args.duration * 2,
+                cpu=cpu,
             )
         )
-    report = {
+    print(f"\n{name}")
+    for result in (*fixed, *saturated):
+        print(f"  {result.summary()}")
+    return {
         "fixed_rate": loadgen.summarize_runs(fixed),
         "saturation_rate": [round(r.achieved_rate, 1) for r in saturated],
         "statuses": [dict(r.status_counts) for r in (*fixed, *saturated)],
     }
-    print(f"\n{name}")
-    for r in fixed:
-        print(f"  fixed {args.rate:g}/s: {r.summary()}")
-    for r in saturated:
-        print(f"  saturation: {r.summary()}")
-    return report
 
 
 def main() -> None:

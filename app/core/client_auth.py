@@ -7,6 +7,8 @@ return their ``jti`` so the caller records it once (RFC 7523 §3 item 7).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
@@ -37,6 +39,17 @@ class AgentAssertion:
     jti: str
     exp: int
     jkt: str | None = None  # actor tokens only: the DPoP key the actor will use
+
+
+def secret_hash(secret: str) -> str:
+    """SHA-256 of a high-entropy secret (256 random bits need no slow KDF): how client
+    secrets, enrollment tokens, invites and refresh tokens are stored."""
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def same_secret(secret: str, stored_hash: str) -> bool:
+    """Constant-time check of ``secret`` against a stored :func:`secret_hash`."""
+    return hmac.compare_digest(secret_hash(secret), stored_hash)
 
 
 def read_client_assertion(form: Mapping[str, str]) -> tuple[str, str | None]:

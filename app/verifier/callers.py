@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import hmac
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -21,7 +20,12 @@ from types import MappingProxyType
 from urllib.parse import unquote_plus
 
 from app.api.errors import unavailable
-from app.core.client_auth import read_client_assertion, unverified_issuer, verify_client_assertion
+from app.core.client_auth import (
+    read_client_assertion,
+    same_secret,
+    unverified_issuer,
+    verify_client_assertion,
+)
 from app.core.errors import InvalidClient, InvalidRequest
 from app.core.jwk import JWKError, PublicJWK, parse_jwks
 from app.verifier.database import ReadOnlyStore, StoreUnavailable
@@ -97,9 +101,9 @@ class Callers:
         now = time.monotonic()
         if cached is not None and cached[1] > now:
             return cached[0]
-        if len(client_id) > 64 or not self._cold_allowed():
-            if len(client_id) > 64:
-                return None
+        if len(client_id) > 64:  # longer than any id we issue
+            return None
+        if not self._cold_allowed():
             raise unavailable("caller lookups are rate limited")
         try:
             record = await self._store.caller(client_id)
@@ -128,9 +132,7 @@ class Callers:
         if (
             caller is None
             or caller.secret_hash is None
-            or not hmac.compare_digest(
-                hashlib.sha256(secret.encode("utf-8")).hexdigest(), caller.secret_hash
-            )
+            or not same_secret(secret, caller.secret_hash)
         ):
             raise InvalidClient(headers=_challenge(basic), detail="unknown caller or bad secret")
         return caller

@@ -272,3 +272,14 @@ def test_cross_jwt_substitution_matrix(agent: Agent) -> None:
                 continue
             with pytest.raises(errors):
                 check(token)
+
+
+def test_secrets_are_stored_as_hashes_and_compared_exactly() -> None:
+    from app.core.client_auth import same_secret, secret_hash
+
+    stored = secret_hash("s3cret")
+    assert stored != "s3cret"
+    assert len(stored) == 64
+    assert same_secret("s3cret", stored)
+    assert not same_secret("s3cret ", stored)
+    assert not same_secret("", stored)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
 from datetime import UTC, datetime
+
+from app.core.client_auth import secret_hash
+
+__all__ = ["new_id", "new_secret", "rfc3339", "secret_hash"]
 
 
 def new_id(prefix: str) -> str:
@@ -16,15 +18,6 @@ def new_id(prefix: str) -> str:
 def new_secret() -> str:
     """A 256-bit bearer secret (tokens shown once and stored only as a hash)."""
     return secrets.token_urlsafe(32)
-
-
-def secret_hash(secret: str) -> str:
-    """SHA-256 of a high-entropy secret (no slow KDF needed for 256 random bits)."""
-    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
-
-
-def same_secret(secret: str, stored_hash: str) -> bool:
-    return hmac.compare_digest(secret_hash(secret), stored_hash)
 
 
 def rfc3339(epoch: int | None) -> str | None:

@@ -1,6 +1,7 @@
 """The one place errors become HTTP responses.
 
-``OAuthError`` renders as RFC 6749 §5.2 JSON with its own status and headers. Anything else
+``OAuthError`` renders as RFC 6749 §5.2 JSON with its own status and headers; a database
+that cannot be reached is a 503 ``temporarily_unavailable`` with ``Retry-After``. Anything else
 becomes ``server_error`` with no detail; the exception is logged with a correlation id that
 is also returned, so an operator can find it without leaking internals.
 """
@@ -17,6 +18,7 @@ from starlette.responses import Response
 
 from app.api.metrics import METRICS
 from app.core.errors import OAuthError, TemporarilyUnavailable
+from app.store.sql import DatabaseUnavailable
 
 log = logging.getLogger("agentauth.errors")
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -67,6 +69,9 @@ def exception_response(exc: Exception) -> Response:
     ``server_error`` whose correlation id is logged with the stack trace."""
     if isinstance(exc, OAuthError):
         return error_response(exc)
+    if isinstance(exc, DatabaseUnavailable):
+        log.warning("database unavailable: %s", exc)
+        return error_response(unavailable(str(exc), "postgresql"))
     correlation = secrets.token_hex(8)
     log.error("unhandled error %s", correlation, exc_info=exc)
     body = {"error": "server_error", "error_description": f"Internal error {correlation}."}

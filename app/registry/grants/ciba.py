@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select, update
-
 from app.core.capabilities import load_details
 from app.core.dpop import DPoPProof
 from app.core.errors import (
@@ -20,25 +18,25 @@ from app.registry.grants.common import choose_audience
 from app.registry.services import audit
 from app.registry.services.issuance import grant_claims, new_refresh_token, record_access_token
 from app.registry.state import Registry
-from app.store.models import Agent, Grant, GrantRequest
+from app.store import token_store
+from app.store.sql import transaction
+from app.store.token_store import AgentRecord, PollRecord
 
 GRANT_TYPE = "urn:openid:params:grant-type:ciba"
 
 
-async def _poll(registry: Registry, agent: Agent, auth_req_id: str, now: int) -> GrantRequest:
-    """Record the poll in its own transaction, then judge it (pending, too fast, ...)."""
-    async with registry.sessions() as session, session.begin():
-        request = await session.get(GrantRequest, auth_req_id, with_for_update=True)
-        if request is None or request.agent_id != agent.id:
-            raise InvalidGrant("The auth_req_id is unknown.")
-        previous = request.last_polled_at
-        request.last_polled_at = now
+async def _poll(registry: Registry, agent: AgentRecord, auth_req_id: str, now: int) -> PollRecord:
+    """Record the poll in its own transaction (kept whatever the answer), then judge it."""
+    async with transaction(registry.engine) as db:
+        request = await token_store.record_poll(db, auth_req_id, agent.id, now)
+    if request is None:
+        raise InvalidGrant("The auth_req_id is unknown.")
     if request.status == "denied":
         raise AccessDenied("The human denied the request.")
     if request.status == "pending":
         if request.expires_at <= now:
             raise ExpiredToken()
-        if previous is not None and now - previous < request.interval:
+        if request.previous_poll is not None and now - request.previous_poll < request.interval:
             raise SlowDown()
         raise AuthorizationPending()
     if request.status != "approved" or request.grant_id is None:
@@ -47,33 +45,25 @@ async def _poll(registry: Registry, agent: Agent, auth_req_id: str, now: int) ->
 
 
 async def handle(
-    registry: Registry, agent: Agent, proof: DPoPProof, form: FormParams
+    registry: Registry, agent: AgentRecord, proof: DPoPProof, form: FormParams
 ) -> dict[str, Any]:
     now = registry.now()
     request = await _poll(registry, agent, form.require("auth_req_id"), now)
-    async with registry.sessions() as session, session.begin():
-        claimed = await session.execute(
-            update(GrantRequest)
-            .where(
-                GrantRequest.auth_req_id == request.auth_req_id,
-                GrantRequest.tokens_issued_at.is_(None),
-            )
-            .values(tokens_issued_at=now)
-        )
-        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+    async with transaction(registry.engine) as db:
+        if not await token_store.claim_tokens(db, request.auth_req_id, now):
             raise InvalidGrant("Tokens for this auth_req_id were already issued.")
-        grant = (await session.scalars(select(Grant).where(Grant.id == request.grant_id))).one()
-        if grant.status != "active" or grant.expires_at <= now:
+        grant = await token_store.grant(db, request.grant_id or "")
+        if grant is None or not grant.active(now):
             raise InvalidGrant("The grant is no longer active.")
         details = load_details(grant.authorization_details)
         audience = choose_audience(form, details)
         claims = grant_claims(
             registry, grant, jkt=proof.jkt, audience=audience, details=details, now=now
         )
-        issued = await record_access_token(registry, session, claims, None)
-        refresh = await new_refresh_token(session, grant, None, now)
+        issued = await record_access_token(registry, db, claims, None)
+        refresh = await new_refresh_token(db, grant, None, now)
         await audit.append(
-            session,
+            db,
             "token.issued",
             actor=agent.id,
             subject=grant.id,

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from app.api.errors import unavailable
 from app.cache.base import CacheUnavailable
 from app.core.capabilities import load_details
@@ -22,41 +19,36 @@ from app.core.token_exchange import (
 )
 from app.core.tokens import AccessTokenClaims
 from app.registry.services import audit
-from app.registry.services.clients import active_agent, agent_keys
+from app.registry.services.clients import agent_keys
 from app.registry.services.issuance import record_access_token, verify_own_token
 from app.registry.services.resource_servers import parse_details
 from app.registry.state import Registry
-from app.store.models import AccessToken, Agent, Grant
+from app.store import token_store
+from app.store.sql import Db, transaction
+from app.store.token_store import AgentRecord, GrantRecord
 
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:token-exchange"
 
 
 async def _subject(
-    registry: Registry, session: AsyncSession, token: str, now: int
-) -> tuple[AccessTokenClaims, Grant]:
+    registry: Registry, db: Db, token: str, now: int
+) -> tuple[AccessTokenClaims, GrantRecord]:
     """The verified subject token and its grant, both still alive."""
     try:
         claims = verify_own_token(registry, token, now)
     except InvalidToken:
         raise InvalidRequest("The subject_token is invalid or expired.") from None
-    query = (
-        select(Grant)
-        .join(AccessToken, AccessToken.grant_id == Grant.id)
-        .where(AccessToken.jti == claims.jti, AccessToken.revoked_at.is_(None))
-    )
-    grant = (await session.scalars(query)).one_or_none()
+    grant = await token_store.grant_of_access_token(db, claims.jti)
     if grant is None:
         raise InvalidRequest("The subject_token has been revoked.")
-    if grant.status != "active" or grant.expires_at <= now:
+    if not grant.active(now):
         raise InvalidRequest("The subject_token's grant is no longer active.")
     return claims, grant
 
 
-async def _actor(
-    registry: Registry, session: AsyncSession, token: str, now: int
-) -> tuple[AgentAssertion, str]:
+async def _actor(registry: Registry, db: Db, token: str, now: int) -> tuple[AgentAssertion, str]:
     actor_id = unverified_actor(token)
-    actor = await active_agent(session, actor_id)
+    actor = await token_store.active_agent(db, actor_id)
     if actor is None:
         raise InvalidRequest("The actor_token names an unknown or disabled agent.")
     keys = agent_keys(actor)
@@ -78,18 +70,18 @@ async def _actor(
 
 
 async def handle(
-    registry: Registry, agent: Agent, proof: DPoPProof, form: FormParams
+    registry: Registry, agent: AgentRecord, proof: DPoPProof, form: FormParams
 ) -> dict[str, Any]:
     now = registry.now()
     request = parse_exchange_request(form)
-    async with registry.sessions() as session, session.begin():
-        subject, grant = await _subject(registry, session, request.subject_token, now)
+    async with transaction(registry.engine) as db:
+        subject, grant = await _subject(registry, db, request.subject_token, now)
         actor, actor_jkt = (None, None)
         if request.actor_token is not None:
-            actor, actor_jkt = await _actor(registry, session, request.actor_token, now)
+            actor, actor_jkt = await _actor(registry, db, request.actor_token, now)
         requested = None
         if request.authorization_details is not None:
-            requested = await parse_details(session, request.authorization_details)
+            requested = await parse_details(db, request.authorization_details)
         context = ExchangeContext(
             caller=agent.id,
             caller_jkt=proof.jkt,
@@ -108,9 +100,9 @@ async def handle(
             actor=actor,
             actor_default_jkt=actor_jkt,
         )
-        issued = await record_access_token(registry, session, claims, subject.jti)
+        issued = await record_access_token(registry, db, claims, subject.jti)
         await audit.append(
-            session,
+            db,
             "token.exchanged",
             actor=agent.id,
             subject=grant.id,

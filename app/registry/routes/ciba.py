@@ -18,6 +18,7 @@ from app.registry.services.limits import limit_address, limit_client
 from app.registry.services.resource_servers import parse_details
 from app.registry.state import RegistryDep
 from app.store.models import GrantRequest, Human
+from app.store.sql import SessionDb, connect
 
 router = APIRouter()
 POLL_INTERVAL = 5
@@ -40,8 +41,8 @@ async def bc_authorize(request: Request, registry: RegistryDep) -> Response:
     await limit_address(registry, request, "bc-authorize")
     form = await read_form(request)
     now = registry.now()
-    async with registry.sessions() as session:
-        agent = await authenticate_agent(registry, session, form)
+    async with connect(registry.engine) as db:
+        agent = await authenticate_agent(registry, db, form)
     await limit_client(registry, agent.id, "bc-authorize")
     binding_message = form.get("binding_message")
     if binding_message is not None and len(binding_message) > 200:
@@ -50,7 +51,7 @@ async def bc_authorize(request: Request, registry: RegistryDep) -> Response:
     lifetime = _bounded_int(form, "grant_lifetime", *GRANT_LIFETIME)
     depth = _bounded_int(form, "max_delegation_depth", 0, 0, MAX_DEPTH)
     async with registry.sessions() as session, session.begin():
-        details = await parse_details(session, form.require("authorization_details"))
+        details = await parse_details(SessionDb(session), form.require("authorization_details"))
         human = await session.get(Human, form.get("login_hint") or agent.owner_id)
         if human is None or human.status != "active":
             raise UnknownUserId()

@@ -16,13 +16,15 @@ from app.registry.services.clients import authenticate_agent
 from app.registry.services.common import secret_hash
 from app.registry.services.issuance import verify_own_token
 from app.registry.state import Registry, RegistryDep
-from app.store.models import AccessToken, Agent, Grant, RefreshToken, Revocation
+from app.store.models import AccessToken, Grant, RefreshToken, Revocation
+from app.store.sql import SessionDb
+from app.store.token_store import AgentRecord
 
 router = APIRouter()
 
 
 async def _revoke_refresh(
-    session: AsyncSession, agent: Agent, token: str, now: int
+    session: AsyncSession, agent: AgentRecord, token: str, now: int
 ) -> list[Revocation]:
     stored = await session.get(RefreshToken, secret_hash(token))
     if stored is None or stored.agent_id != agent.id:
@@ -32,7 +34,7 @@ async def _revoke_refresh(
 
 
 async def _revoke_access(
-    registry: Registry, session: AsyncSession, agent: Agent, token: str, now: int
+    registry: Registry, session: AsyncSession, agent: AgentRecord, token: str, now: int
 ) -> list[Revocation]:
     try:
         claims = verify_own_token(registry, token, now)
@@ -49,7 +51,7 @@ async def revoke(request: Request, registry: RegistryDep) -> Response:
     form = await read_form(request)
     now = registry.now()
     async with registry.sessions() as session, session.begin():
-        agent = await authenticate_agent(registry, session, form)
+        agent = await authenticate_agent(registry, SessionDb(session), form)
         token = form.require("token")
         rows = await _revoke_refresh(session, agent, token, now)
         if not rows:

@@ -28,9 +28,10 @@ from app.registry.services.clients import agent_keys, assertion_replay_key, veri
 from app.registry.services.limits import client_rate, limit_address
 from app.registry.services.proofs import proof_replay_key, replayed_proof, verify_dpop
 from app.registry.state import Registry, RegistryDep
-from app.store.models import Agent
+from app.store.sql import connect
+from app.store.token_store import AgentRecord
 
-Handler = Callable[[Registry, Agent, DPoPProof, FormParams], Awaitable[dict[str, Any]]]
+Handler = Callable[[Registry, AgentRecord, DPoPProof, FormParams], Awaitable[dict[str, Any]]]
 HANDLERS: dict[str, Handler] = {
     ciba.GRANT_TYPE: ciba.handle,
     refresh.GRANT_TYPE: refresh.handle,
@@ -45,7 +46,7 @@ GRANT_NAMES = {
 router = APIRouter()
 
 
-def _check_grant_type(agent: Agent, grant_type: str) -> Handler:
+def _check_grant_type(agent: AgentRecord, grant_type: str) -> Handler:
     handler = HANDLERS.get(grant_type)
     if handler is None:
         raise UnsupportedGrantType()
@@ -54,7 +55,7 @@ def _check_grant_type(agent: Agent, grant_type: str) -> Handler:
     return handler
 
 
-def _check_key_is_registered(agent: Agent, proof: DPoPProof) -> None:
+def _check_key_is_registered(agent: AgentRecord, proof: DPoPProof) -> None:
     """Policy (checklist DP-30): the DPoP key is one of the agent's registered keys, which
     ties sender-constraining to client authentication (RFC 9449 §11.11)."""
     if proof.jkt not in {key.jkt for key in agent_keys(agent).values()}:
@@ -62,7 +63,7 @@ def _check_key_is_registered(agent: Agent, proof: DPoPProof) -> None:
 
 
 async def _admit(
-    registry: Registry, agent: Agent, assertion: AgentAssertion, proof: DPoPProof
+    registry: Registry, agent: AgentRecord, assertion: AgentAssertion, proof: DPoPProof
 ) -> None:
     """One Redis round trip for the client's rate limit and both single-use ``jti``s, after
     every stateless check passed (so a broken request never burns a legitimate ``jti``)."""
@@ -85,9 +86,9 @@ async def _admit(
 async def token(request: Request, registry: RegistryDep) -> Response:
     await limit_address(registry, request, "token")
     form = await read_form(request)
-    async with registry.sessions() as session:
+    async with connect(registry.engine) as db:
         agent, assertion = await verify_agent(
-            registry, session, form, basic="authorization" in request.headers
+            registry, db, form, basic="authorization" in request.headers
         )
     handler = _check_grant_type(agent, form.require("grant_type"))
     proof = verify_dpop(registry, request, "/token")

@@ -12,17 +12,16 @@ from __future__ import annotations
 import hashlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.approvals import canonicalize
 from app.store.models import AuditEvent, AuditHead
+from app.store.sql import Db, SessionDb, json_text
 
 GENESIS = "0" * 64
-HEAD = cast(Table, AuditHead.__table__)
-EVENTS = cast(Table, AuditEvent.__table__)
 
 
 def event_hash(
@@ -47,8 +46,19 @@ def event_hash(
     return hashlib.sha256(canonicalize(document)).hexdigest()
 
 
+_NEXT = "UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash"
+_SET_HEAD = "UPDATE audit_head SET hash = :hash WHERE id = 1"
+_INSERT = (
+    "INSERT INTO audit_events (seq, created_at, event, actor, subject, data, prev_hash, hash)"
+    " VALUES (:seq, :created_at, :event, :actor, :subject, :data, :prev_hash, :hash)"
+)
+# PostgreSQL moves the head and inserts the event in one round trip (the head's row lock is
+# held until commit, so fewer round trips mean a shorter queue of appenders).
+_SET_HEAD_AND_INSERT = f"WITH head AS ({_SET_HEAD}) {_INSERT}"
+
+
 async def append(
-    session: AsyncSession,
+    target: Db | AsyncSession,
     event: str,
     *,
     actor: str,
@@ -56,15 +66,13 @@ async def append(
     subject: str | None = None,
     data: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    """Append one event inside the caller's transaction."""
-    # Core statements on the tables (not ORM-enabled ones): no identity-map bookkeeping.
-    result = await session.execute(
-        update(HEAD)
-        .where(HEAD.c.id == 1)
-        .values(seq=HEAD.c.seq + 1)
-        .returning(HEAD.c.seq, HEAD.c.hash)
-    )
-    seq, prev_hash = result.one()
+    """Append one event inside the caller's transaction (an ORM session or a driver-level
+    :class:`Db`)."""
+    db = SessionDb(target) if isinstance(target, AsyncSession) else target
+    head = await db.fetchrow(_NEXT)
+    if head is None:  # pragma: no cover - the migration creates the row
+        raise RuntimeError("audit_head row missing")
+    seq, prev_hash = int(head["seq"]), str(head["hash"])
     payload = data or {}
     digest = event_hash(
         seq=seq,
@@ -75,19 +83,22 @@ async def append(
         subject=subject,
         data=payload,
     )
-    await session.execute(update(HEAD).where(HEAD.c.id == 1).values(hash=digest))
     values = {
         "seq": seq,
         "created_at": now,
         "event": event,
         "actor": actor,
         "subject": subject,
-        "data": payload,
         "prev_hash": prev_hash,
         "hash": digest,
     }
-    await session.execute(insert(EVENTS).values(**values))
-    return AuditEvent(**values)
+    row = {**values, "data": json_text(payload)}
+    if db.postgres:
+        await db.execute(_SET_HEAD_AND_INSERT, row)
+    else:
+        await db.execute(_SET_HEAD, row)
+        await db.execute(_INSERT, row)
+    return AuditEvent(**values, data=payload)
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,6 @@ from functools import lru_cache
 from types import MappingProxyType
 
 import orjson
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.errors import unavailable
 from app.cache.base import CacheUnavailable
@@ -21,7 +19,8 @@ from app.core.client_auth import (
 from app.core.errors import InvalidClient
 from app.core.jwk import JWKError, PublicJWK, parse_jwks
 from app.registry.state import Registry
-from app.store.models import Agent, Human
+from app.store.sql import Db
+from app.store.token_store import AgentRecord, active_agent
 
 
 @lru_cache(maxsize=4096)
@@ -32,31 +31,21 @@ def _parse_jwks(document: bytes) -> Mapping[str, PublicJWK]:
         return MappingProxyType({})
 
 
-def agent_keys(agent: Agent) -> Mapping[str, PublicJWK]:
+def agent_keys(agent: AgentRecord) -> Mapping[str, PublicJWK]:
     """The agent's registered keys, imported once per distinct key set (keys are immutable
     after registration, so the JWKS itself is the cache key)."""
     return _parse_jwks(orjson.dumps(agent.jwks, option=orjson.OPT_SORT_KEYS))
 
 
-async def active_agent(session: AsyncSession, client_id: str) -> Agent | None:
-    """The agent, if it and its owner are both active (one query)."""
-    query = (
-        select(Agent)
-        .join(Human, Human.id == Agent.owner_id)
-        .where(Agent.id == client_id, Agent.status == "active", Human.status == "active")
-    )
-    return (await session.scalars(query)).one_or_none()
-
-
 async def verify_agent(
-    registry: Registry, session: AsyncSession, form: Mapping[str, str], *, basic: bool = False
-) -> tuple[Agent, AgentAssertion]:
+    registry: Registry, db: Db, form: Mapping[str, str], *, basic: bool = False
+) -> tuple[AgentRecord, AgentAssertion]:
     """Check the calling agent's ``private_key_jwt`` assertion without recording its ``jti``."""
     if basic:
         raise InvalidClient("Agents authenticate with private_key_jwt only.")
     assertion, client_id_param = read_client_assertion(form)
     client_id = unverified_issuer(assertion)
-    agent = await active_agent(session, client_id)
+    agent = await active_agent(db, client_id)
     if agent is None:
         raise InvalidClient(detail=f"unknown or disabled client {client_id[:40]}")
     verified = verify_client_assertion(
@@ -78,10 +67,10 @@ def assertion_replay_key(registry: Registry, assertion: AgentAssertion) -> tuple
 
 
 async def authenticate_agent(
-    registry: Registry, session: AsyncSession, form: Mapping[str, str], *, basic: bool = False
-) -> Agent:
+    registry: Registry, db: Db, form: Mapping[str, str], *, basic: bool = False
+) -> AgentRecord:
     """Authenticate the calling agent; its assertion ``jti`` is recorded once (CA-07)."""
-    agent, verified = await verify_agent(registry, session, form, basic=basic)
+    agent, verified = await verify_agent(registry, db, form, basic=basic)
     key, ttl = assertion_replay_key(registry, verified)
     try:
         first_use = await registry.cache.remember(key, ttl)

@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, cast
-
-from sqlalchemy import Table, insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from typing import Any
 
 from app.core.capabilities import AuthorizationDetail, for_audience
 from app.core.tokens import AccessTokenClaims, mint_access_token, verify_access_token
 from app.registry.services.common import new_id, new_secret, secret_hash
 from app.registry.state import Registry
-from app.store.models import AccessToken, Grant, RefreshToken
-
-ACCESS_TOKENS = cast(Table, AccessToken.__table__)
-REFRESH_TOKENS = cast(Table, RefreshToken.__table__)
+from app.store import token_store
+from app.store.sql import Db
+from app.store.token_store import GrantRecord
 
 
 @dataclass(frozen=True)
@@ -39,19 +35,20 @@ class Issued:
 
 
 async def record_access_token(
-    registry: Registry, session: AsyncSession, claims: AccessTokenClaims, parent_jti: str | None
+    registry: Registry, db: Db, claims: AccessTokenClaims, parent_jti: str | None
 ) -> Issued:
     token = mint_access_token(claims, registry.keys.current(claims.iat))
-    await session.execute(
-        insert(ACCESS_TOKENS).values(
-            jti=claims.jti,
-            grant_id=claims.grant_id,
-            client_id=claims.client_id,
-            audience=claims.aud,
-            parent_jti=parent_jti,
-            issued_at=claims.iat,
-            expires_at=claims.exp,
-        )
+    await token_store.insert_access_token(
+        db,
+        {
+            "jti": claims.jti,
+            "grant_id": claims.grant_id,
+            "client_id": claims.client_id,
+            "audience": claims.aud,
+            "parent_jti": parent_jti,
+            "issued_at": claims.iat,
+            "expires_at": claims.exp,
+        },
     )
     return Issued(token, claims)
 
@@ -70,7 +67,7 @@ def verify_own_token(registry: Registry, token: str, now: int) -> AccessTokenCla
 
 def grant_claims(
     registry: Registry,
-    grant: Grant,
+    grant: GrantRecord,
     *,
     jkt: str,
     audience: str,
@@ -93,18 +90,17 @@ def grant_claims(
     )
 
 
-async def new_refresh_token(
-    session: AsyncSession, grant: Grant, family_id: str | None, now: int
-) -> str:
+async def new_refresh_token(db: Db, grant: GrantRecord, family_id: str | None, now: int) -> str:
     token = new_secret()
-    await session.execute(
-        insert(REFRESH_TOKENS).values(
-            token_hash=secret_hash(token),
-            family_id=family_id or new_id("rtf_"),
-            grant_id=grant.id,
-            agent_id=grant.agent_id,
-            created_at=now,
-            expires_at=grant.expires_at,
-        )
+    await token_store.insert_refresh_token(
+        db,
+        {
+            "token_hash": secret_hash(token),
+            "family_id": family_id or new_id("rtf_"),
+            "grant_id": grant.id,
+            "agent_id": grant.agent_id,
+            "created_at": now,
+            "expires_at": grant.expires_at,
+        },
     )
     return token

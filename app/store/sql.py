@@ -1,0 +1,219 @@
+"""Driver-level SQL for the registry's busiest path.
+
+Measured on the benchmark machine (docs/performance.md): one statement through SQLAlchemy
+costs 0.4-1 ms of CPU (an ORM session about 1 ms, a Core connection about 0.55 ms), through
+the asyncpg driver about 0.13 ms. ``POST /token`` runs six to eight statements, so its
+repository (``app.store.token_store``) talks to the driver connection that SQLAlchemy's pool
+lends: the same pool and size limit, the same connection set-up (JSON codecs on PostgreSQL,
+pragmas on SQLite), without per-statement compilation and result processing.
+
+Statements are written once, with ``:name`` parameters, in the SQL that PostgreSQL and SQLite
+share (``RETURNING`` included). :class:`Db` has three implementations: asyncpg, aiosqlite,
+and an ``AsyncSession`` for code already inside an ORM transaction (the audit log is appended
+from both worlds through the same function).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from functools import lru_cache
+from typing import Any, Protocol
+
+import asyncpg
+import orjson
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+
+Row = dict[str, Any]
+Params = Mapping[str, Any]
+
+_NAMED = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
+# A lost or refused connection: the database is unavailable, not the request wrong.
+_CONNECTION_ERRORS = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+)
+
+
+class DatabaseUnavailable(Exception):
+    """The database could not be reached or dropped the connection mid-request."""
+
+
+class Db(Protocol):
+    """Statements with ``:name`` parameters; JSON values are written as text (:func:`json_text`)
+    and read back through :meth:`json`."""
+
+    postgres: bool
+
+    async def fetchrow(self, sql: str, params: Params | None = None) -> Row | None: ...
+
+    async def fetchall(self, sql: str, params: Params | None = None) -> list[Row]: ...
+
+    async def execute(self, sql: str, params: Params | None = None) -> int:
+        """Run a statement; returns the number of rows it changed."""
+        ...
+
+    def json(self, value: Any) -> Any:
+        """A JSON column's value as Python data."""
+        ...
+
+
+def json_text(value: object) -> str:
+    return orjson.dumps(value).decode()
+
+
+@lru_cache(maxsize=512)
+def _numbered(sql: str) -> tuple[str, tuple[str, ...]]:
+    """``:name`` parameters as asyncpg's ``$n``, and the names in order."""
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in names:
+            names.append(name)
+        return f"${names.index(name) + 1}"
+
+    return _NAMED.sub(number, sql), tuple(names)
+
+
+class PostgresDb:
+    postgres = True
+
+    def __init__(self, driver: asyncpg.Connection) -> None:
+        self._driver = driver
+        self.broken = False
+
+    async def _call(self, method: str, sql: str, params: Params | None) -> Any:
+        statement, names = _numbered(sql)
+        values = params or {}
+        try:
+            return await getattr(self._driver, method)(statement, *(values[n] for n in names))
+        except _CONNECTION_ERRORS as exc:
+            self.broken = True
+            raise DatabaseUnavailable(str(exc) or type(exc).__name__) from exc
+
+    async def fetchrow(self, sql: str, params: Params | None = None) -> Row | None:
+        record = await self._call("fetchrow", sql, params)
+        return None if record is None else dict(record.items())
+
+    async def fetchall(self, sql: str, params: Params | None = None) -> list[Row]:
+        return [dict(record.items()) for record in await self._call("fetch", sql, params)]
+
+    async def execute(self, sql: str, params: Params | None = None) -> int:
+        status: str = await self._call("execute", sql, params)
+        count = status.rpartition(" ")[2]  # "UPDATE 1", "INSERT 0 1", "BEGIN"
+        return int(count) if count.isdigit() else 0
+
+    def json(self, value: Any) -> Any:
+        return value  # SQLAlchemy's connection set-up installs a decoding codec
+
+
+class SqliteDb:
+    postgres = False
+
+    def __init__(self, driver: Any) -> None:
+        self._driver = driver  # aiosqlite.Connection; SQLite takes ``:name`` natively
+        self.broken = False
+
+    async def fetchrow(self, sql: str, params: Params | None = None) -> Row | None:
+        rows = await self._fetch(sql, params, one=True)
+        return rows[0] if rows else None
+
+    async def fetchall(self, sql: str, params: Params | None = None) -> list[Row]:
+        return await self._fetch(sql, params, one=False)
+
+    async def _fetch(self, sql: str, params: Params | None, *, one: bool) -> list[Row]:
+        cursor = await self._driver.execute(sql, dict(params or {}))
+        try:
+            rows = [await cursor.fetchone()] if one else await cursor.fetchall()
+            names = [column[0] for column in cursor.description or ()]
+        finally:
+            await cursor.close()
+        return [dict(zip(names, row, strict=True)) for row in rows if row is not None]
+
+    async def execute(self, sql: str, params: Params | None = None) -> int:
+        cursor = await self._driver.execute(sql, dict(params or {}))
+        count = int(cursor.rowcount)
+        await cursor.close()
+        return max(count, 0)
+
+    def json(self, value: Any) -> Any:
+        return None if value is None else orjson.loads(value)
+
+
+class SessionDb:
+    """The same statements inside an ORM session's transaction."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+        self.postgres = session.get_bind().dialect.name == "postgresql"
+
+    async def fetchrow(self, sql: str, params: Params | None = None) -> Row | None:
+        row = (await self._session.execute(text(sql), dict(params or {}))).mappings().first()
+        return None if row is None else dict(row)
+
+    async def fetchall(self, sql: str, params: Params | None = None) -> list[Row]:
+        result = await self._session.execute(text(sql), dict(params or {}))
+        return [dict(row) for row in result.mappings()]
+
+    async def execute(self, sql: str, params: Params | None = None) -> int:
+        result = await self._session.execute(text(sql), dict(params or {}))
+        return max(int(getattr(result, "rowcount", 0)), 0)
+
+    def json(self, value: Any) -> Any:
+        return orjson.loads(value) if isinstance(value, str | bytes) else value
+
+
+@asynccontextmanager
+async def connect(engine: AsyncEngine) -> AsyncIterator[PostgresDb | SqliteDb]:
+    """Borrow a connection from ``engine``'s pool for statements that stand alone. A lost or
+    unreachable database raises :class:`DatabaseUnavailable`, and a connection that failed is
+    discarded instead of going back to the pool."""
+    try:
+        connection: AsyncConnection = await engine.connect()
+    except (DBAPIError, PoolTimeout, *_CONNECTION_ERRORS) as exc:
+        raise DatabaseUnavailable(f"connect: {exc}") from exc
+    try:
+        driver = (await connection.get_raw_connection()).driver_connection
+        db = PostgresDb(driver) if engine.dialect.name == "postgresql" else SqliteDb(driver)
+        try:
+            yield db
+        except asyncio.CancelledError:
+            db.broken = True  # a statement may still be running: drop the connection
+            raise
+        finally:
+            if db.broken:
+                await connection.invalidate()
+    finally:
+        await connection.close()
+
+
+@asynccontextmanager
+async def transaction(engine: AsyncEngine) -> AsyncIterator[Db]:
+    """A pooled connection inside a transaction: committed when the block ends, rolled back
+    when it raises. SQLite takes its write lock up front, as the SQLAlchemy engine does (a
+    deferred transaction that reads and then writes can fail when another writer committed
+    in between)."""
+    async with connect(engine) as db:
+        await db.execute("BEGIN" if db.postgres else "BEGIN IMMEDIATE")
+        try:
+            yield db
+        except asyncio.CancelledError:
+            db.broken = True
+            raise
+        except BaseException:
+            if not db.broken:
+                try:
+                    await db.execute("ROLLBACK")
+                except Exception:  # the connection is gone; closing it rolls back
+                    db.broken = True
+            raise
+        await db.execute("COMMIT")

@@ -1,0 +1,173 @@
+"""What the token endpoint reads and writes, as driver-level statements (see ``app.store.sql``).
+
+The tables are the ORM models' (``app.store.models``); the functions never commit, the caller
+owns the transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from app.store.sql import Db, Row
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRecord:
+    id: str
+    owner_id: str
+    client_metadata: dict[str, Any]
+    jwks: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class GrantRecord:
+    id: str
+    agent_id: str
+    human_id: str
+    authorization_details: list[Any]
+    max_delegation_depth: int
+    auth_time: int
+    expires_at: int
+    status: str
+
+    def active(self, now: int) -> bool:
+        return self.status == "active" and self.expires_at > now
+
+
+@dataclass(frozen=True, slots=True)
+class PollRecord:
+    """A CIBA request as one poll found it, with the time of the poll before."""
+
+    auth_req_id: str
+    agent_id: str
+    status: str
+    expires_at: int
+    interval: int
+    grant_id: str | None
+    previous_poll: int | None
+
+
+_ACTIVE_AGENT = """
+SELECT a.id, a.owner_id, a.client_metadata, a.jwks FROM agents a
+JOIN humans h ON h.id = a.owner_id
+WHERE a.id = :id AND a.status = 'active' AND h.status = 'active'
+"""
+_SELECT_GRANT = (
+    "SELECT g.id, g.agent_id, g.human_id, g.authorization_details, g.max_delegation_depth,"
+    " g.auth_time, g.expires_at, g.status FROM grants g"
+)
+_GRANT = _SELECT_GRANT + " WHERE g.id = :id"
+_GRANT_OF_ACCESS_TOKEN = (
+    _SELECT_GRANT + " JOIN access_tokens t ON t.grant_id = g.id"
+    " WHERE t.jti = :jti AND t.revoked_at IS NULL"
+)
+_POLL = (
+    'SELECT auth_req_id, agent_id, status, expires_at, "interval", grant_id,'
+    " last_polled_at AS previous_poll FROM grant_requests"
+    " WHERE auth_req_id = :id AND agent_id = :agent"
+)
+
+
+async def active_agent(db: Db, client_id: str) -> AgentRecord | None:
+    """The agent, if it and its owner are both active."""
+    row = await db.fetchrow(_ACTIVE_AGENT, {"id": client_id})
+    if row is None:
+        return None
+    return AgentRecord(
+        id=row["id"],
+        owner_id=row["owner_id"],
+        client_metadata=db.json(row["client_metadata"]),
+        jwks=db.json(row["jwks"]),
+    )
+
+
+def _grant(db: Db, row: Row | None) -> GrantRecord | None:
+    if row is None:
+        return None
+    return GrantRecord(**{**row, "authorization_details": db.json(row["authorization_details"])})
+
+
+async def grant(db: Db, grant_id: str) -> GrantRecord | None:
+    row = await db.fetchrow(_GRANT, {"id": grant_id})
+    return _grant(db, row)
+
+
+async def grant_of_access_token(db: Db, jti: str) -> GrantRecord | None:
+    """The grant behind an access token that has not been revoked."""
+    row = await db.fetchrow(_GRANT_OF_ACCESS_TOKEN, {"jti": jti})
+    return _grant(db, row)
+
+
+async def record_poll(db: Db, auth_req_id: str, agent_id: str, now: int) -> PollRecord | None:
+    """Lock the agent's CIBA request and set its last poll time (``None``: no such request
+    for this agent). Row lock on PostgreSQL; SQLite transactions hold the write lock."""
+    query = _POLL + " FOR UPDATE" if db.postgres else _POLL
+    row = await db.fetchrow(query, {"id": auth_req_id, "agent": agent_id})
+    if row is None:
+        return None
+    await db.execute(
+        "UPDATE grant_requests SET last_polled_at = :now WHERE auth_req_id = :id",
+        {"now": now, "id": auth_req_id},
+    )
+    return PollRecord(**row)
+
+
+async def claim_tokens(db: Db, auth_req_id: str, now: int) -> bool:
+    """Mark the request's tokens issued; false when another poll already did."""
+    claimed = await db.execute(
+        "UPDATE grant_requests SET tokens_issued_at = :now"
+        " WHERE auth_req_id = :id AND tokens_issued_at IS NULL",
+        {"now": now, "id": auth_req_id},
+    )
+    return claimed == 1
+
+
+async def rotate_refresh_token(
+    db: Db, token_hash: str, agent_id: str, now: int
+) -> tuple[str, str] | None:
+    """Mark an active refresh token of this agent rotated, in one statement, so that of N
+    parallel uses exactly one sees ``(grant_id, family_id)``."""
+    row = await db.fetchrow(
+        "UPDATE refresh_tokens SET status = 'rotated', used_at = :now"
+        " WHERE token_hash = :hash AND agent_id = :agent AND status = 'active'"
+        " RETURNING grant_id, family_id",
+        {"now": now, "hash": token_hash, "agent": agent_id},
+    )
+    return None if row is None else (row["grant_id"], row["family_id"])
+
+
+async def refresh_token_owner(db: Db, token_hash: str) -> tuple[str, str] | None:
+    """``(agent_id, grant_id)`` of any refresh token, used or not."""
+    row = await db.fetchrow(
+        "SELECT agent_id, grant_id FROM refresh_tokens WHERE token_hash = :hash",
+        {"hash": token_hash},
+    )
+    return None if row is None else (row["agent_id"], row["grant_id"])
+
+
+async def insert_access_token(db: Db, values: dict[str, Any]) -> None:
+    """``values``: jti, grant_id, client_id, audience, parent_jti, issued_at, expires_at."""
+    await db.execute(
+        "INSERT INTO access_tokens"
+        " (jti, grant_id, client_id, audience, parent_jti, issued_at, expires_at)"
+        " VALUES (:jti, :grant_id, :client_id, :audience, :parent_jti, :issued_at, :expires_at)",
+        values,
+    )
+
+
+async def insert_refresh_token(db: Db, values: dict[str, Any]) -> None:
+    """``values``: token_hash, family_id, grant_id, agent_id, created_at, expires_at."""
+    await db.execute(
+        "INSERT INTO refresh_tokens"
+        " (token_hash, family_id, grant_id, agent_id, status, created_at, expires_at)"
+        " VALUES (:token_hash, :family_id, :grant_id, :agent_id, 'active', :created_at,"
+        " :expires_at)",
+        values,
+    )
+
+
+async def capability_types(db: Db) -> dict[str, dict[str, Any]]:
+    """resource URL → {capability type → JSON Schema} of every registered resource server."""
+    rows = await db.fetchall("SELECT resource, capability_types FROM resource_servers")
+    return {row["resource"]: db.json(row["capability_types"]) or {} for row in rows}

@@ -11,7 +11,9 @@ omission-free generator in ``loadgen.py``, and a saturation run for throughput. 
     .venv/bin/python benchmarks/token_endpoint.py --json
 
 By default the registry is pinned to CPU 0 and the generator to CPU 1 (PostgreSQL and Redis
-are not pinned); ``--workers 2 --server-cpus 0,1`` runs two registry workers on both CPUs.
+are not pinned); ``--workers 2 --server-cpus 0,1`` runs two registry workers on both CPUs and
+leaves the generator unpinned. Each saturation run also reports the CPU time one request cost
+in the registry, PostgreSQL and Redis (from ``/proc``).
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ ACCESS = "urn:ietf:params:oauth:token-type:access_token"
 ASSERTION = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 SHOP = "https://shop.bench.example/api"
 BANK = "https://bank.bench.example"
+WARM_UP = 500  # unreported requests at full speed before each case: every pool connection open
 DETAILS = [
     {
         "type": "api",
@@ -207,6 +210,47 @@ def bootstrap(base: str, admin: str) -> Bench:
     return Bench(base, admin, http, agent, browser, authenticator, csrf)
 
 
+def _descendants(pid: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                children.setdefault(parent, []).append(int(entry.name))
+    found, todo = {pid}, [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def cpu_seconds(server_pid: int) -> dict[str, float]:
+    """CPU time (user + system) used so far by the server's process tree, PostgreSQL and
+    Redis, read from ``/proc``; the difference across a run divided by its requests is the
+    CPU each request cost in each process."""
+    server = _descendants(server_pid)
+    ticks = os.sysconf("SC_CLK_TCK")
+    totals = {"server": 0.0, "postgres": 0.0, "redis": 0.0}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            head, _, rest = (entry / "stat").read_text().rpartition(")")
+        except OSError:
+            continue
+        fields = rest.split()
+        used = (int(fields[11]) + int(fields[12])) / ticks
+        name = head.partition("(")[2]
+        if int(entry.name) in server:
+            totals["server"] += used
+        elif name == "postgres":
+            totals["postgres"] += used
+        elif name.startswith("redis-server"):
+            totals["redis"] += used
+    return totals
+
+
 def run_case(
     name: str,
     port: int,
@@ -216,14 +260,23 @@ def run_case(
     cpu: int | None = 1,
     saturation_connections: int = 32,
     warmup_seconds: float = 0,
+    warmup_saturation: int = 0,
+    server_pid: int | None = None,
 ) -> dict[str, Any]:
     """Fixed-rate runs (latency) and saturation runs (throughput), each ``args.runs`` times,
     after an unreported warm-up of ``warmup_seconds`` at the fixed rate. ``cpu`` pins the
-    generator (``None``: unpinned, when the server uses every CPU)."""
+    generator (``None``: unpinned, when the server uses every CPU). With ``server_pid``, the
+    CPU each saturation request cost in the server, PostgreSQL and Redis is reported too.
+    ``warmup_saturation`` requests sent at full speed first open every pooled connection."""
     if warmup_seconds:
         warm = [build() for _ in range(int(args.rate * warmup_seconds))]
         loadgen.run_fixed_rate("127.0.0.1", port, warm, args.rate, connections=32, cpu=cpu)
-    fixed, saturated = [], []
+    if warmup_saturation:
+        warm = [build() for _ in range(warmup_saturation)]
+        loadgen.run_saturation(
+            "127.0.0.1", port, warm, connections=saturation_connections, duration_limit=30, cpu=cpu
+        )
+    fixed, saturated, cpu_ms = [], [], []
     count = int(args.rate * args.duration)
     for _ in range(args.runs):
         requests = [build() for _ in range(count)]
@@ -231,6 +284,7 @@ def run_case(
             loadgen.run_fixed_rate("127.0.0.1", port, requests, args.rate, connections=32, cpu=cpu)
         )
         requests = [build() for _ in range(args.saturation_requests)]
+        before = cpu_seconds(server_pid) if server_pid else {}
         saturated.append(
             loadgen.run_saturation(
                 "127.0.0.1",
@@ -241,12 +295,20 @@ def run_case(
                 cpu=cpu,
             )
         )
+        if server_pid and saturated[-1].completed:
+            after = cpu_seconds(server_pid)
+            done = saturated[-1].completed
+            cpu_ms.append({k: round(1000 * (after[k] - before[k]) / done, 2) for k in after})
     print(f"\n{name}")
     for result in (*fixed, *saturated):
         print(f"  {result.summary()}")
+    for used in cpu_ms:
+        shares = ", ".join(f"{process} {ms}" for process, ms in used.items())
+        print(f"  CPU per saturation request (ms): {shares}")
     return {
         "fixed_rate": loadgen.summarize_runs(fixed),
         "saturation_rate": [round(r.achieved_rate, 1) for r in saturated],
+        "cpu_ms_per_request": cpu_ms,
         "statuses": [dict(r.status_counts) for r in (*fixed, *saturated)],
     }
 
@@ -289,7 +351,9 @@ def main() -> None:
             "--workers",
             str(args.workers),
         ]
-        with server(command, env, base, "/readyz", args.server_cpus):
+        # The generator gets CPU 1 to itself only when the registry leaves it free.
+        generator_cpu = None if args.workers > 1 or args.server_cpus != "0" else 1
+        with server(command, env, base, "/readyz", args.server_cpus) as pid:
             bench = bootstrap(base, admin)
             subject = bench.token(grant_type=CIBA, auth_req_id=approve_grant(bench))["access_token"]
             results["exchange"] = run_case(
@@ -302,15 +366,21 @@ def main() -> None:
                     resource=BANK,
                 ),
                 args,
+                cpu=generator_cpu,
+                warmup_saturation=WARM_UP,
+                server_pid=pid,
             )
             needed = int(args.rate * args.duration) + args.saturation_requests
             print(f"\npreparing {needed * args.runs} approved grants for the refresh runs ...")
-            pool = [bench.approved_refresh_token() for _ in range(needed * args.runs)]
+            pool = [bench.approved_refresh_token() for _ in range(needed * args.runs + WARM_UP)]
             results["refresh"] = run_case(
                 "refresh_token (rotation)",
                 port,
                 lambda: bench.request(grant_type="refresh_token", refresh_token=pool.pop()),
                 args,
+                cpu=generator_cpu,
+                warmup_saturation=WARM_UP,
+                server_pid=pid,
             )
     hello_base = f"http://127.0.0.1:{hello_port}"
     hello = [sys.executable, str(ROOT / "benchmarks" / "hello.py"), "--port", str(hello_port)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import secrets
@@ -121,6 +122,10 @@ def create_app(
         await keys.load(sessions, registry.now())
         app.state.registry = registry
         reloader = asyncio.create_task(_reload_keys(registry))
+        # As in the verifier: objects that live as long as the process leave the collector's
+        # view, so full collections stay short on the /token path.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:

@@ -65,9 +65,37 @@ class Db(Protocol):
         """A JSON column's value as Python data."""
         ...
 
+    async def defer(self, sql: str, params: Params) -> None:
+        """A write that may run together with the next statement (PostgreSQL sends it as a
+        ``WITH`` part of that statement: one round trip for both) and at the latest before
+        the transaction commits. Only for writes that no later statement of the same
+        transaction reads: inside one PostgreSQL statement they share a snapshot."""
+        ...
+
 
 def json_text(value: object) -> str:
     return orjson.dumps(value).decode()
+
+
+@lru_cache(maxsize=256)
+def _prefixed(sql: str, prefix: str) -> str:
+    return _NAMED.sub(lambda match: f":{prefix}{match.group(1)}", sql)
+
+
+def _with_writes(
+    writes: list[tuple[str, Params]], sql: str, params: Params | None
+) -> tuple[str, dict[str, Any]]:
+    """``sql`` with ``writes`` in front as data-modifying ``WITH`` parts (parameters renamed
+    apart), so PostgreSQL runs them all in one statement."""
+    parts, merged = [], dict(params or {})
+    for index, (write, values) in enumerate(writes):
+        prefix = f"w{index}_"
+        parts.append(f"_w{index} AS ({_prefixed(write, prefix)})")
+        merged.update({prefix + name: value for name, value in values.items()})
+    head = "WITH " + ", ".join(parts)
+    if sql.startswith("WITH "):
+        return f"{head}, {sql[5:]}", merged
+    return f"{head} {sql}", merged
 
 
 @lru_cache(maxsize=512)
@@ -90,8 +118,25 @@ class PostgresDb:
     def __init__(self, driver: asyncpg.Connection) -> None:
         self._driver = driver
         self.broken = False
+        self._deferred: list[tuple[str, Params]] = []
+
+    async def defer(self, sql: str, params: Params) -> None:
+        self._deferred.append((sql, params))
+
+    async def flush(self) -> None:
+        """Run the deferred writes now (the last one carries the others)."""
+        if self._deferred:
+            *writes, (last, params) = self._deferred
+            self._deferred = writes
+            await self.execute(last, params)
+
+    def discard(self) -> None:
+        self._deferred = []
 
     async def _call(self, method: str, sql: str, params: Params | None) -> Any:
+        if self._deferred:
+            sql, params = _with_writes(self._deferred, sql, params)
+            self._deferred = []
         statement, names = _numbered(sql)
         values = params or {}
         try:
@@ -148,6 +193,15 @@ class SqliteDb:
     def json(self, value: Any) -> Any:
         return None if value is None else orjson.loads(value)
 
+    async def defer(self, sql: str, params: Params) -> None:
+        await self.execute(sql, params)
+
+    async def flush(self) -> None:
+        return None
+
+    def discard(self) -> None:
+        return None
+
 
 class SessionDb:
     """The same statements inside an ORM session's transaction."""
@@ -170,6 +224,9 @@ class SessionDb:
 
     def json(self, value: Any) -> Any:
         return orjson.loads(value) if isinstance(value, str | bytes) else value
+
+    async def defer(self, sql: str, params: Params) -> None:
+        await self.execute(sql, params)
 
 
 @asynccontextmanager
@@ -206,10 +263,12 @@ async def transaction(engine: AsyncEngine) -> AsyncIterator[Db]:
         await db.execute("BEGIN" if db.postgres else "BEGIN IMMEDIATE")
         try:
             yield db
+            await db.flush()
         except asyncio.CancelledError:
             db.broken = True
             raise
         except BaseException:
+            db.discard()
             if not db.broken:
                 try:
                     await db.execute("ROLLBACK")

@@ -62,6 +62,17 @@ _GRANT_OF_ACCESS_TOKEN = (
     _SELECT_GRANT + " JOIN access_tokens t ON t.grant_id = g.id"
     " WHERE t.jti = :jti AND t.revoked_at IS NULL"
 )
+_ROTATE = (
+    "UPDATE refresh_tokens SET status = 'rotated', used_at = :now"
+    " WHERE token_hash = :hash AND agent_id = :agent AND status = 'active'"
+)
+_ROTATE_WITH_GRANT = (
+    "WITH r AS (UPDATE refresh_tokens SET status = 'rotated', used_at = :now"
+    " WHERE token_hash = :hash AND agent_id = :agent AND status = 'active'"
+    " RETURNING grant_id, family_id)"
+    " SELECT g.id, g.agent_id, g.human_id, g.authorization_details, g.max_delegation_depth,"
+    " g.auth_time, g.expires_at, g.status, r.family_id FROM r JOIN grants g ON g.id = r.grant_id"
+)
 _POLL = (
     'SELECT auth_req_id, agent_id, status, expires_at, "interval", grant_id,'
     " last_polled_at AS previous_poll FROM grant_requests"
@@ -125,16 +136,24 @@ async def claim_tokens(db: Db, auth_req_id: str, now: int) -> bool:
 
 async def rotate_refresh_token(
     db: Db, token_hash: str, agent_id: str, now: int
-) -> tuple[str, str] | None:
+) -> tuple[str, GrantRecord] | None:
     """Mark an active refresh token of this agent rotated, in one statement, so that of N
-    parallel uses exactly one sees ``(grant_id, family_id)``."""
-    row = await db.fetchrow(
-        "UPDATE refresh_tokens SET status = 'rotated', used_at = :now"
-        " WHERE token_hash = :hash AND agent_id = :agent AND status = 'active'"
-        " RETURNING grant_id, family_id",
-        {"now": now, "hash": token_hash, "agent": agent_id},
-    )
-    return None if row is None else (row["grant_id"], row["family_id"])
+    parallel uses exactly one sees ``(family_id, grant)``; ``None`` for every other use.
+    PostgreSQL reads the grant in the same statement."""
+    params = {"now": now, "hash": token_hash, "agent": agent_id}
+    if db.postgres:
+        row = await db.fetchrow(_ROTATE_WITH_GRANT, params)
+        if row is None:
+            return None
+        family_id = row.pop("family_id")
+    else:
+        rotated = await db.fetchrow(_ROTATE + " RETURNING grant_id, family_id", params)
+        if rotated is None:
+            return None
+        family_id = rotated["family_id"]
+        row = await db.fetchrow(_GRANT, {"id": rotated["grant_id"]})
+    found = _grant(db, row)
+    return None if found is None else (family_id, found)
 
 
 async def refresh_token_owner(db: Db, token_hash: str) -> tuple[str, str] | None:
@@ -147,8 +166,9 @@ async def refresh_token_owner(db: Db, token_hash: str) -> tuple[str, str] | None
 
 
 async def insert_access_token(db: Db, values: dict[str, Any]) -> None:
-    """``values``: jti, grant_id, client_id, audience, parent_jti, issued_at, expires_at."""
-    await db.execute(
+    """``values``: jti, grant_id, client_id, audience, parent_jti, issued_at, expires_at.
+    Deferred (see ``Db.defer``): nothing in the issuing transaction reads it back."""
+    await db.defer(
         "INSERT INTO access_tokens"
         " (jti, grant_id, client_id, audience, parent_jti, issued_at, expires_at)"
         " VALUES (:jti, :grant_id, :client_id, :audience, :parent_jti, :issued_at, :expires_at)",
@@ -157,8 +177,9 @@ async def insert_access_token(db: Db, values: dict[str, Any]) -> None:
 
 
 async def insert_refresh_token(db: Db, values: dict[str, Any]) -> None:
-    """``values``: token_hash, family_id, grant_id, agent_id, created_at, expires_at."""
-    await db.execute(
+    """``values``: token_hash, family_id, grant_id, agent_id, created_at, expires_at.
+    Deferred like :func:`insert_access_token`."""
+    await db.defer(
         "INSERT INTO refresh_tokens"
         " (token_hash, family_id, grant_id, agent_id, status, created_at, expires_at)"
         " VALUES (:token_hash, :family_id, :grant_id, :agent_id, 'active', :created_at,"

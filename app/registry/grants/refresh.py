@@ -19,22 +19,25 @@ from app.registry.services.resource_servers import parse_details
 from app.registry.state import Registry
 from app.store import token_store
 from app.store.sql import Db, transaction
-from app.store.token_store import AgentRecord
+from app.store.token_store import AgentRecord, GrantRecord
 
 GRANT_TYPE = "refresh_token"
 
 
-async def _rotate(db: Db, agent: AgentRecord, token_hash: str, now: int) -> tuple[str, str | None]:
-    """Mark the token rotated. Returns ``(grant_id, family_id)`` on first use and
-    ``(grant_id, None)`` when it was already used or revoked (reuse); unknown and foreign
-    tokens raise ``invalid_grant``."""
+async def _rotate(
+    db: Db, agent: AgentRecord, token_hash: str, now: int
+) -> tuple[str, str, GrantRecord | None]:
+    """Mark the token rotated. Returns ``(grant_id, family_id, grant)`` on first use and
+    ``(grant_id, "", None)`` when it was already used or revoked (reuse); unknown and
+    foreign tokens raise ``invalid_grant``."""
     rotated = await token_store.rotate_refresh_token(db, token_hash, agent.id, now)
     if rotated is not None:
-        return rotated
+        family_id, grant = rotated
+        return grant.id, family_id, grant
     owner = await token_store.refresh_token_owner(db, token_hash)
     if owner is None or owner[0] != agent.id:  # TOK-19: another client's token
         raise InvalidGrant("The refresh token is invalid.")
-    return owner[1], None
+    return owner[1], "", None
 
 
 async def handle(
@@ -43,8 +46,7 @@ async def handle(
     now = registry.now()
     token_hash = secret_hash(form.require("refresh_token"))
     async with transaction(registry.engine) as db:
-        grant_id, family_id = await _rotate(db, agent, token_hash, now)
-        grant = await token_store.grant(db, grant_id) if family_id is not None else None
+        grant_id, family_id, grant = await _rotate(db, agent, token_hash, now)
         if grant is not None and grant.active(now):
             details = load_details(grant.authorization_details)
             audience = choose_audience(form, details)
@@ -66,6 +68,6 @@ async def handle(
                 data={"jti": claims.jti, "aud": audience},
             )
             return {**issued.response(now), "refresh_token": refresh}
-    if family_id is None:
+    if grant is None:
         await revoke_grant(registry, grant_id, actor=agent.id, reason="refresh token reuse")
     raise InvalidGrant("The refresh token is invalid, expired, revoked or already used.")

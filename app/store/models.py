@@ -251,6 +251,8 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger)
     hash: Mapped[str] = mapped_column(String(64))
+    # The hash before ``hash``: what the last append linked to (set by every append).
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
 
 
 class AuditEvent(Base):

@@ -119,6 +119,7 @@ class PostgresDb:
         self._driver = driver
         self.broken = False
         self._deferred: list[tuple[str, Params]] = []
+        self.statements_left: int | None = None  # a one-statement block's budget
 
     async def defer(self, sql: str, params: Params) -> None:
         self._deferred.append((sql, params))
@@ -134,6 +135,10 @@ class PostgresDb:
         self._deferred = []
 
     async def _call(self, method: str, sql: str, params: Params | None) -> Any:
+        if self.statements_left is not None:
+            if self.statements_left < 1:
+                raise RuntimeError("a one-statement transaction ran a second statement")
+            self.statements_left -= 1
         if self._deferred:
             sql, params = _with_writes(self._deferred, sql, params)
             self._deferred = []
@@ -254,12 +259,26 @@ async def connect(engine: AsyncEngine) -> AsyncIterator[PostgresDb | SqliteDb]:
 
 
 @asynccontextmanager
-async def transaction(engine: AsyncEngine) -> AsyncIterator[Db]:
+async def transaction(engine: AsyncEngine, *, one_statement: bool = False) -> AsyncIterator[Db]:
     """A pooled connection inside a transaction: committed when the block ends, rolled back
     when it raises. SQLite takes its write lock up front, as the SQLAlchemy engine does (a
     deferred transaction that reads and then writes can fail when another writer committed
-    in between)."""
+    in between).
+
+    ``one_statement``: the block's writes reach PostgreSQL as a single statement (deferred
+    writes riding along with one final statement), which is atomic on its own: no ``BEGIN``
+    and ``COMMIT`` round trips. The block must not fail after that statement ran; a second
+    statement is a programming error. SQLite runs the same block as a normal transaction."""
     async with connect(engine) as db:
+        if one_statement and isinstance(db, PostgresDb):
+            db.statements_left = 1
+            try:
+                yield db
+                await db.flush()
+            except BaseException:
+                db.discard()
+                raise
+            return
         await db.execute("BEGIN" if db.postgres else "BEGIN IMMEDIATE")
         try:
             yield db

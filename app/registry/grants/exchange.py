@@ -24,7 +24,7 @@ from app.registry.services.issuance import record_access_token, verify_own_token
 from app.registry.services.resource_servers import parse_details
 from app.registry.state import Registry
 from app.store import token_store
-from app.store.sql import Db, transaction
+from app.store.sql import Db, connect, transaction
 from app.store.token_store import AgentRecord, GrantRecord
 
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:token-exchange"
@@ -74,7 +74,7 @@ async def handle(
 ) -> dict[str, Any]:
     now = registry.now()
     request = parse_exchange_request(form)
-    async with transaction(registry.engine) as db:
+    async with connect(registry.engine) as db:
         subject, grant = await _subject(registry, db, request.subject_token, now)
         actor, actor_jkt = (None, None)
         if request.actor_token is not None:
@@ -82,24 +82,26 @@ async def handle(
         requested = None
         if request.authorization_details is not None:
             requested = await parse_details(db, request.authorization_details)
-        context = ExchangeContext(
-            caller=agent.id,
-            caller_jkt=proof.jkt,
-            grant_details=load_details(grant.authorization_details),
-            grant_max_depth=grant.max_delegation_depth,
-            grant_expires_at=grant.expires_at,
-            issuer=registry.settings.issuer,
-            now=now,
-            ttl=registry.settings.access_token_ttl,
-        )
-        claims = derive_token(
-            subject,
-            request,
-            context,
-            requested_details=requested,
-            actor=actor,
-            actor_default_jkt=actor_jkt,
-        )
+    context = ExchangeContext(
+        caller=agent.id,
+        caller_jkt=proof.jkt,
+        grant_details=load_details(grant.authorization_details),
+        grant_max_depth=grant.max_delegation_depth,
+        grant_expires_at=grant.expires_at,
+        issuer=registry.settings.issuer,
+        now=now,
+        ttl=registry.settings.access_token_ttl,
+    )
+    claims = derive_token(
+        subject,
+        request,
+        context,
+        requested_details=requested,
+        actor=actor,
+        actor_default_jkt=actor_jkt,
+    )
+    # The token row and its audit event: one statement on PostgreSQL.
+    async with transaction(registry.engine, one_statement=True) as db:
         issued = await record_access_token(registry, db, claims, subject.jti)
         await audit.append(
             db,

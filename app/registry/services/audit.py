@@ -47,14 +47,36 @@ def event_hash(
 
 
 _NEXT = "UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash"
-_SET_HEAD = "UPDATE audit_head SET hash = :hash WHERE id = 1"
+_SET_HEAD = "UPDATE audit_head SET hash = :hash, prev_hash = :prev_hash WHERE id = 1"
 _INSERT = (
     "INSERT INTO audit_events (seq, created_at, event, actor, subject, data, prev_hash, hash)"
     " VALUES (:seq, :created_at, :event, :actor, :subject, :data, :prev_hash, :hash)"
 )
-# PostgreSQL moves the head and inserts the event in one round trip (the head's row lock is
-# held until commit, so fewer round trips mean a shorter queue of appenders).
-_SET_HEAD_AND_INSERT = f"WITH head AS ({_SET_HEAD}) {_INSERT}"
+# PostgreSQL links the event itself: it moves the head, hashes the event's canonical document
+# (``:before`` + previous hash + sequence number + ``:after``, see ``_document_around_link``)
+# and inserts the row in one statement, so the head's row lock is held for one round trip.
+_APPEND = (
+    "WITH head AS (UPDATE audit_head SET seq = seq + 1, prev_hash = hash,"
+    " hash = encode(sha256(convert_to("
+    """:before || hash || '","seq":' || CAST(seq + 1 AS TEXT) || :after, 'UTF8')), 'hex')"""
+    " WHERE id = 1 RETURNING seq, prev_hash, hash)"
+    " INSERT INTO audit_events (seq, created_at, event, actor, subject, data, prev_hash, hash)"
+    " VALUES ((SELECT seq FROM head), :created_at, :event, :actor, :subject, :data,"
+    " (SELECT prev_hash FROM head), (SELECT hash FROM head))"
+    " RETURNING seq, prev_hash, hash"
+)
+
+
+def _document_around_link(
+    *, created_at: int, event: str, actor: str, subject: str | None, data: dict[str, Any]
+) -> tuple[str, str]:
+    """The JCS document that :func:`event_hash` hashes, cut around its link: the text before
+    the previous hash's value and the text after the sequence number. Members sort as actor,
+    created_at, data, event, prev_hash, seq, subject, so the link sits between the halves."""
+    known = canonicalize({"actor": actor, "created_at": created_at, "data": data, "event": event})
+    before = known.decode()[:-1] + ',"prev_hash":"'
+    after = ',"subject":' + canonicalize(subject).decode() + "}"
+    return before, after
 
 
 async def append(
@@ -67,38 +89,64 @@ async def append(
     data: dict[str, Any] | None = None,
 ) -> AuditEvent:
     """Append one event inside the caller's transaction (an ORM session or a driver-level
-    :class:`Db`)."""
+    :class:`Db`); on PostgreSQL it is a single statement that carries the ``Db``'s deferred
+    writes."""
     db = SessionDb(target) if isinstance(target, AsyncSession) else target
-    head = await db.fetchrow(_NEXT)
-    if head is None:  # pragma: no cover - the migration creates the row
-        raise RuntimeError("audit_head row missing")
-    seq, prev_hash = int(head["seq"]), str(head["hash"])
     payload = data or {}
-    digest = event_hash(
-        seq=seq,
-        prev_hash=prev_hash,
+    fields: dict[str, Any] = {
+        "created_at": now,
+        "event": event,
+        "actor": actor,
+        "subject": subject,
+        "data": json_text(payload),
+    }
+    if db.postgres:
+        before, after = _document_around_link(
+            created_at=now, event=event, actor=actor, subject=subject, data=payload
+        )
+        row = await db.fetchrow(_APPEND, {**fields, "before": before, "after": after})
+    else:
+        head = await db.fetchrow(_NEXT)
+        row = None
+        if head is not None:
+            link = {"seq": int(head["seq"]), "prev_hash": str(head["hash"])}
+            digest = _hash(link, now, event, actor, subject, payload)
+            row = {**link, "hash": digest}
+            await db.execute(_SET_HEAD, row)
+            await db.execute(_INSERT, {**row, **fields})
+    if row is None:  # pragma: no cover - the migration creates the head row
+        raise RuntimeError("the audit_head row is missing")
+    link = {"seq": int(row["seq"]), "prev_hash": str(row["prev_hash"])}
+    if row["hash"] != _hash(link, now, event, actor, subject, payload):  # pragma: no cover
+        raise RuntimeError("the database hashed an audit event differently")
+    return AuditEvent(
+        **link,
+        hash=row["hash"],
         created_at=now,
         event=event,
         actor=actor,
         subject=subject,
         data=payload,
     )
-    values = {
-        "seq": seq,
-        "created_at": now,
-        "event": event,
-        "actor": actor,
-        "subject": subject,
-        "prev_hash": prev_hash,
-        "hash": digest,
-    }
-    row = {**values, "data": json_text(payload)}
-    if db.postgres:
-        await db.execute(_SET_HEAD_AND_INSERT, row)
-    else:
-        await db.execute(_SET_HEAD, row)
-        await db.execute(_INSERT, row)
-    return AuditEvent(**values, data=payload)
+
+
+def _hash(
+    link: dict[str, Any],
+    now: int,
+    event: str,
+    actor: str,
+    subject: str | None,
+    data: dict[str, Any],
+) -> str:
+    return event_hash(
+        seq=link["seq"],
+        prev_hash=link["prev_hash"],
+        created_at=now,
+        event=event,
+        actor=actor,
+        subject=subject,
+        data=data,
+    )
 
 
 @dataclass(frozen=True)

@@ -92,61 +92,30 @@ async def append(
     :class:`Db`); on PostgreSQL it is a single statement that carries the ``Db``'s deferred
     writes."""
     db = SessionDb(target) if isinstance(target, AsyncSession) else target
-    payload = data or {}
-    fields: dict[str, Any] = {
+    content: dict[str, Any] = {
         "created_at": now,
         "event": event,
         "actor": actor,
         "subject": subject,
-        "data": json_text(payload),
+        "data": data or {},
     }
+    stored = {**content, "data": json_text(content["data"])}
     if db.postgres:
-        before, after = _document_around_link(
-            created_at=now, event=event, actor=actor, subject=subject, data=payload
-        )
-        row = await db.fetchrow(_APPEND, {**fields, "before": before, "after": after})
+        before, after = _document_around_link(**content)
+        row = await db.fetchrow(_APPEND, {**stored, "before": before, "after": after})
     else:
-        head = await db.fetchrow(_NEXT)
-        row = None
-        if head is not None:
-            link = {"seq": int(head["seq"]), "prev_hash": str(head["hash"])}
-            digest = _hash(link, now, event, actor, subject, payload)
-            row = {**link, "hash": digest}
+        row = await db.fetchrow(_NEXT)
+        if row is not None:
+            link = {"seq": row["seq"], "prev_hash": row["hash"]}
+            row = {**link, "hash": event_hash(**link, **content)}
             await db.execute(_SET_HEAD, row)
-            await db.execute(_INSERT, {**row, **fields})
+            await db.execute(_INSERT, {**row, **stored})
     if row is None:  # pragma: no cover - the migration creates the head row
         raise RuntimeError("the audit_head row is missing")
     link = {"seq": int(row["seq"]), "prev_hash": str(row["prev_hash"])}
-    if row["hash"] != _hash(link, now, event, actor, subject, payload):  # pragma: no cover
+    if row["hash"] != event_hash(**link, **content):  # pragma: no cover
         raise RuntimeError("the database hashed an audit event differently")
-    return AuditEvent(
-        **link,
-        hash=row["hash"],
-        created_at=now,
-        event=event,
-        actor=actor,
-        subject=subject,
-        data=payload,
-    )
-
-
-def _hash(
-    link: dict[str, Any],
-    now: int,
-    event: str,
-    actor: str,
-    subject: str | None,
-    data: dict[str, Any],
-) -> str:
-    return event_hash(
-        seq=link["seq"],
-        prev_hash=link["prev_hash"],
-        created_at=now,
-        event=event,
-        actor=actor,
-        subject=subject,
-        data=data,
-    )
+    return AuditEvent(**link, hash=row["hash"], **content)
 
 
 @dataclass(frozen=True)

@@ -26,18 +26,17 @@ GRANT_TYPE = "refresh_token"
 
 async def _rotate(
     db: Db, agent: AgentRecord, token_hash: str, now: int
-) -> tuple[str, str, GrantRecord | None]:
-    """Mark the token rotated. Returns ``(grant_id, family_id, grant)`` on first use and
-    ``(grant_id, "", None)`` when it was already used or revoked (reuse); unknown and
-    foreign tokens raise ``invalid_grant``."""
+) -> tuple[str, GrantRecord] | str:
+    """Mark the token rotated. Returns ``(family_id, grant)`` on first use and only the grant's
+    id when it was already used or revoked (reuse); unknown and foreign tokens raise
+    ``invalid_grant``."""
     rotated = await token_store.rotate_refresh_token(db, token_hash, agent.id, now)
     if rotated is not None:
-        family_id, grant = rotated
-        return grant.id, family_id, grant
+        return rotated
     owner = await token_store.refresh_token_owner(db, token_hash)
     if owner is None or owner[0] != agent.id:  # TOK-19: another client's token
         raise InvalidGrant("The refresh token is invalid.")
-    return owner[1], "", None
+    return owner[1]
 
 
 async def handle(
@@ -46,8 +45,9 @@ async def handle(
     now = registry.now()
     token_hash = secret_hash(form.require("refresh_token"))
     async with transaction(registry.engine) as db:
-        grant_id, family_id, grant = await _rotate(db, agent, token_hash, now)
-        if grant is not None and grant.active(now):
+        rotated = await _rotate(db, agent, token_hash, now)
+        if not isinstance(rotated, str) and rotated[1].active(now):
+            family_id, grant = rotated
             details = load_details(grant.authorization_details)
             audience = choose_audience(form, details)
             available = for_audience(details, audience)
@@ -68,6 +68,6 @@ async def handle(
                 data={"jti": claims.jti, "aud": audience},
             )
             return {**issued.response(now), "refresh_token": refresh}
-    if grant is None:
-        await revoke_grant(registry, grant_id, actor=agent.id, reason="refresh token reuse")
+    if isinstance(rotated, str):  # reuse: the whole grant goes
+        await revoke_grant(registry, rotated, actor=agent.id, reason="refresh token reuse")
     raise InvalidGrant("The refresh token is invalid, expired, revoked or already used.")

@@ -209,17 +209,7 @@ class AgentClient:
         self, resource: str, *, authorization_details: list[dict[str, Any]] | None = None
     ) -> str:
         """RFC 8693: a token for another audience (``resource``) of the same grant."""
-        subject = await self.access_token()
-        form = {
-            "grant_type": EXCHANGE,
-            "subject_token": subject,
-            "subject_token_type": ACCESS_TOKEN_TYPE,
-            "resource": resource,
-            "authorization_details": (
-                json.dumps(authorization_details) if authorization_details else None
-            ),
-        }
-        return (await self._token_request(form, keep=False)).access_token
+        return await self._exchange(resource, authorization_details)
 
     async def delegate_to(
         self,
@@ -233,12 +223,21 @@ class AgentClient:
         if actor.client_id is None:
             raise RuntimeError("the actor must be registered")
         actor_token = actor.key.assertion(actor.client_id, self.issuer, typ="actor+jwt")
+        return await self._exchange(
+            resource, authorization_details, actor_token=actor_token, actor_token_type=JWT_TYPE
+        )
+
+    async def _exchange(
+        self,
+        resource: str,
+        authorization_details: list[dict[str, Any]] | None,
+        **actor: str,
+    ) -> str:
         form = {
             "grant_type": EXCHANGE,
             "subject_token": await self.access_token(),
             "subject_token_type": ACCESS_TOKEN_TYPE,
-            "actor_token": actor_token,
-            "actor_token_type": JWT_TYPE,
+            **actor,
             "resource": resource,
             "authorization_details": (
                 json.dumps(authorization_details) if authorization_details else None

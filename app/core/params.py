@@ -51,6 +51,8 @@ class FormParams(Mapping[str, str]):
 
 def _decode(component: bytes) -> str:
     raw = unquote_to_bytes(component.replace(b"+", b" "))
+    if b"\x00" in raw:  # no parameter carries one, and PostgreSQL text cannot hold it
+        raise InvalidRequest("The request body contains a NUL character.")
     try:
         return raw.decode("utf-8", errors="strict")
     except UnicodeDecodeError:

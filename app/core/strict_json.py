@@ -1,4 +1,5 @@
-"""Strict JSON for untrusted input: UTF-8, no duplicate members, no NaN or Infinity.
+"""Strict JSON for untrusted input: UTF-8, no duplicate members, no NaN or Infinity, no NUL
+character in a string (no value of ours carries one, and PostgreSQL text cannot hold it).
 
 RFC 8725 §3.7 (PIN: duplicate member names are rejected rather than last-one-wins, so two
 parsers can never disagree about a token's claims).
@@ -7,6 +8,7 @@ parsers can never disagree about a token's claims).
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 
@@ -25,15 +27,21 @@ def _reject_constant(name: str) -> Any:
     raise JSONError(f"non-standard JSON constant {name}")
 
 
+# ``\u0000`` not itself escaped (an even run of backslashes before it is escaped backslashes).
+_NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 _DECODER = json.JSONDecoder(object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant)
 
 
 def parse_json(raw: bytes) -> Any:
     """Decode strict JSON; raises :class:`JSONError`."""
     try:
-        return _DECODER.decode(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
+        value = _DECODER.decode(text)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise JSONError("not UTF-8 JSON") from None
+    if _NUL_ESCAPE.search(text):
+        raise JSONError("NUL character in a JSON string")
+    return value
 
 
 def parse_json_object(raw: bytes) -> dict[str, Any]:

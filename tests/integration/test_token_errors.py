@@ -117,6 +117,18 @@ async def test_client_authentication_failures(world: Any) -> None:
     error(await stranger.post("/token", stranger.form(grant_type=CIBA)), 401, "invalid_client")
 
 
+async def test_nul_characters_never_reach_the_database(world: Any) -> None:
+    """PostgreSQL text cannot hold U+0000: an identifier or issuer carrying one is the
+    caller's error (400/401), on both databases, never a 500."""
+    registry, _, agent = world
+    poll = await agent.post("/token", agent.form(grant_type=CIBA, auth_req_id="a\x00b"))
+    error(poll, 400, "invalid_request")
+    stranger = AgentClient(http=registry.http, clock=registry.clock)
+    stranger.keys.client_id = "agt_\x00" + agent.client_id
+    error(await stranger.post("/token", stranger.form(grant_type=CIBA)), 401, "invalid_client")
+    error(await stranger.post("/revoke", stranger.form(token="x")), 401, "invalid_client")
+
+
 async def test_disabled_agent_cannot_authenticate(world: Any) -> None:
     _registry, human, agent = world
     assert (await human.api("POST", f"/agents/{agent.client_id}/disable")).status_code == 200

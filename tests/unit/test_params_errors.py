@@ -15,6 +15,7 @@ from app.core.errors import (
     www_authenticate,
 )
 from app.core.params import parse_form
+from app.core.strict_json import JSONError, parse_json
 
 
 def test_parse_form_basics() -> None:
@@ -62,6 +63,20 @@ def test_invalid_utf8() -> None:
         parse_form(b"a=%ff")
     with pytest.raises(InvalidRequest, match="UTF-8"):
         parse_form(b"%ff=1")
+
+
+def test_nul_characters_are_refused() -> None:
+    for body in (b"auth_req_id=a%00b", b"a%00=1", b"x=%00"):
+        with pytest.raises(InvalidRequest, match="NUL"):
+            parse_form(body)
+
+
+def test_strict_json_refuses_nul_but_not_an_escaped_backslash() -> None:
+    for raw in (rb'"a\u0000b"', rb'{"k\u0000": 1}', rb'["\\\u0000"]'):
+        with pytest.raises(JSONError, match="NUL"):
+            parse_json(raw)
+    assert parse_json(rb'"a\\u0000b"') == "a\\u0000b"
+    assert parse_json(rb'"\u0001"') == "\x01"
 
 
 def test_flag_without_value_is_absent() -> None:

@@ -38,6 +38,27 @@ end
 return 0
 """
 
+# KEYS: the rate counter, then the single-use keys. ARGV: limit, window, then each key's ttl.
+# Counts like _HIT and sets every key like SET NX EX; returns {retry_after, 1 or 0 per key}.
+_RATE_AND_REMEMBER = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+local retry_after = 0
+if count > tonumber(ARGV[1]) then
+  retry_after = redis.call('TTL', KEYS[1])
+  if retry_after < 1 then retry_after = 1 end
+end
+local result = {retry_after}
+for i = 2, #KEYS do
+  if redis.call('SET', KEYS[i], '1', 'NX', 'EX', ARGV[i + 1]) then
+    result[i] = 1
+  else
+    result[i] = 0
+  end
+end
+return result
+"""
+
 # KEYS: epoch, rate counter, spend counter, spend stream, then the single-use keys.
 # ARGV: proof iat, rate limit (0: none), rate ttl, amount, budget (-1: none), budget ttl,
 #       seed (-1: none), n single-use keys, their n ttls, then the stream event's fields.
@@ -147,6 +168,7 @@ class RedisCache:
         )
         self._hit = self._redis.register_script(_HIT)
         self._admit = self._redis.register_script(_ADMIT)
+        self._rate_and_remember = self._redis.register_script(_RATE_AND_REMEMBER)
         self._ns = namespace
         self.revocation_channel = f"{namespace}:{REVOCATION_CHANNEL}"
         self.revocation_log = f"{namespace}:{REVOCATION_LOG}"
@@ -169,12 +191,12 @@ class RedisCache:
         self, rate: tuple[str, int, int], remember: Sequence[tuple[str, int]]
     ) -> tuple[int, list[bool]]:
         key, limit, window = rate
+        keys = [f"{self._ns}:rate:{key}", *(f"{self._ns}:seen:{seen}" for seen, _ in remember)]
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                await self._hit(keys=[f"{self._ns}:rate:{key}"], args=[limit, window], client=pipe)
-                for seen, ttl in remember:
-                    pipe.set(f"{self._ns}:seen:{seen}", b"1", nx=True, ex=ttl)
-                results = await pipe.execute()
+            # One EVALSHA: a pipeline carrying a script would first ask SCRIPT EXISTS.
+            results = await self._rate_and_remember(
+                keys=keys, args=[limit, window, *(ttl for _, ttl in remember)]
+            )
         except RedisError as exc:
             raise CacheUnavailable(f"admission: {exc}") from exc
         return int(results[0]), [bool(r) for r in results[1:]]

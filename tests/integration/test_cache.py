@@ -49,6 +49,30 @@ async def test_admit_counts_and_remembers_in_one_call(cache: Cache) -> None:
     assert fresh == [False, True]
 
 
+async def test_admit_is_single_use_under_parallel_calls(cache: Cache) -> None:
+    results = await asyncio.gather(
+        *(cache.admit(("parallel", 100, 60), [("shared", 60), (f"own-{i}", 60)]) for i in range(20))
+    )
+    assert [retry for retry, _ in results] == [0] * 20
+    assert sorted(fresh[0] for _, fresh in results) == [False] * 19 + [True]
+    assert all(fresh[1] for _, fresh in results)
+    assert await cache.hit("parallel", 21, 60) == 0  # 20 counted, the 21st still allowed
+    assert await cache.hit("parallel", 21, 60) >= 1
+
+
+async def test_redis_admit_sets_ttls_and_survives_a_flushed_script_cache(redis_url: str) -> None:
+    cache = RedisCache(redis_url, namespace=f"test-{secrets.token_hex(6)}")
+    try:
+        await cache.client.script_flush()  # as after a Redis restart
+        assert await cache.admit(("ttl", 5, 30), [("a", 90), ("b", 200)]) == (0, [True, True])
+        ns = cache.epoch_key.rsplit(":", 1)[0]
+        assert 25 <= await cache.client.ttl(f"{ns}:rate:ttl") <= 30
+        assert 85 <= await cache.client.ttl(f"{ns}:seen:a") <= 90
+        assert 195 <= await cache.client.ttl(f"{ns}:seen:b") <= 200
+    finally:
+        await cache.close()
+
+
 async def test_ping_and_publish(cache: Cache) -> None:
     assert await cache.ping()
     before = time.time()

@@ -73,6 +73,17 @@ def test_rfc8785_utf16_member_order() -> None:  # RFC 8785 §3.2.3
     assert order == ["\r", "1", "\u0080", "\u00f6", "\u20ac", "\U0001f600", "\ufb33"]
 
 
+def test_rfc8785_string_escapes_every_control_character() -> None:  # RFC 8785 §3.2.2.2
+    named = {0x08: "\\b", 0x09: "\\t", 0x0A: "\\n", 0x0C: "\\f", 0x0D: "\\r"}
+    for code in range(0x20):
+        expected = named.get(code, f"\\u{code:04x}")
+        assert canonicalize(chr(code)).decode() == f'"{expected}"'
+    # Quote and backslash are escaped; DEL, U+2028, non-ASCII and astral characters are not.
+    assert canonicalize('"\\\x7f\u2028\u00e9\U0001d11e').decode() == (
+        '"\\"\\\\\x7f\u2028\u00e9\U0001d11e"'
+    )
+
+
 @pytest.mark.parametrize(
     "value",
     [float("nan"), float("inf"), 2**53, -(2**53), {1: "x"}, {"a": object()}, "\ud800"],

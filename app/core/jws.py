@@ -138,6 +138,17 @@ def decode_jws(
     return header, claims
 
 
+def unverified_kid(token: str) -> str | None:
+    """The ``kid`` a compact JWS's header names, read without verifying anything: only for
+    choosing which key to fetch or to cache against, never for trusting the token."""
+    try:
+        header: Any = orjson.loads(b64url_decode(split_compact(token)[0]))
+    except (ValueError, orjson.JSONDecodeError):
+        return None
+    kid = header.get("kid") if isinstance(header, dict) else None
+    return kid if isinstance(kid, str) else None
+
+
 def token_hash(token: str) -> str:
     """``base64url(SHA-256(ASCII(token)))``: RFC 9449 §4.2 ``ath`` and cache keys."""
     # Tokens are ASCII by construction; anything else fails verification elsewhere, so hash

@@ -12,8 +12,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.cache.base import Cache
 from app.core.dpop import NonceSource
+from app.core.token_cache import VerifiedTokens
+from app.core.tokens import AccessTokenClaims
 from app.registry.services.keys import KeyManager
 from app.settings import Settings
+
+OWN_TOKEN_CACHE_ENTRIES = 10_000
+OwnToken = tuple[str, AccessTokenClaims]  # (kid, claims) of an access token that verified
+
+
+def _own_tokens() -> VerifiedTokens[OwnToken]:
+    return VerifiedTokens(lambda entry: entry[1].exp, max_entries=OWN_TOKEN_CACHE_ENTRIES)
 
 
 @dataclass
@@ -25,6 +34,7 @@ class Registry:
     keys: KeyManager
     nonces: NonceSource | None
     clock: Callable[[], float] = field(default=time.time)
+    own_tokens: VerifiedTokens[OwnToken] = field(default_factory=_own_tokens)
 
     def now(self) -> int:
         return int(self.clock())

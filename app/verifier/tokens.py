@@ -7,9 +7,7 @@ run on every use. Failures are never cached.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
-from typing import Any
 
 import orjson
 
@@ -17,8 +15,8 @@ from app.api.metrics import METRICS
 from app.core.capabilities import AuthorizationDetail, load_details
 from app.core.errors import InvalidToken
 from app.core.introspection import active_response
-from app.core.jwk import b64url_decode
-from app.core.jws import split_compact
+from app.core.jws import unverified_kid
+from app.core.token_cache import VerifiedTokens, token_key
 from app.core.tokens import AccessTokenClaims, TokenExpired, verify_access_token
 from app.verifier.keys import VerifierKeys
 
@@ -47,20 +45,13 @@ class VerifiedToken:
         return self._details
 
 
-def _kid(token: str) -> object:
-    try:
-        header: Any = orjson.loads(b64url_decode(split_compact(token)[0]))
-    except (ValueError, orjson.JSONDecodeError):
-        return None
-    return header.get("kid") if isinstance(header, dict) else None
-
-
 class TokenVerifier:
     def __init__(self, keys: VerifierKeys, *, issuer: str, max_entries: int = 100_000) -> None:
         self._keys = keys
         self._issuer = issuer
-        self._max_entries = max_entries
-        self._cache: dict[bytes, VerifiedToken] = {}
+        self._cache: VerifiedTokens[VerifiedToken] = VerifiedTokens(
+            lambda verified: verified.claims.exp, max_entries=max_entries
+        )
 
     def _verify(self, token: str, now: int) -> VerifiedToken:
         claims = verify_access_token(token, issuer=self._issuer, keys=self._keys.keys, now=now)
@@ -70,8 +61,8 @@ class TokenVerifier:
         """The verified token, or :class:`InvalidToken` (``detail`` says why)."""
         if len(token) > MAX_TOKEN_CHARS:
             raise InvalidToken(detail="token too long")
-        digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
-        cached = self._cache.get(digest)
+        key = token_key(token)
+        cached = self._cache.get(key)
         METRICS.inc(
             "agentauth_verifier_token_cache_total",
             "Verified-token cache lookups by result.",
@@ -84,23 +75,14 @@ class TokenVerifier:
         try:
             verified = self._verify(token, now)
         except InvalidToken:
-            if not await self._keys.refresh_for(_kid(token)):
+            if not await self._keys.refresh_for(unverified_kid(token)):
                 raise
             verified = self._verify(token, now)
-        self._remember(digest, verified, now)
+        self._cache.put(key, verified, now)
         return verified
 
-    def _remember(self, digest: bytes, verified: VerifiedToken, now: int) -> None:
-        if len(self._cache) >= self._max_entries:
-            self.prune(now)
-            if len(self._cache) >= self._max_entries:
-                # Still full of live tokens: drop the oldest half (dicts keep insertion order).
-                for key in list(self._cache)[: self._max_entries // 2]:
-                    del self._cache[key]
-        self._cache[digest] = verified
-
     def prune(self, now: int) -> None:
-        self._cache = {k: v for k, v in self._cache.items() if v.claims.exp > now}
+        self._cache.prune(now)
 
     def __len__(self) -> int:
         return len(self._cache)

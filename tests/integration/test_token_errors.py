@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 from urllib.parse import urlencode
@@ -9,6 +10,10 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
+from app.core.errors import InvalidToken
+from app.core.jws import unverified_kid
+from app.core.token_cache import token_key
+from app.registry.services.issuance import verify_own_token
 from tests.support.registry import (
     ACCESS_TOKEN_TYPE,
     CIBA,
@@ -301,6 +306,39 @@ async def test_exchange_errors(world: Any) -> None:
         EXCHANGE, subject_token=subject, subject_token_type=ACCESS_TOKEN_TYPE
     )
     error(stolen, 400, "invalid_request")  # not the subject token's actor, nor its key
+
+
+async def test_a_remembered_subject_token_still_expires(world: Any) -> None:
+    registry, _human, agent = world
+    await tokens_for(world)
+    subject = agent.access_token
+
+    def exchange() -> Any:
+        return agent.token(EXCHANGE, subject_token=subject, subject_token_type=ACCESS_TOKEN_TYPE)
+
+    assert (await exchange()).status_code == 200
+    assert (await exchange()).status_code == 200  # the second use is a cache hit
+    expires_at = json.loads(base64.urlsafe_b64decode(subject.split(".")[1] + "=="))["exp"]
+    state = registry.app.state.registry
+    registry.clock.advance(expires_at + state.settings.clock_skew - int(registry.clock()))
+    body = error(await exchange(), 400, "invalid_request")
+    assert "invalid or expired" in body["error_description"]
+
+
+async def test_a_remembered_token_needs_its_signing_key_still_published(world: Any) -> None:
+    registry, _human, agent = world
+    await tokens_for(world)
+    state = registry.app.state.registry
+    now = state.now()
+    claims = verify_own_token(state, agent.access_token, now)
+    kid = unverified_kid(agent.access_token)
+    assert kid in state.keys.key_set.verification_keys(now)
+    unsigned = "e30.e30.e30"  # no valid signature: only a cache entry can make it pass
+    state.own_tokens.put(token_key(unsigned), (kid, claims), now)
+    assert verify_own_token(state, unsigned, now) == claims
+    state.own_tokens.put(token_key(unsigned), ("kid-no-longer-published", claims), now)
+    with pytest.raises(InvalidToken):
+        verify_own_token(state, unsigned, now)
 
 
 async def test_revoke_endpoint(world: Any) -> None:

@@ -6,7 +6,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.core.capabilities import AuthorizationDetail, for_audience
-from app.core.tokens import AccessTokenClaims, mint_access_token, verify_access_token
+from app.core.jws import unverified_kid
+from app.core.token_cache import token_key
+from app.core.tokens import (
+    AccessTokenClaims,
+    TokenExpired,
+    mint_access_token,
+    verify_access_token,
+)
 from app.registry.services.common import new_id, new_secret, secret_hash
 from app.registry.state import Registry
 from app.store import token_store
@@ -55,14 +62,25 @@ async def record_access_token(
 
 def verify_own_token(registry: Registry, token: str, now: int) -> AccessTokenClaims:
     """An access token this registry issued, verified with its published keys (raises
-    ``InvalidToken``)."""
-    return verify_access_token(
-        token,
-        issuer=registry.settings.issuer,
-        keys=registry.keys.key_set.verification_keys(now),
-        now=now,
-        leeway=registry.settings.clock_skew,
+    ``InvalidToken``). A token that verified is remembered until it expires, so using it again
+    (exchanging it for several audiences, say) skips the signature check; every use still
+    checks its expiry and that its signing key is still published."""
+    keys = registry.keys.key_set.verification_keys(now)
+    leeway = registry.settings.clock_skew
+    key = token_key(token)
+    cached = registry.own_tokens.get(key)
+    if cached is not None and cached[0] in keys:
+        claims = cached[1]
+        if claims.exp + leeway <= now:
+            raise TokenExpired()
+        return claims
+    claims = verify_access_token(
+        token, issuer=registry.settings.issuer, keys=keys, now=now, leeway=leeway
     )
+    kid = unverified_kid(token)
+    if kid is not None:
+        registry.own_tokens.put(key, (kid, claims), now)
+    return claims
 
 
 def grant_claims(

@@ -9,6 +9,7 @@ omission-free generator in ``loadgen.py``, and a saturation run for throughput. 
 
     .venv/bin/python benchmarks/token_endpoint.py                 # defaults: 100 req/s, 3 runs
     .venv/bin/python benchmarks/token_endpoint.py --json
+    .venv/bin/python benchmarks/token_endpoint.py --cases exchange   # one case only
 
 By default the registry is pinned to CPU 0 and the generator to CPU 1 (PostgreSQL and Redis
 are not pinned); ``--workers 2 --server-cpus 0,1`` runs two registry workers on both CPUs and
@@ -321,8 +322,12 @@ def main() -> None:
     parser.add_argument("--saturation-requests", type=int, default=2000)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--server-cpus", default="0", help="taskset CPU list for the registry")
+    parser.add_argument(
+        "--cases", default="exchange,refresh,hello", help="comma-separated subset to run"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    cases = set(args.cases.split(","))
 
     port, hello_port = free_port(), free_port()
     base = f"http://127.0.0.1:{port}"
@@ -355,43 +360,47 @@ def main() -> None:
         generator_cpu = None if args.workers > 1 or args.server_cpus != "0" else 1
         with server(command, env, base, "/readyz", args.server_cpus) as pid:
             bench = bootstrap(base, admin)
-            subject = bench.token(grant_type=CIBA, auth_req_id=approve_grant(bench))["access_token"]
-            results["exchange"] = run_case(
-                "token exchange (re-audience)",
-                port,
-                lambda: bench.request(
-                    grant_type=EXCHANGE,
-                    subject_token=subject,
-                    subject_token_type=ACCESS,
-                    resource=BANK,
-                ),
-                args,
-                cpu=generator_cpu,
-                warmup_saturation=WARM_UP,
-                server_pid=pid,
+            if "exchange" in cases:
+                auth_req_id = approve_grant(bench)
+                subject = bench.token(grant_type=CIBA, auth_req_id=auth_req_id)["access_token"]
+                results["exchange"] = run_case(
+                    "token exchange (re-audience)",
+                    port,
+                    lambda: bench.request(
+                        grant_type=EXCHANGE,
+                        subject_token=subject,
+                        subject_token_type=ACCESS,
+                        resource=BANK,
+                    ),
+                    args,
+                    cpu=generator_cpu,
+                    warmup_saturation=WARM_UP,
+                    server_pid=pid,
+                )
+            if "refresh" in cases:
+                needed = (int(args.rate * args.duration) + args.saturation_requests) * args.runs
+                print(f"\npreparing {needed + WARM_UP} approved grants for the refresh runs ...")
+                pool = [bench.approved_refresh_token() for _ in range(needed + WARM_UP)]
+                results["refresh"] = run_case(
+                    "refresh_token (rotation)",
+                    port,
+                    lambda: bench.request(grant_type="refresh_token", refresh_token=pool.pop()),
+                    args,
+                    cpu=generator_cpu,
+                    warmup_saturation=WARM_UP,
+                    server_pid=pid,
+                )
+    if "hello" in cases:
+        hello_base = f"http://127.0.0.1:{hello_port}"
+        hello = [sys.executable, str(ROOT / "benchmarks" / "hello.py"), "--port", str(hello_port)]
+        with server(hello, dict(os.environ), hello_base, "/"):
+            results["hello"] = run_case(
+                "raw ASGI hello (floor)", hello_port, lambda: loadgen.Request("GET", "/", {}), args
             )
-            needed = int(args.rate * args.duration) + args.saturation_requests
-            print(f"\npreparing {needed * args.runs} approved grants for the refresh runs ...")
-            pool = [bench.approved_refresh_token() for _ in range(needed * args.runs + WARM_UP)]
-            results["refresh"] = run_case(
-                "refresh_token (rotation)",
-                port,
-                lambda: bench.request(grant_type="refresh_token", refresh_token=pool.pop()),
-                args,
-                cpu=generator_cpu,
-                warmup_saturation=WARM_UP,
-                server_pid=pid,
-            )
-    hello_base = f"http://127.0.0.1:{hello_port}"
-    hello = [sys.executable, str(ROOT / "benchmarks" / "hello.py"), "--port", str(hello_port)]
-    with server(hello, dict(os.environ), hello_base, "/"):
-        results["hello"] = run_case(
-            "raw ASGI hello (floor)", hello_port, lambda: loadgen.Request("GET", "/", {}), args
-        )
     if args.json:
         print(json.dumps(results, indent=2))
     else:
-        for name in ("exchange", "refresh", "hello"):
+        for name in (n for n in ("exchange", "refresh", "hello") if n in results):
             fixed, rates = results[name]["fixed_rate"], results[name]["saturation_rate"]
             p99 = fixed["p99_ms"]
             print(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import AsyncGenerator, Callable, Coroutine, Generator
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -112,6 +113,7 @@ class AgentClient:
         self._http = http or httpx.AsyncClient(base_url=self.issuer, timeout=30)
         self._own_http = http is None
         self._as_auth = DPoPAuth(key)
+        self._refreshing = asyncio.Lock()
         self.tokens: TokenSet | None = None
 
     async def __aenter__(self) -> AgentClient:
@@ -192,17 +194,33 @@ class AgentClient:
         return tokens
 
     async def refresh(self, *, resource: str | None = None) -> TokenSet:
+        async with self._refreshing:
+            return await self._refresh(resource)
+
+    async def _refresh(self, resource: str | None) -> TokenSet:
         if self.tokens is None or self.tokens.refresh_token is None:
             raise RuntimeError("no refresh token: wait for an approved grant first")
         form = {"grant_type": "refresh_token", "refresh_token": self.tokens.refresh_token}
         return await self._token_request({**form, "resource": resource})
 
+    def _expiring(self) -> bool:
+        tokens = self.tokens
+        return (
+            tokens is not None
+            and tokens.refresh_token is not None
+            and tokens.expires_at - time.time() < REFRESH_MARGIN
+        )
+
     async def access_token(self) -> str:
-        """The current access token, refreshed shortly before it expires."""
+        """The current access token, refreshed shortly before it expires. Parallel callers
+        share one refresh: a refresh token is single use, and using it twice would revoke
+        the grant (reuse detection)."""
+        if self._expiring():
+            async with self._refreshing:
+                if self._expiring():  # not already refreshed by the caller we waited for
+                    await self._refresh(None)
         if self.tokens is None:
             raise RuntimeError("no token yet: wait for an approved grant first")
-        if self.tokens.expires_at - time.time() < REFRESH_MARGIN and self.tokens.refresh_token:
-            await self.refresh()
         return self.tokens.access_token
 
     async def exchange(
@@ -257,8 +275,47 @@ class AgentClient:
             return
         await self._post_form("/revoke", {"token": token}, dpop=False)
 
-    def auth(self, token: str | None = None) -> DPoPAuth:
-        """``httpx.Auth`` for calls to a resource server with the current (or a given) token."""
+    def auth(
+        self,
+        token: str | None = None,
+        *,
+        run: Callable[[Coroutine[Any, Any, str]], str] | None = None,
+    ) -> DPoPAuth:
+        """``httpx.Auth`` for calls to a resource server with a given token or, by default,
+        the agent's current one, refreshed before a request when it is about to expire
+        (``run`` drives that refresh for a blocking ``httpx.Client``)."""
         if token is not None:
             return DPoPAuth(self.key, token)
-        return DPoPAuth(self.key, lambda: self.tokens.access_token if self.tokens else None)
+        return _CurrentTokenAuth(self, run)
+
+
+class _CurrentTokenAuth(DPoPAuth):
+    """:class:`DPoPAuth` with the agent's current token, made fresh before each request."""
+
+    def __init__(
+        self, agent: AgentClient, run: Callable[[Coroutine[Any, Any, str]], str] | None
+    ) -> None:
+        super().__init__(agent.key, lambda: agent.tokens.access_token if agent.tokens else None)
+        self._agent = agent
+        self._run = run
+
+    def sync_auth_flow(
+        self, request: httpx.Request
+    ) -> Generator[httpx.Request, httpx.Response, None]:
+        if self._run is not None and self._agent.tokens is not None:
+            self._run(self._agent.access_token())
+        yield from super().sync_auth_flow(request)
+
+    async def async_auth_flow(
+        self, request: httpx.Request
+    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        if self._agent.tokens is not None:
+            await self._agent.access_token()
+        flow = super().async_auth_flow(request)
+        request = await flow.__anext__()
+        while True:
+            response = yield request
+            try:
+                request = await flow.asend(response)
+            except StopAsyncIteration:
+                return

@@ -75,4 +75,5 @@ class SyncAgentClient:
         self._runner.run(self._client.revoke(token))
 
     def auth(self, token: str | None = None) -> DPoPAuth:
-        return self._client.auth(token)
+        """For ``httpx.Client``: the current token is refreshed on this client's loop."""
+        return self._client.auth(token, run=self._runner.run)

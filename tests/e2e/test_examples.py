@@ -11,6 +11,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -233,5 +234,20 @@ async def test_the_synchronous_client(stack: Stack) -> None:
         assert tokens.refresh_token
         refreshed = await call(lambda: agent.refresh())
         assert refreshed.access_token != tokens.access_token
+        sent: list[str] = []
+
+        def shop(request: httpx.Request) -> httpx.Response:
+            sent.append(request.headers["authorization"])
+            return httpx.Response(200)
+
+        def call_shop_with_an_expiring_token() -> str:
+            agent.client.tokens.expires_at = time.time()
+            with httpx.Client(transport=httpx.MockTransport(shop)) as http:
+                http.post(f"{stack.shop}/orders", auth=agent.auth())
+            return str(agent.client.tokens.access_token)
+
+        current = await call(call_shop_with_an_expiring_token)
+        assert current != refreshed.access_token  # refreshed before the call
+        assert sent == [f"DPoP {current}"]
         await call(agent.close)
     await human.browser.aclose()

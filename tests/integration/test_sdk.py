@@ -3,6 +3,7 @@ human, refresh, exchange, delegation, DPoP signing with nonce retry, revocation.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from pathlib import Path
@@ -80,6 +81,49 @@ async def test_register_grant_refresh_exchange_delegate_revoke(
     with pytest.raises(AgentAuthError) as refused:
         await agent.refresh()
     assert refused.value.error == "invalid_grant"
+
+
+async def approved_agent(registry: RegistryClient) -> AgentClient:
+    for resource in (SHOP, BANK):
+        await registry.ensure_resource_server(resource)
+    alice = await registry.human()
+    agent = await new_agent(registry, alice, AgentKey.generate())
+    request = await agent.request_grant(DETAILS)
+    assert (await alice.approve(request.auth_req_id)).status_code == 200
+    await request.wait_for_approval()
+    return agent
+
+
+async def test_parallel_callers_share_one_refresh(registry: RegistryClient) -> None:
+    agent = await approved_agent(registry)
+    assert agent.tokens is not None
+    first_refresh_token = agent.tokens.refresh_token
+    agent.tokens.expires_at = time.time()  # about to expire: every caller wants a refresh
+    tokens = await asyncio.gather(*(agent.exchange(r) for r in (SHOP, BANK, SHOP, BANK)))
+    assert [claims(t)["aud"] for t in tokens] == [SHOP, BANK, SHOP, BANK]
+    assert agent.tokens.refresh_token != first_refresh_token
+    # One refresh token was used once, so the grant is alive: reuse would have revoked it.
+    assert (await agent.refresh()).access_token
+
+
+async def test_auth_sends_a_fresh_token_to_resource_servers(registry: RegistryClient) -> None:
+    agent = await approved_agent(registry)
+    assert agent.tokens is not None
+    sent: list[str] = []
+
+    async def orders(request: Request) -> JSONResponse:
+        sent.append(request.headers["authorization"].removeprefix("DPoP "))
+        return JSONResponse({"ok": True})
+
+    shop = Starlette(routes=[Route("/api/orders", orders, methods=["POST"])])
+    transport = httpx.ASGITransport(app=shop)
+    async with httpx.AsyncClient(transport=transport, base_url="https://shop.example") as http:
+        assert (await http.post("/api/orders", auth=agent.auth())).status_code == 200
+        agent.tokens.expires_at = time.time()
+        expiring = agent.tokens.access_token
+        assert (await http.post("/api/orders", auth=agent.auth())).status_code == 200
+    assert sent[0] == expiring
+    assert sent[1] == agent.tokens.access_token != expiring
 
 
 async def test_a_denied_request_raises_access_denied(registry: RegistryClient) -> None:

@@ -1,5 +1,7 @@
-"""Strict JSON for untrusted input: UTF-8, no duplicate members, no NaN or Infinity, no NUL
-character in a string (no value of ours carries one, and PostgreSQL text cannot hold it).
+"""Strict JSON for untrusted input: UTF-8, no duplicate members, no NaN or Infinity, and no
+string holding a NUL character or an unpaired UTF-16 surrogate (both can only arrive as
+``\\u`` escapes; no value of ours carries one, PostgreSQL text cannot hold a NUL, and no
+UTF-8 encoder, the database drivers' included, accepts a lone surrogate).
 
 RFC 8725 §3.7 (PIN: duplicate member names are rejected rather than last-one-wins, so two
 parsers can never disagree about a token's claims).
@@ -27,9 +29,24 @@ def _reject_constant(name: str) -> Any:
     raise JSONError(f"non-standard JSON constant {name}")
 
 
-# ``\u0000`` not itself escaped (an even run of backslashes before it is escaped backslashes).
-_NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 _DECODER = json.JSONDecoder(object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant)
+
+
+def _holds_unstorable_text(value: Any) -> bool:
+    """Whether any string (member names included) holds a NUL or a lone surrogate."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if _UNSTORABLE.search(item):
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item)
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
 
 
 def parse_json(raw: bytes) -> Any:
@@ -39,8 +56,10 @@ def parse_json(raw: bytes) -> Any:
         value = _DECODER.decode(text)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise JSONError("not UTF-8 JSON") from None
-    if "\\u0000" in text and _NUL_ESCAPE.search(text):  # a substring scan first: cheap
-        raise JSONError("NUL character in a JSON string")
+    # Raw UTF-8 cannot carry either character (control characters must be escaped, and the
+    # decoder refuses surrogates), so only input with an escape needs the walk.
+    if "\\u" in text and _holds_unstorable_text(value):
+        raise JSONError("NUL character or unpaired surrogate in a JSON string")
     return value
 
 

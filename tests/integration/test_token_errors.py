@@ -18,6 +18,7 @@ from tests.support.registry import (
     ACCESS_TOKEN_TYPE,
     CIBA,
     EXCHANGE,
+    ISSUER,
     JWT_TYPE,
     AgentClient,
     Human,
@@ -123,8 +124,9 @@ async def test_client_authentication_failures(world: Any) -> None:
 
 
 async def test_nul_characters_never_reach_the_database(world: Any) -> None:
-    """PostgreSQL text cannot hold U+0000: an identifier or issuer carrying one is the
-    caller's error (400/401), on both databases, never a 500."""
+    """PostgreSQL text cannot hold U+0000 and no driver encodes a lone surrogate: an
+    identifier or issuer carrying one is the caller's error (400/401), on both databases,
+    never a 500."""
     registry, _, agent = world
     poll = await agent.post("/token", agent.form(grant_type=CIBA, auth_req_id="a\x00b"))
     error(poll, 400, "invalid_request")
@@ -132,6 +134,14 @@ async def test_nul_characters_never_reach_the_database(world: Any) -> None:
     stranger.keys.client_id = "agt_\x00" + agent.client_id
     error(await stranger.post("/token", stranger.form(grant_type=CIBA)), 401, "invalid_client")
     error(await stranger.post("/revoke", stranger.form(token="x")), 401, "invalid_client")
+    # A lone surrogate (it can only arrive as a JSON escape) no database driver can encode.
+    now, lone = int(registry.clock()), "agt_\ud800" + agent.client_id
+    claims = {"iss": lone, "sub": lone, "aud": ISSUER, "iat": now, "exp": now + 60, "jti": "j1"}
+    header = {"alg": "ES256", "kid": stranger.keys.kid, "typ": "client-authentication+jwt"}
+    assertion = stranger.keys.sign_raw(header, json.dumps(claims).encode())  # "\ud800" escaped
+    for path, params in (("/token", {"grant_type": CIBA}), ("/revoke", {"token": "x"})):
+        form = {**stranger.form(**params), "client_assertion": assertion}
+        error(await stranger.post(path, form), 401, "invalid_client")
 
 
 async def test_disabled_agent_cannot_authenticate(world: Any) -> None:

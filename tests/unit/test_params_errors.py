@@ -79,6 +79,14 @@ def test_strict_json_refuses_nul_but_not_an_escaped_backslash() -> None:
     assert parse_json(rb'"\u0001"') == "\x01"
 
 
+def test_strict_json_refuses_unpaired_surrogates_but_not_pairs() -> None:
+    for raw in (rb'"\ud800"', rb'"a\udc00"', rb'{"\ud83dx": 1}', rb'[{"a": ["\ude00\ud83d"]}]'):
+        with pytest.raises(JSONError, match="unpaired surrogate"):
+            parse_json(raw)
+    assert parse_json(rb'"\ud83d\ude00"') == "\U0001f600"
+    assert parse_json(rb'"\\ud800"') == "\\ud800"  # an escaped backslash, then text
+
+
 def test_flag_without_value_is_absent() -> None:
     assert dict(parse_form(b"flag&x=1")) == {"x": "1"}
 

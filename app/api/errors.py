@@ -18,7 +18,7 @@ from starlette.responses import Response
 
 from app.api.metrics import METRICS
 from app.core.errors import OAuthError, TemporarilyUnavailable
-from app.store.sql import DatabaseUnavailable
+from app.store.sql import database_unreachable
 
 log = logging.getLogger("agentauth.errors")
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -69,7 +69,7 @@ def exception_response(exc: Exception) -> Response:
     ``server_error`` whose correlation id is logged with the stack trace."""
     if isinstance(exc, OAuthError):
         return error_response(exc)
-    if isinstance(exc, DatabaseUnavailable):
+    if database_unreachable(exc):
         log.warning("database unavailable: %s", exc)
         return error_response(unavailable(str(exc), "postgresql"))
     correlation = secrets.token_hex(8)

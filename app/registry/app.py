@@ -50,6 +50,7 @@ from app.registry.services.keys import KeyManager
 from app.registry.state import Registry
 from app.settings import Settings, decode_key_encryption_key
 from app.store.db import create_engine, session_factory
+from app.store.sql import DATABASE_ERRORS
 
 log = logging.getLogger("agentauth.registry")
 
@@ -150,6 +151,8 @@ def create_app(
     app.add_exception_handler(OAuthError, oauth_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
+    for kind in DATABASE_ERRORS:  # 503 when unreachable (else 500), before the catch-all
+        app.add_exception_handler(kind, unexpected_error_handler)
     app.add_exception_handler(Exception, unexpected_error_handler)
     for module in (discovery, register, ciba, token, revoke, admin, ui_api, ui_pages, ops):
         app.include_router(module.router)

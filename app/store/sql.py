@@ -48,6 +48,23 @@ class DatabaseUnavailable(Exception):
     """The database could not be reached or dropped the connection mid-request."""
 
 
+# Every exception type :func:`database_unreachable` may say yes to.
+DATABASE_ERRORS: tuple[type[Exception], ...] = (
+    DatabaseUnavailable,
+    PoolTimeout,
+    DBAPIError,
+    *_CONNECTION_ERRORS,
+)
+
+
+def database_unreachable(exc: BaseException) -> bool:
+    """Whether ``exc``, from this module or from SQLAlchemy's engine and ORM, means the
+    database could not be reached or dropped the connection (not that a statement failed)."""
+    if isinstance(exc, (DatabaseUnavailable, PoolTimeout, *_CONNECTION_ERRORS)):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
 class Db(Protocol):
     """Statements with ``:name`` parameters; JSON values are written as text (:func:`json_text`)
     and read back through :meth:`json`."""

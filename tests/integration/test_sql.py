@@ -190,27 +190,34 @@ async def test_a_dropped_connection_is_discarded(engine: AsyncEngine) -> None:
 async def test_token_answers_503_when_the_database_is_unreachable(
     registry: RegistryClient, database_url: str
 ) -> None:
+    """The driver-level path (/token) and the ORM routes (/revoke, the admin API) alike."""
     if not database_url.startswith("postgresql"):
         pytest.skip("SQLite has no server to be unreachable")
     assert registry.app is not None
     state = registry.app.state.registry
-    healthy = state.engine
+    healthy = state.engine, state.sessions
     state.engine = create_engine("postgresql+asyncpg://postgres@127.0.0.1:9/none", pool_size=1)
+    state.sessions = session_factory(state.engine)
     agent = Agent()
     now = int(registry.clock())
+
+    def form(**params: str) -> dict[str, str]:
+        assertion = agent.assertion(iat=now, exp=now + 60, aud=ISSUER, jti=secrets.token_hex(8))
+        return {"client_assertion_type": ASSERTION, "client_assertion": assertion, **params}
+
+    admin = {"Authorization": f"Bearer {registry.admin_token}"}
     try:
-        response = await registry.http.post(
-            "/token",
-            data={
-                "grant_type": "refresh_token",
-                "refresh_token": secrets.token_hex(8),
-                "client_assertion_type": ASSERTION,
-                "client_assertion": agent.assertion(iat=now, exp=now + 60, aud=ISSUER),
-            },
-        )
+        responses = [
+            await registry.http.post(
+                "/token", data=form(grant_type="refresh_token", refresh_token="r")
+            ),
+            await registry.http.post("/revoke", data=form(token="t")),
+            await registry.http.get("/admin/audit", headers=admin),
+        ]
     finally:
         await state.engine.dispose()
-        state.engine = healthy
-    assert response.status_code == 503
-    assert response.json()["error"] == "temporarily_unavailable"
-    assert response.headers["retry-after"] == "1"
+        state.engine, state.sessions = healthy
+    for response in responses:
+        assert response.status_code == 503, response.text
+        assert response.json()["error"] == "temporarily_unavailable"
+        assert response.headers["retry-after"] == "1"

@@ -1,7 +1,9 @@
 """The one place errors become HTTP responses.
 
 ``OAuthError`` renders as RFC 6749 §5.2 JSON with its own status and headers; a database
-that cannot be reached is a 503 ``temporarily_unavailable`` with ``Retry-After``. Anything else
+that cannot be reached is a 503 ``temporarily_unavailable`` with ``Retry-After``, and a value
+whose characters the database cannot store (a NUL in PostgreSQL text) a 400
+``invalid_request``. Anything else
 becomes ``server_error`` with no detail; the exception is logged with a correlation id that
 is also returned, so an operator can find it without leaking internals.
 """
@@ -17,8 +19,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from app.api.metrics import METRICS
-from app.core.errors import OAuthError, TemporarilyUnavailable
-from app.store.sql import database_unreachable
+from app.core.errors import InvalidRequest, OAuthError, TemporarilyUnavailable
+from app.store.sql import database_unreachable, unstorable_text
 
 log = logging.getLogger("agentauth.errors")
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -72,6 +74,12 @@ def exception_response(exc: Exception) -> Response:
     if database_unreachable(exc):
         log.warning("database unavailable: %s", exc)
         return error_response(unavailable(str(exc), "postgresql"))
+    if unstorable_text(exc):
+        return error_response(
+            InvalidRequest(
+                "The request contains a character that cannot be stored.", detail=str(exc)
+            )
+        )
     correlation = secrets.token_hex(8)
     log.error("unhandled error %s", correlation, exc_info=exc)
     body = {"error": "server_error", "error_description": f"Internal error {correlation}."}

@@ -48,11 +48,23 @@ class DatabaseUnavailable(Exception):
     """The database could not be reached or dropped the connection mid-request."""
 
 
-# Every exception type :func:`database_unreachable` may say yes to.
+# character_not_in_repertoire, untranslatable_character: e.g. a NUL in PostgreSQL text.
+_UNSTORABLE_TEXT = frozenset({"22021", "22P05"})
+
+
+def unstorable_text(exc: BaseException) -> bool:
+    """Whether the database refused a value because its text cannot hold a character of it:
+    the caller's input, wherever it came from (a path, a query string), not a server fault."""
+    cause = exc.orig if isinstance(exc, DBAPIError) else exc
+    return getattr(cause, "sqlstate", None) in _UNSTORABLE_TEXT
+
+
+# Every exception type :func:`database_unreachable` or :func:`unstorable_text` may say yes to.
 DATABASE_ERRORS: tuple[type[Exception], ...] = (
     DatabaseUnavailable,
     PoolTimeout,
     DBAPIError,
+    asyncpg.DataError,
     *_CONNECTION_ERRORS,
 )
 

@@ -46,6 +46,13 @@ async def test_admin_bad_input_is_400_never_422(registry: RegistryClient) -> Non
     refused(await registry.admin("POST", "/humans/usr_missing/suspend"), 404, "not_found")
     refused(await registry.admin("POST", "/grants/grt_missing/revoke"), 404, "not_found")
     refused(await registry.admin("POST", "/agents/agt_missing/disable"), 404, "not_found")
+    # A NUL in a path: PostgreSQL text cannot hold it (the caller's 400); SQLite finds nothing.
+    postgres = registry.app is not None and registry.app.state.registry.engine.name == "postgresql"
+    for path in ("/humans/a%00b/suspend", "/grants/a%00b/revoke", "/agents/a%00b/disable"):
+        if postgres:
+            refused(await registry.admin("POST", path), 400, "invalid_request")
+        else:
+            refused(await registry.admin("POST", path), 404, "not_found")
     refused(
         await registry.admin("POST", "/enrollment-tokens", {"owner": "usr_missing"}),
         400,

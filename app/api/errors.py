@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import logging
 import secrets
+from typing import Literal
 
 import orjson
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from app.api.metrics import METRICS
+from app.api.metrics import dependency_error
 from app.core.errors import InvalidRequest, OAuthError, TemporarilyUnavailable
 from app.store.sql import database_unreachable, unstorable_text
 
@@ -73,7 +74,7 @@ def exception_response(exc: Exception) -> Response:
         return error_response(exc)
     if database_unreachable(exc):
         log.warning("database unavailable: %s", exc)
-        return error_response(unavailable(str(exc), "postgresql"))
+        return error_response(unavailable(str(exc), "postgres"))
     if unstorable_text(exc):
         return error_response(
             InvalidRequest(
@@ -90,13 +91,13 @@ async def unexpected_error_handler(_: Request, exc: Exception) -> Response:
     return exception_response(exc)
 
 
-def unavailable(what: str, dependency: str = "redis") -> TemporarilyUnavailable:
-    """503 because ``dependency`` could not answer (counted for the error-rate alerts)."""
-    METRICS.inc(
-        "agentauth_dependency_errors_total",
-        "Failed calls to Redis or PostgreSQL.",
-        dependency=dependency,
-    )
+def unavailable(
+    what: str, failed: Literal["redis", "postgres"] | None = None
+) -> TemporarilyUnavailable:
+    """503 with ``Retry-After``; ``failed`` names the dependency whose call failed, counted
+    for the dependency-errors alert (a state being rebuilt or a throttle is not counted)."""
+    if failed is not None:
+        dependency_error(failed)
     return TemporarilyUnavailable(
         "The service is temporarily unavailable.", detail=what, headers={"Retry-After": "1"}
     )

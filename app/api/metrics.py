@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from bisect import bisect_left
 from collections import defaultdict
+from typing import Literal
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -74,6 +75,15 @@ class Metrics:
                 lines.append(f"{name}_sum{_labels(key)} {self.sums[name][key]}")
                 lines.append(f"{name}_count{_labels(key)} {cumulative}")
         return "\n".join(lines) + "\n"
+
+
+def dependency_error(dependency: Literal["redis", "postgres"]) -> None:
+    """One failed call to Redis or PostgreSQL (the dependency-errors alert counts these)."""
+    METRICS.inc(
+        "agentauth_dependency_errors_total",
+        "Failed calls to Redis or PostgreSQL.",
+        dependency=dependency,
+    )
 
 
 def _labels(items: Labels) -> str:

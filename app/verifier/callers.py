@@ -110,7 +110,7 @@ class Callers:
         except StoreUnavailable as exc:
             if cached is not None:  # a stale record beats refusing a known caller
                 return cached[0]
-            raise unavailable(str(exc)) from None
+            raise unavailable(str(exc), "postgres") from None
         caller = None
         if record is not None:
             keys: Mapping[str, PublicJWK] = {}

@@ -14,7 +14,6 @@ from typing import Any
 import orjson
 
 from app.api.errors import unavailable
-from app.api.metrics import METRICS
 from app.cache.base import Admission, CacheUnavailable, Outcome
 from app.core.capabilities import find_capability
 from app.core.dpop import DPOP_ALGS, DPoPProof, replay_entry, verify_proof
@@ -60,14 +59,6 @@ _DESCRIPTIONS = {
     "rate_limited": "The grant's request rate is exhausted.",
     "budget_exhausted": "The grant's budget is exhausted.",
 }
-
-
-def _dependency_error(dependency: str) -> None:
-    METRICS.inc(
-        "agentauth_dependency_errors_total",
-        "Failed calls to Redis or PostgreSQL.",
-        dependency=dependency,
-    )
 
 
 def is_revoked(verifier: Verifier, token: VerifiedToken) -> bool:
@@ -197,11 +188,9 @@ async def _record(
                 )
             )
     except CacheUnavailable as exc:
-        _dependency_error("redis")
-        raise unavailable(f"replay protection: {exc}") from None
+        raise unavailable(f"replay protection: {exc}", "redis") from None
     except StoreUnavailable as exc:
-        _dependency_error("postgres")
-        raise unavailable(f"budget ledger: {exc}") from None
+        raise unavailable(f"budget ledger: {exc}", "postgres") from None
     if outcome in ("lost", "seed"):
         raise unavailable("cache state is being rebuilt")
     return outcome

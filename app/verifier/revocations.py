@@ -17,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
-from app.api.metrics import METRICS
+from app.api.metrics import METRICS, dependency_error
 from app.cache.base import Cache, CacheUnavailable, Subscription
 from app.core.tokens import AccessTokenClaims
 from app.verifier.database import ReadOnlyStore, StoreUnavailable
@@ -166,12 +166,7 @@ class RevocationSync:
                 backoff = 0.05
                 await self._consume(subscription, stop)
             except (CacheUnavailable, StoreUnavailable) as exc:
-                dependency = "redis" if isinstance(exc, CacheUnavailable) else "postgres"
-                METRICS.inc(
-                    "agentauth_dependency_errors_total",
-                    "Failed calls to Redis or PostgreSQL.",
-                    dependency=dependency,
-                )
+                dependency_error("redis" if isinstance(exc, CacheUnavailable) else "postgres")
                 if self.ready:
                     log.warning("revocation state lost, answering 503 until resynced: %s", exc)
                 self.ready = False

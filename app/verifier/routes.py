@@ -91,7 +91,7 @@ async def _remember_assertion(verifier: Verifier, key: str, ttl: int) -> None:
     try:
         fresh = await verifier.cache.remember(key, ttl)
     except CacheUnavailable as exc:
-        raise unavailable(str(exc)) from None
+        raise unavailable(str(exc), "redis") from None
     if not fresh:
         raise InvalidClient(detail="client assertion jti already used")
 

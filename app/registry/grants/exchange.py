@@ -63,7 +63,7 @@ async def _actor(registry: Registry, db: Db, token: str, now: int) -> tuple[Agen
     try:
         first = await registry.cache.remember(f"actor:{actor.id}:{assertion.jti}", 300 + 60)
     except CacheUnavailable as exc:
-        raise unavailable(str(exc)) from exc
+        raise unavailable(str(exc), "redis") from exc
     if not first:
         raise InvalidRequest("The actor_token has already been used.")
     return assertion, next(iter(keys.values())).jkt

@@ -73,7 +73,7 @@ async def _admit(
             [assertion_replay_key(registry, assertion), proof_replay_key(registry, proof)],
         )
     except CacheUnavailable as exc:
-        raise unavailable(str(exc)) from exc
+        raise unavailable(str(exc), "redis") from exc
     if retry_after:
         raise RateLimited(headers={"Retry-After": str(retry_after)})
     if not assertion_new:

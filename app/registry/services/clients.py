@@ -75,7 +75,7 @@ async def authenticate_agent(
     try:
         first_use = await registry.cache.remember(key, ttl)
     except CacheUnavailable as exc:
-        raise unavailable(str(exc)) from exc
+        raise unavailable(str(exc), "redis") from exc
     if not first_use:
         raise InvalidClient(detail="client assertion jti replayed")
     return agent

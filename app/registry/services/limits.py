@@ -17,7 +17,7 @@ async def _hit(registry: Registry, key: str, limit: int) -> None:
     try:
         retry_after = await registry.cache.hit(key, limit, WINDOW)
     except CacheUnavailable as exc:
-        raise unavailable(str(exc)) from exc
+        raise unavailable(str(exc), "redis") from exc
     if retry_after:
         raise RateLimited(headers={"Retry-After": str(retry_after)})
 

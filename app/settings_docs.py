@@ -53,7 +53,7 @@ HELP: dict[str, str] = {
     "log_level": "`DEBUG`, `INFO`, `WARNING` or `ERROR`",
     "log_format": (
         "`json` (one object per line with `ts`, `level`, `logger`, `message`, `request_id`;"
-        " tokens and credentials scrubbed) or `text`"
+        " tokens and credentials scrubbed) or `text` (plain lines, scrubbed the same way)"
     ),
     "otel_endpoint": (
         "OTLP/HTTP traces endpoint (e.g. `http://otel-collector:4318/v1/traces`); tracing is"

@@ -1,4 +1,5 @@
-"""Structured logs: one JSON object per line, with the request id, and never a token.
+"""Structured logs: one JSON object per line (or plain text), with the request id, and never a
+token.
 
 Every HTTP request gets an id (the caller's ``X-Request-ID`` when it is a short plain string,
 else a random one), echoed in the response's ``X-Request-ID`` and attached to every log
@@ -54,6 +55,16 @@ class JSONFormatter(logging.Formatter):
         return orjson.dumps(entry).decode()
 
 
+class TextFormatter(logging.Formatter):
+    """Plain lines for a terminal (``agentauth dev``), scrubbed like the JSON ones."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        return scrub(super().format(record))
+
+
 def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     """Route every logger (uvicorn's included) to stderr in the chosen format."""
     handler = logging.StreamHandler(sys.stderr)
@@ -61,7 +72,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     if fmt == "json":
         handler.setFormatter(JSONFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        handler.setFormatter(TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -6,6 +6,7 @@ import json
 import logging
 
 import httpx
+import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
@@ -57,6 +58,29 @@ async def test_each_request_has_an_id_in_the_response_and_the_log() -> None:
     assert line["level"] == "INFO"
     assert JWT not in line["message"]
     assert getattr(records[1], "request_id", None) == generated.headers["x-request-id"]
+
+
+def test_text_logs_are_scrubbed_too(capsys: pytest.CaptureFixture[str]) -> None:
+    from app.api.logs import configure_logging
+
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    try:
+        configure_logging("INFO", "text")
+        log = logging.getLogger("agentauth.test-text")
+        log.info("Authorization: Bearer abcdefSECRET and %s", JWT)
+        try:
+            raise ValueError(f"refused {JWT}")
+        except ValueError:
+            log.exception("failed with DPoP tok.en-value")
+    finally:
+        root.handlers[:], _ = saved
+        root.setLevel(saved[1])
+    written = capsys.readouterr().err
+    assert "Bearer [redacted]" in written
+    assert "[redacted-jwt]" in written
+    for secret in ("abcdefSECRET", JWT, "tok.en-value"):
+        assert secret not in written
 
 
 def test_no_access_log_line_per_request() -> None:

@@ -201,9 +201,12 @@ def _part(token: str, index: int) -> dict[str, Any]:
 
 
 def _when(epoch: object, now: int) -> str:
-    if not isinstance(epoch, int):
+    if not isinstance(epoch, int) or isinstance(epoch, bool):
         return "-"
-    stamp = datetime.fromtimestamp(epoch, tz=UTC).isoformat().replace("+00:00", "Z")
+    try:
+        stamp = datetime.fromtimestamp(epoch, tz=UTC).isoformat().replace("+00:00", "Z")
+    except (OverflowError, ValueError, OSError):
+        return f"{epoch} (not a representable time)"
     delta = epoch - now
     return f"{stamp} ({'in ' if delta >= 0 else ''}{abs(delta)} s{' ago' if delta < 0 else ''})"
 
@@ -234,7 +237,7 @@ def token_inspect(token: str, as_json: Json = False) -> None:
         f"grant       {claims.get('grant_id')}",
         f"issued      {_when(claims.get('iat'), now)}",
         f"expires     {_when(claims.get('exp'), now)}",
-        f"bound key   {(claims.get('cnf') or {}).get('jkt')}",
+        f"bound key   {cnf.get('jkt') if isinstance(cnf := claims.get('cnf'), dict) else '-'}",
     ]
     try:
         details = load_details(claims.get("authorization_details") or [])

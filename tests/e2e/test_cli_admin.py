@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -10,6 +11,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -133,3 +135,23 @@ def test_token_inspect_explains_without_verifying() -> None:
     assert "ago" in result.output  # expired long ago
     garbage = CliRunner().invoke(app, ["token", "inspect", "garbage"])
     assert garbage.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"iat": 10**20, "exp": -(10**15), "cnf": "x"},
+        {"act": "x", "authorization_details": "abc", "iat": True},
+        {"authorization_details": [1, {"type": 3}], "act": {"act": [1]}, "cnf": {"jkt": [1]}},
+    ],
+    ids=["times-out-of-range", "wrong-types", "wrong-nested-types"],
+)
+def test_token_inspect_explains_hostile_claims_without_a_traceback(claims: dict[str, Any]) -> None:
+    def part(value: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+    token = f"{part({'alg': 'ES256'})}.{part(claims)}.c2ln"
+    result = CliRunner().invoke(app, ["token", "inspect", token])
+    assert result.exit_code == 0, result.output
+    assert result.exception is None
+    assert "NOT VERIFIED" in result.output

@@ -142,6 +142,9 @@ def dev(
         for error in exc.errors():
             typer.echo(f"error: {error['msg'].removeprefix('Value error, ')}", err=True)
         raise typer.Exit(1) from None
+    except RuntimeError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
     upgrade(stack.settings.database_url)
     from app.api.logs import configure_logging
 

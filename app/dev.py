@@ -42,11 +42,21 @@ class DevPlan:
     data_dir: Path
 
 
+SECRETS = ("admin_token", "key_encryption_key", "dpop_nonce_secret")
+
+
 def _secrets(data_dir: Path) -> dict[str, str]:
     path = data_dir / "secrets.json"
     if path.exists():
-        stored: dict[str, str] = json.loads(path.read_text())
-        return stored
+        try:
+            stored = json.loads(path.read_text())
+        except (ValueError, OSError) as exc:
+            raise RuntimeError(f"{path} cannot be read ({exc}); restore it from a backup") from None
+        if not isinstance(stored, dict) or not all(
+            isinstance(stored.get(name), str) for name in SECRETS
+        ):
+            raise RuntimeError(f"{path} must hold the strings {', '.join(SECRETS)}")
+        return {name: stored[name] for name in SECRETS}
     created = {
         "admin_token": secrets.token_urlsafe(32),
         "key_encryption_key": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
@@ -61,19 +71,14 @@ def _secrets(data_dir: Path) -> dict[str, str]:
 def plan(data_dir: Path, host: str, registry_port: int, verifier_port: int) -> DevPlan:
     """Settings for the embedded stack: the environment wins, development defaults fill in."""
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    stored = _secrets(data_dir)
-    env = os.environ
-    base = Settings()
-    updates: dict[str, object] = {
-        "issuer": env.get("AGENTAUTH_ISSUER", f"http://localhost:{registry_port}"),
-        "verifier_url": env.get("AGENTAUTH_VERIFIER_URL", f"http://localhost:{verifier_port}"),
+    defaults: dict[str, Any] = {
+        **_secrets(data_dir),
+        "issuer": f"http://localhost:{registry_port}",
+        "verifier_url": f"http://localhost:{verifier_port}",
+        "database_url": f"sqlite+aiosqlite:///{(data_dir / 'agentauth.db').resolve()}",
     }
-    if "AGENTAUTH_DATABASE_URL" not in env:
-        updates["database_url"] = f"sqlite+aiosqlite:///{(data_dir / 'agentauth.db').resolve()}"
-    for name in ("admin_token", "key_encryption_key", "dpop_nonce_secret"):
-        if f"AGENTAUTH_{name.upper()}" not in env:
-            updates[name] = stored[name]
-    settings = Settings.model_validate({**base.model_dump(), **updates})
+    configured = Settings().model_fields_set  # what the environment (or .env) sets
+    settings = Settings(**{k: v for k, v in defaults.items() if k not in configured})
     return DevPlan(settings, host, registry_port, verifier_port, data_dir)
 
 
@@ -86,8 +91,18 @@ class _Server(uvicorn.Server):
 
 
 def _server(app: Callable[..., Any], host: str, port: int) -> _Server:
-    config = uvicorn.Config(app, host=host, port=port, lifespan="on", log_level="warning")
+    config = uvicorn.Config(
+        app, host=host, port=port, lifespan="on", log_level="warning", log_config=None
+    )
     return _Server(config)
+
+
+async def _serve(server: _Server) -> None:
+    """uvicorn exits the process when it cannot bind; here that is a start-up failure."""
+    try:
+        await server.serve()
+    except SystemExit:
+        raise RuntimeError("a server could not start (is the port in use?)") from None
 
 
 async def _first_invite(plan: DevPlan) -> str | None:
@@ -138,8 +153,8 @@ async def run(plan: DevPlan, *, announce: Callable[[str], None] = print) -> None
         loop.add_signal_handler(signum, stop.set)
     worker = Worker(cache, engine, session_factory(engine))
     tasks = [
-        asyncio.create_task(registry.serve()),
-        asyncio.create_task(verifier.serve()),
+        asyncio.create_task(_serve(registry)),
+        asyncio.create_task(_serve(verifier)),
         asyncio.create_task(worker.run(stop)),
     ]
     try:

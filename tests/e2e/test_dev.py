@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -93,3 +94,31 @@ async def test_dev_runs_the_whole_flow_and_keeps_its_data(tmp_path: Path) -> Non
         assert len(humans) == 2  # the first invite's and the test's
     finally:
         assert stop(again) == 0
+
+
+def run_dev(data_dir: Path, registry_port: int) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTAUTH_")}
+    command = [str(Path(sys.executable).parent / "agentauth"), "dev", "--data-dir", str(data_dir)]
+    command += ["--registry-port", str(registry_port), "--verifier-port", str(free_port())]
+    return subprocess.run(  # noqa: S603 - our own command
+        command, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_dev_explains_a_busy_port_and_damaged_secrets(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        result = run_dev(tmp_path / "busy", busy.getsockname()[1])
+    assert result.returncode == 1, result.stderr
+    assert "error: a server could not start (is the port in use?)" in result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+
+    for content in ('{"admin_token": "x"}', "{not json", "[]"):
+        damaged = tmp_path / f"damaged-{len(content)}"
+        damaged.mkdir()
+        (damaged / "secrets.json").write_text(content)
+        result = run_dev(damaged, free_port())
+        assert result.returncode == 1, result.stderr
+        assert "secrets.json" in result.stderr
+        assert "Traceback" not in result.stdout + result.stderr

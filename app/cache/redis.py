@@ -27,19 +27,9 @@ from app.cache.base import (
     SpendEvent,
 )
 
-_HIT = """
-local count = redis.call('INCR', KEYS[1])
-if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
-if count > tonumber(ARGV[1]) then
-  local ttl = redis.call('TTL', KEYS[1])
-  if ttl < 1 then ttl = 1 end
-  return ttl
-end
-return 0
-"""
-
 # KEYS: the rate counter, then the single-use keys. ARGV: limit, window, then each key's ttl.
-# Counts like _HIT and sets every key like SET NX EX; returns {retry_after, 1 or 0 per key}.
+# Counts one request in a fixed window and sets every key like SET NX EX; returns
+# {retry_after (0: allowed), 1 or 0 per key}.
 _RATE_AND_REMEMBER = """
 local count = redis.call('INCR', KEYS[1])
 if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
@@ -166,7 +156,6 @@ class RedisCache:
             retry=Retry(NoBackoff(), 1),
             retry_on_error=[RedisConnectionError],
         )
-        self._hit = self._redis.register_script(_HIT)
         self._admit = self._redis.register_script(_ADMIT)
         self._rate_and_remember = self._redis.register_script(_RATE_AND_REMEMBER)
         self._ns = namespace
@@ -203,9 +192,12 @@ class RedisCache:
 
     async def hit(self, key: str, limit: int, window: int) -> int:
         try:
-            return int(await self._hit(keys=[f"{self._ns}:rate:{key}"], args=[limit, window]))
+            (retry_after,) = await self._rate_and_remember(
+                keys=[f"{self._ns}:rate:{key}"], args=[limit, window]
+            )
         except RedisError as exc:
             raise CacheUnavailable(f"rate limit: {exc}") from exc
+        return int(retry_after)
 
     async def admit_request(self, admission: Admission) -> Outcome:
         rate_key, limit, rate_ttl = admission.rate or (self._none, 0, 1)

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from app.core.errors import InvalidToken
+from app.core.dpop import DPOP_ALGS
+from app.core.errors import InvalidToken, www_authenticate
 from app.core.jwk import PublicJWK
 from app.core.tokens import AccessTokenClaims, verify_access_token
 
@@ -44,6 +45,43 @@ def active_response(claims: AccessTokenClaims) -> dict[str, Any]:
     if claims.scope is not None:
         body["scope"] = claims.scope
     return body
+
+
+_CHALLENGE_ERROR = {
+    "invalid_token": "invalid_token",
+    "expired": "invalid_token",
+    "revoked": "invalid_token",
+    "audience_mismatch": "invalid_token",
+    "dpop_key_mismatch": "invalid_token",
+    "invalid_dpop_proof": "invalid_dpop_proof",
+    "dpop_replay": "invalid_dpop_proof",
+}
+_DESCRIPTIONS = {
+    "invalid_token": "The access token is invalid.",
+    "expired": "The access token has expired.",
+    "revoked": "The access token has been revoked.",
+    "audience_mismatch": "The access token is for another resource server.",
+    "dpop_key_mismatch": "The DPoP proof is not signed by the token's key.",
+    "invalid_dpop_proof": "The DPoP proof is invalid.",
+    "dpop_replay": "The DPoP proof has been used before.",
+    "insufficient_capability": "The token does not allow this action.",
+    "outside_time_window": "The token does not allow requests at this time.",
+    "amount_exceeds_limit": "The amount exceeds the token's limit.",
+    "rate_limited": "The grant's request rate is exhausted.",
+    "budget_exhausted": "The grant's budget is exhausted.",
+}
+
+
+def denial(reason: str) -> dict[str, Any]:
+    """A negative ``/verify`` decision: the reason and the challenge a resource server answers
+    with (``invalid_token``, ``invalid_dpop_proof`` or ``insufficient_scope``)."""
+    challenge = www_authenticate(
+        "DPoP",
+        error=_CHALLENGE_ERROR.get(reason, "insufficient_scope"),
+        description=_DESCRIPTIONS[reason],
+        algs=DPOP_ALGS[:2],
+    )
+    return {"allowed": False, "reason": reason, "www_authenticate": challenge}
 
 
 def allowed_decision(claims: AccessTokenClaims, capability: Mapping[str, Any]) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from app.core.capabilities import find_capability, load_details
 from app.core.dpop import DEFAULT_MAX_AGE, replay_entry, verify_proof
 from app.core.envelope import Usage, amount_from_request, decide
 from app.core.errors import InvalidDPoPProof, InvalidToken, UseDPoPNonce
-from app.core.introspection import allowed_decision
+from app.core.introspection import allowed_decision, denial
 from app.core.jwk import JWKError, PublicJWK, parse_jwks
 from app.core.tokens import TokenExpired, verify_access_token
 
@@ -82,15 +82,6 @@ class LocalVerifier:
             except (httpx.HTTPError, ValueError, JWKError):
                 return  # keep the keys we have; a token they cannot verify is refused
 
-    def _deny(self, reason: str) -> dict[str, Any]:
-        error = "insufficient_scope"
-        if reason in ("invalid_token", "expired", "audience_mismatch", "dpop_key_mismatch"):
-            error = "invalid_token"
-        elif reason in ("invalid_dpop_proof", "dpop_replay"):
-            error = "invalid_dpop_proof"
-        challenge = f'DPoP error="{error}", algs="ES256 EdDSA"'
-        return {"allowed": False, "reason": reason, "www_authenticate": challenge}
-
     async def verify(self, **request: Any) -> dict[str, Any]:
         now = int(time.time())
         token = str(request["token"])
@@ -104,11 +95,11 @@ class LocalVerifier:
                 await self._load_keys(force=True)  # perhaps a key we have not seen yet
                 claims = verify_access_token(token, issuer=self.issuer, keys=self._keys, now=now)
         except TokenExpired:
-            return self._deny("expired")
+            return denial("expired")
         except InvalidToken:
-            return self._deny("invalid_token")
+            return denial("invalid_token")
         if claims.aud != self.resource:
-            return self._deny("audience_mismatch")
+            return denial("audience_mismatch")
         try:
             proof = verify_proof(
                 [str(request["dpop"])],
@@ -119,9 +110,9 @@ class LocalVerifier:
                 bound_jkt=claims.jkt,
             )
         except (InvalidDPoPProof, UseDPoPNonce):
-            return self._deny("invalid_dpop_proof")
+            return denial("invalid_dpop_proof")
         except InvalidToken:
-            return self._deny("dpop_key_mismatch")
+            return denial("dpop_key_mismatch")
         try:
             details = load_details(
                 [d for d in claims.authorization_details if self.resource in d.get("locations", ())]
@@ -136,7 +127,7 @@ class LocalVerifier:
         )
         limits = capability.limits if capability else None
         if capability is None or (limits is not None and (limits.rate or limits.budget)):
-            return self._deny("insufficient_capability")
+            return denial("insufficient_capability")
         amount = request.get("amount")
         try:
             money = amount_from_request(amount) if amount is not None else None
@@ -144,7 +135,7 @@ class LocalVerifier:
             raise HTTPException(400, f"amount: {exc}") from None
         reason = decide(limits, amount=money, now=now, usage=Usage())
         if reason is not None:
-            return self._deny(reason)
+            return denial(reason)
         if not await self._remember(*replay_entry(proof, DEFAULT_MAX_AGE)):
-            return self._deny("dpop_replay")
+            return denial("dpop_replay")
         return allowed_decision(claims, capability.to_dict())

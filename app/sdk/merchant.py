@@ -29,7 +29,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-ALGS = "ES256 EdDSA"
+from app.core.dpop import DPOP_ALGS
+from app.core.errors import www_authenticate
+
+ALGS = DPOP_ALGS[:2]  # ES256 and EdDSA ("Ed25519" is an alias the proofs may also use)
 STATUS_BY_REASON = {
     "insufficient_capability": 403,
     "outside_time_window": 403,
@@ -64,14 +67,17 @@ class VerifierClient:
             )
         except httpx.HTTPError:
             raise HTTPException(503, "The token verifier is unreachable.") from None
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = None
         if response.status_code == 400:
             # The request itself is malformed (an amount that is not a decimal string, ...).
-            description = response.json().get("error_description", "Malformed request.")
-            raise HTTPException(400, str(description))
-        if response.status_code != 200:
+            description = answer.get("error_description") if isinstance(answer, dict) else None
+            raise HTTPException(400, str(description or "Malformed request."))
+        if response.status_code != 200 or not isinstance(answer, dict):
             raise HTTPException(503, "The token verifier could not decide.")
-        decision: dict[str, Any] = response.json()
-        return decision
+        return answer
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -96,8 +102,7 @@ class AgentRequest:
 
 
 def _challenge(error: str | None = None) -> dict[str, str]:
-    value = f'DPoP error="{error}", algs="{ALGS}"' if error else f'DPoP algs="{ALGS}"'
-    return {"WWW-Authenticate": value}
+    return {"WWW-Authenticate": www_authenticate("DPoP", error=error, algs=ALGS)}
 
 
 class AgentAuthMiddleware:
@@ -156,9 +161,13 @@ def requires(
         pending: AgentRequest | None = getattr(request.state, "agentauth", None)
         if pending is None:
             raise HTTPException(401, "DPoP token needed", headers=_challenge())
-        money = amount(request) if callable(amount) else amount
-        if inspect.isawaitable(money):
-            money = await money
+        try:
+            money = amount(request) if callable(amount) else amount
+            if inspect.isawaitable(money):
+                money = await money
+            requested = dict(money) if money is not None else None
+        except (ValueError, KeyError, TypeError):  # an unreadable body, a missing member, ...
+            raise HTTPException(400, "The request does not say a readable amount.") from None
         decision = await pending.verifier.verify(
             token=pending.token,
             dpop=pending.dpop,
@@ -166,7 +175,7 @@ def requires(
             url=pending.url,
             action=action,
             identifier=identifier,
-            amount=dict(money) if money is not None else None,
+            amount=requested,
         )
         if not decision.get("allowed"):
             reason = str(decision.get("reason", "invalid_token"))
@@ -187,7 +196,7 @@ def protected_resource_metadata(
         "resource": resource,
         "authorization_servers": authorization_servers,
         "bearer_methods_supported": ["header"],
-        "dpop_signing_alg_values_supported": ALGS.split(),
+        "dpop_signing_alg_values_supported": list(ALGS),
         "dpop_bound_access_tokens_required": True,
         **extra,
     }

@@ -16,16 +16,15 @@ import orjson
 from app.api.errors import unavailable
 from app.cache.base import Admission, CacheUnavailable, Outcome
 from app.core.capabilities import find_capability
-from app.core.dpop import DPOP_ALGS, DPoPProof, replay_entry, verify_proof
+from app.core.dpop import DPoPProof, replay_entry, verify_proof
 from app.core.envelope import Usage, budget_bucket, decide, rate_bucket
 from app.core.errors import (
     InvalidClient,
     InvalidDPoPProof,
     InvalidToken,
     UseDPoPNonce,
-    www_authenticate,
 )
-from app.core.introspection import allowed_decision
+from app.core.introspection import allowed_decision, denial
 from app.core.money import Money
 from app.core.tokens import TokenExpired
 from app.verifier.callers import Authenticated
@@ -36,29 +35,6 @@ from app.verifier.tokens import VerifiedToken
 
 INACTIVE = b'{"active":false}'
 BUDGET_TTL = {"hour": 2 * 3600, "day": 2 * 86400, "week": 8 * 86400, "month": 32 * 86400}
-_CHALLENGE_ERROR = {
-    "invalid_token": "invalid_token",
-    "expired": "invalid_token",
-    "revoked": "invalid_token",
-    "audience_mismatch": "invalid_token",
-    "dpop_key_mismatch": "invalid_token",
-    "invalid_dpop_proof": "invalid_dpop_proof",
-    "dpop_replay": "invalid_dpop_proof",
-}
-_DESCRIPTIONS = {
-    "invalid_token": "The access token is invalid.",
-    "expired": "The access token has expired.",
-    "revoked": "The access token has been revoked.",
-    "audience_mismatch": "The access token is for another resource server.",
-    "dpop_key_mismatch": "The DPoP proof is not signed by the token's key.",
-    "invalid_dpop_proof": "The DPoP proof is invalid.",
-    "dpop_replay": "The DPoP proof has been used before.",
-    "insufficient_capability": "The token does not allow this action.",
-    "outside_time_window": "The token does not allow requests at this time.",
-    "amount_exceeds_limit": "The amount exceeds the token's limit.",
-    "rate_limited": "The grant's request rate is exhausted.",
-    "budget_exhausted": "The grant's budget is exhausted.",
-}
 
 
 def is_revoked(verifier: Verifier, token: VerifiedToken) -> bool:
@@ -88,16 +64,6 @@ class VerifyRequest:
     action: str | None
     identifier: str | None
     amount: Money | None
-
-
-def denial(reason: str) -> dict[str, Any]:
-    challenge = www_authenticate(
-        "DPoP",
-        error=_CHALLENGE_ERROR.get(reason, "insufficient_scope"),
-        description=_DESCRIPTIONS[reason],
-        algs=DPOP_ALGS[:2],
-    )
-    return {"allowed": False, "reason": reason, "www_authenticate": challenge}
 
 
 def _check_proof(

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import httpx
 import pytest
 from fastapi import Depends, FastAPI, Request
+from starlette.exceptions import HTTPException
 
 from app.sdk import AgentClient, AgentKey, DPoPAuth
 from app.sdk.local import LocalVerifier
@@ -120,6 +121,11 @@ async def test_shop_accepts_the_agent_and_refuses_everything_else(
 
         malformed = await shop.post("/api/pay", json={"value": "12.5.0"}, auth=agent.auth())
         assert malformed.status_code == 400  # the agent's mistake, not the verifier's
+        no_amount = await shop.post("/api/pay", json={}, auth=agent.auth())
+        assert no_amount.status_code == 400
+        junk = {"Authorization": "DPoP x", "DPoP": "y", "Content-Type": "application/json"}
+        unreadable = await shop.post("/api/pay", content=b"{not json", headers=junk)
+        assert unreadable.status_code == 400
 
         described = (await shop.get("/.well-known/oauth-protected-resource")).json()
         assert described["resource"] == f"{origin}/api"
@@ -150,3 +156,27 @@ async def test_local_checking_refuses_counted_limits_and_replays(
         assert first.status_code == 200, first.text
         assert again.status_code == 401
         assert "dpop_replay" in again.text
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "expected"),
+    [
+        (200, b"<html>oops</html>", 503),
+        (200, b"[1, 2]", 503),
+        (400, b"<html>bad</html>", 400),
+        (400, b"[1]", 400),
+        (502, b"", 503),
+    ],
+)
+async def test_a_verifier_answer_that_is_not_a_decision_is_no_crash(
+    status: int, body: bytes, expected: int
+) -> None:
+    def answer(_: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, content=body)
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(answer), base_url="http://verifier")
+    client = VerifierClient("http://verifier", "rs", "secret", http=http)
+    with pytest.raises(HTTPException) as refused:
+        await client.verify(token="t", dpop="p", method="GET", url="https://shop/api")
+    assert refused.value.status_code == expected
+    await client.aclose()

@@ -23,6 +23,8 @@ from app.core.envelope import Usage, amount_from_request, decide
 from app.core.errors import InvalidDPoPProof, InvalidToken, UseDPoPNonce
 from app.core.introspection import allowed_decision, denial
 from app.core.jwk import JWKError, PublicJWK, parse_jwks
+from app.core.jws import unverified_kid
+from app.core.resources import canonical_resource
 from app.core.tokens import TokenExpired, verify_access_token
 
 Remember = Callable[[str, int], Awaitable[bool]]
@@ -34,13 +36,15 @@ class InMemoryReplayGuard:
 
     def __init__(self) -> None:
         self._seen: dict[str, float] = {}
+        self._pruned = float("-inf")
         self._lock = asyncio.Lock()
 
     async def __call__(self, key: str, ttl: int) -> bool:
         async with self._lock:
             now = time.monotonic()
-            if len(self._seen) > 100_000:
+            if len(self._seen) > 100_000 and now - self._pruned > 1.0:  # at most once a second
                 self._seen = {k: t for k, t in self._seen.items() if t > now}
+                self._pruned = now
             if self._seen.get(key, 0) > now:
                 return False
             self._seen[key] = now + ttl
@@ -60,19 +64,33 @@ class LocalVerifier:
         refresh_interval: float = 60.0,
     ) -> None:
         self.issuer = issuer.rstrip("/")
-        self.resource = resource
+        self.resource = canonical_resource(resource)  # as the tokens' ``aud`` is written
         self._remember = remember or InMemoryReplayGuard()
         self._http = http or httpx.AsyncClient(timeout=5)
+        self._own_http = http is None
         self._keys: dict[str, PublicJWK] = {}
         self._fetched = float("-inf")
         self._refresh_interval = refresh_interval
         self._lock = asyncio.Lock()
 
-    async def _load_keys(self, *, force: bool) -> None:
+    async def aclose(self) -> None:
+        if self._own_http:
+            await self._http.aclose()
+
+    async def _keys_for(self, token: str) -> dict[str, PublicJWK]:
+        """The registry's keys: fetched again every ``refresh_interval``, and at most every
+        5 s when a token names a key not seen yet (a rotation); never for a bad signature."""
+        if time.monotonic() - self._fetched >= self._refresh_interval:
+            await self._load_keys(min_age=self._refresh_interval)
+        kid = unverified_kid(token)
+        if kid is not None and kid not in self._keys:
+            await self._load_keys(min_age=5.0)
+        return self._keys
+
+    async def _load_keys(self, *, min_age: float) -> None:
         async with self._lock:
-            fresh = time.monotonic() - self._fetched < (5.0 if force else self._refresh_interval)
-            if fresh:
-                return
+            if time.monotonic() - self._fetched < min_age:
+                return  # another caller fetched them while this one waited
             self._fetched = time.monotonic()
             try:
                 response = await self._http.get(f"{self.issuer}/.well-known/jwks.json")
@@ -85,15 +103,9 @@ class LocalVerifier:
     async def verify(self, **request: Any) -> dict[str, Any]:
         now = int(time.time())
         token = str(request["token"])
-        await self._load_keys(force=False)
+        keys = await self._keys_for(token)
         try:
-            try:
-                claims = verify_access_token(token, issuer=self.issuer, keys=self._keys, now=now)
-            except TokenExpired:
-                raise
-            except InvalidToken:
-                await self._load_keys(force=True)  # perhaps a key we have not seen yet
-                claims = verify_access_token(token, issuer=self.issuer, keys=self._keys, now=now)
+            claims = verify_access_token(token, issuer=self.issuer, keys=keys, now=now)
         except TokenExpired:
             return denial("expired")
         except InvalidToken:

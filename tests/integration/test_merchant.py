@@ -3,6 +3,7 @@ the real verifier."""
 
 from __future__ import annotations
 
+import base64
 from typing import Annotated, Any
 
 import httpx
@@ -180,3 +181,40 @@ async def test_a_verifier_answer_that_is_not_a_decision_is_no_crash(
         await client.verify(token="t", dpop="p", method="GET", url="https://shop/api")
     assert refused.value.status_code == expected
     await client.aclose()
+
+
+async def test_local_checking_fetches_keys_for_an_unknown_kid_only(
+    registry: RegistryClient,
+) -> None:
+    shop = "https://shop-local-keys.example/api"
+    await registry.ensure_resource_server(shop)
+    await registry.ensure_resource_server(OTHER_SHOP)
+    agent, _ = await approved_buyer(registry, shop)
+    assert agent.tokens is not None
+    assert registry.app is not None
+    registry_transport = httpx.ASGITransport(app=registry.app)
+    fetched: list[str] = []
+
+    class Counting(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            fetched.append(request.url.path)
+            return await registry_transport.handle_async_request(request)
+
+    http = httpx.AsyncClient(transport=Counting())
+    local = LocalVerifier(ISSUER, "HTTPS://Shop-Local-Keys.example/api/", http=http)
+    header, payload, signature = agent.tokens.access_token.split(".")
+    forged = f"{header}.{payload}.{signature[::-1]}"  # a known kid, a signature that fails
+    request = {"dpop": "p", "method": "POST", "url": f"{shop}/pay"}
+    assert (await local.verify(token=forged, **request))["reason"] == "invalid_token"
+    local._fetched -= 6  # as if the first load were 6 s old, past the 5 s between fetches
+    for _ in range(3):
+        assert (await local.verify(token=forged, **request))["reason"] == "invalid_token"
+    assert fetched == ["/.well-known/jwks.json"]  # the first load only: a bad signature
+    # is not a reason to fetch, an unknown kid is
+    unknown = base64.urlsafe_b64encode(b'{"alg":"ES256","typ":"at+jwt","kid":"next"}')
+    rotated = f"{unknown.decode().rstrip('=')}.{payload}.{signature}"
+    for _ in range(3):
+        assert (await local.verify(token=rotated, **request))["reason"] == "invalid_token"
+    assert len(fetched) == 2  # one more for the unknown kid, then at most every 5 s
+    assert local.resource == shop  # canonicalised like the tokens' aud
+    await http.aclose()

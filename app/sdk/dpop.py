@@ -90,21 +90,22 @@ class AgentKey:
         return self.sign({"typ": typ, "kid": self.kid}, claims)
 
 
-def _nonce_challenge(response: httpx.Response) -> str | None:
-    """The new nonce when the server asks for one (RFC 9449 §8 and §9)."""
-    nonce = response.headers.get("dpop-nonce")
-    if nonce is None:
-        return None
+def _asks_for_nonce(response: httpx.Response) -> bool:
+    """Whether the server refused the proof for want of its nonce (RFC 9449 §8 and §9)."""
+    if "dpop-nonce" not in response.headers:
+        return False
     if response.status_code == 401:
-        challenge = response.headers.get("www-authenticate", "")
-        return nonce if "use_dpop_nonce" in challenge else None
+        return "use_dpop_nonce" in response.headers.get("www-authenticate", "")
     if response.status_code == 400:
         try:
-            error = response.json().get("error")
+            return bool(response.json().get("error") == "use_dpop_nonce")
         except (ValueError, AttributeError):
-            return None
-        return nonce if error == "use_dpop_nonce" else None
-    return None
+            return False
+    return False
+
+
+def _origin(request: httpx.Request) -> str:
+    return f"{request.url.scheme}://{request.url.netloc.decode()}"
 
 
 class DPoPAuth(httpx.Auth):
@@ -124,21 +125,26 @@ class DPoPAuth(httpx.Auth):
 
     def _sign(self, request: httpx.Request) -> None:
         token = self._access_token()
-        origin = f"{request.url.scheme}://{request.url.netloc.decode()}"
         request.headers["DPoP"] = self.key.proof(
-            request.method, str(request.url), access_token=token, nonce=self.nonces.get(origin)
+            request.method,
+            str(request.url),
+            access_token=token,
+            nonce=self.nonces.get(_origin(request)),
         )
         if token is not None:
             request.headers["Authorization"] = f"DPoP {token}"
 
+    def _keep_nonce(self, request: httpx.Request, response: httpx.Response) -> None:
+        """A server may hand out the next nonce on any answer (RFC 9449 §8.2)."""
+        nonce = response.headers.get("dpop-nonce")
+        if nonce:
+            self.nonces[_origin(request)] = nonce
+
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         self._sign(request)
         response = yield request
-        nonce = _nonce_challenge(response)
-        if nonce is not None:
-            self.nonces[f"{request.url.scheme}://{request.url.netloc.decode()}"] = nonce
+        self._keep_nonce(request, response)
+        if _asks_for_nonce(response):  # retried once, with a new proof
             self._sign(request)
-            yield request
-        elif response.headers.get("dpop-nonce"):
-            origin = f"{request.url.scheme}://{request.url.netloc.decode()}"
-            self.nonces[origin] = response.headers["dpop-nonce"]
+            response = yield request
+            self._keep_nonce(request, response)

@@ -179,6 +179,30 @@ async def test_dpop_auth_signs_every_request_and_retries_once_on_a_nonce() -> No
     assert "nonce" in seen[1]
 
 
+async def test_dpop_auth_keeps_the_nonce_a_server_rotates_on_any_answer() -> None:
+    key, issued, seen = AgentKey.generate(), iter(["n1", "n2", "n3"]), []
+    current = {"nonce": ""}
+
+    async def orders(request: Request) -> JSONResponse:
+        proof = json.loads(b64url_decode(request.headers["dpop"].split(".")[1]))
+        seen.append(proof.get("nonce"))
+        accepted = proof.get("nonce") == current["nonce"]
+        current["nonce"] = next(issued)  # every answer carries the next nonce
+        headers = {"DPoP-Nonce": current["nonce"]}
+        if not accepted:
+            headers["WWW-Authenticate"] = 'DPoP error="use_dpop_nonce"'
+            return JSONResponse({"error": "use_dpop_nonce"}, status_code=401, headers=headers)
+        return JSONResponse({"ok": True}, headers=headers)
+
+    app = Starlette(routes=[Route("/api/orders", orders, methods=["POST"])])
+    auth = DPoPAuth(key, "token")
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="https://shop.example") as http:
+        assert (await http.post("/api/orders", auth=auth)).status_code == 200  # n1 on retry
+        assert (await http.post("/api/orders", auth=auth)).status_code == 200  # n2 right away
+    assert seen == [None, "n1", "n2"]
+
+
 def test_oauth_errors_keep_their_code() -> None:
     response = httpx.Response(400, json={"error": "slow_down", "error_description": "wait"})
     error = AgentAuthError.from_response(response)

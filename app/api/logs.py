@@ -9,10 +9,12 @@ JWT or an ``Authorization`` credential before they are written.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import secrets
 import sys
+from collections.abc import Mapping
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
@@ -21,6 +23,20 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_ID: ContextVar[str | None] = ContextVar("agentauth_request_id", default=None)
 _VALID_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# Generated ids: a random per-process prefix and a counter, 16 hex characters; unique enough
+# to correlate, and no system call per request (the verifier's hot routes make them too).
+_ID_PREFIX = secrets.token_hex(4)
+_ID_COUNTER = itertools.count()
+
+
+def request_id_for(headers: Mapping[bytes, bytes]) -> str:
+    """The caller's ``X-Request-ID`` when it is a short plain string, else a new one."""
+    sent = headers.get(b"x-request-id", b"").decode("latin-1")
+    if _VALID_ID.match(sent):
+        return sent
+    return f"{_ID_PREFIX}{next(_ID_COUNTER) & 0xFFFFFFFF:08x}"
+
+
 _SECRETS = (
     (re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"), "[redacted-jwt]"),
     (re.compile(r"\b(Bearer|DPoP|Basic)\s+[A-Za-z0-9._~+/=-]+", re.IGNORECASE), r"\1 [redacted]"),
@@ -97,8 +113,7 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        sent = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        request_id = sent if _VALID_ID.match(sent) else secrets.token_hex(8)
+        request_id = request_id_for(dict(scope["headers"]))
         token = REQUEST_ID.set(request_id)
 
         async def with_id(message: Message) -> None:

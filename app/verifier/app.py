@@ -172,7 +172,7 @@ def create_app(
         middleware=[Middleware(RequestIdMiddleware)],
     )
     hot: dict[str, ASGIApp] = {
-        path: RequestIdMiddleware(routes.HotRoute(path, handler, current))
+        path: routes.HotRoute(path, handler, current)  # sets its own request id
         for path, handler in (("/introspect", routes.introspect), ("/verify", routes.verify))
     }
     return VerifierApp(inner, hot)

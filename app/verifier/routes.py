@@ -17,6 +17,7 @@ from starlette.types import Receive, Scope, Send
 
 from app.api.bodies import MAX_BODY
 from app.api.errors import exception_response, unavailable
+from app.api.logs import REQUEST_ID, request_id_for
 from app.api.metrics import METRICS
 from app.cache.base import CacheUnavailable
 from app.core.dpop import normalize_htu
@@ -38,9 +39,12 @@ _METHOD_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 Handler = Callable[[Verifier, Mapping[bytes, bytes], bytes], Any]
 
 
-async def _send(send: Send, status: int, body: bytes, extra: Mapping[str, str] = {}) -> None:
-    headers = [*_NO_STORE, (b"content-length", str(len(body)).encode())]
-    headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in extra.items()]
+async def _send(send: Send, status: int, body: bytes, request_id: str) -> None:
+    headers = [
+        *_NO_STORE,
+        (b"content-length", str(len(body)).encode()),
+        (b"x-request-id", request_id.encode()),
+    ]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -171,18 +175,22 @@ class HotRoute:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         status = 200
+        headers = dict(scope["headers"])
+        request_id = request_id_for(headers)  # what RequestIdMiddleware does elsewhere
+        context = REQUEST_ID.set(request_id)
         try:
             if scope["method"] != "POST":
                 raise InvalidRequest("Use POST.", status_code=405, headers={"Allow": "POST"})
             if scope.get("query_string"):
                 raise InvalidRequest("Parameters must be sent in the request body, not the URL.")
-            headers = dict(scope["headers"])
             raw = await _read(receive, headers)
             body = await self._handler(self._verifier(), headers, raw)
-            await _send(send, 200, body)
+            await _send(send, 200, body, request_id)
         except Exception as exc:  # errors take the slower, shared rendering path
             response = exception_response(exc)
+            response.headers["x-request-id"] = request_id
             status = response.status_code
             await response(scope, receive, send)
         finally:
+            REQUEST_ID.reset(context)
             METRICS.record_request(self.path, status, time.perf_counter() - started)

@@ -9,6 +9,7 @@ import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -63,6 +64,26 @@ async def test_introspect_active_token_has_every_contract_member(
     assert set(body["cnf"]) == {"jkt"}
     # warm: served again from the verified-token cache, same answer
     assert (await shop.introspect(agent.access_token or "")).json() == body
+
+
+async def test_hot_routes_carry_a_request_id(
+    registry: RegistryClient, verifier_http: httpx.AsyncClient
+) -> None:
+    shop, _, agent, _ = await setup(registry, verifier_http)
+    form = {"Content-Type": "application/x-www-form-urlencoded", **shop.basic()}
+    chosen = await verifier_http.post(
+        "/introspect",
+        content=urlencode({"token": agent.access_token or ""}),
+        headers={**form, "X-Request-ID": "req-7"},
+    )
+    assert chosen.status_code == 200
+    assert chosen.headers["x-request-id"] == "req-7"
+    refused = await verifier_http.get("/verify", headers={"X-Request-ID": "bad id"})
+    assert refused.status_code == 405
+    generated = refused.headers["x-request-id"]
+    assert re.fullmatch(r"[0-9a-f]{16}", generated)
+    again = await verifier_http.get("/verify")
+    assert again.headers["x-request-id"] not in (generated, "")
 
 
 async def test_introspect_inactive_cases_are_exactly_active_false(

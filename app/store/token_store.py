@@ -53,10 +53,11 @@ SELECT a.id, a.owner_id, a.client_metadata, a.jwks FROM agents a
 JOIN humans h ON h.id = a.owner_id
 WHERE a.id = :id AND a.status = 'active' AND h.status = 'active'
 """
-_SELECT_GRANT = (
-    "SELECT g.id, g.agent_id, g.human_id, g.authorization_details, g.max_delegation_depth,"
-    " g.auth_time, g.expires_at, g.status FROM grants g"
+_GRANT_COLUMNS = (
+    "g.id, g.agent_id, g.human_id, g.authorization_details, g.max_delegation_depth,"
+    " g.auth_time, g.expires_at, g.status"
 )
+_SELECT_GRANT = f"SELECT {_GRANT_COLUMNS} FROM grants g"  # noqa: S608 - constants only
 _GRANT = _SELECT_GRANT + " WHERE g.id = :id"
 _GRANT_OF_ACCESS_TOKEN = (
     _SELECT_GRANT + " JOIN access_tokens t ON t.grant_id = g.id"
@@ -66,12 +67,10 @@ _ROTATE = (
     "UPDATE refresh_tokens SET status = 'rotated', used_at = :now"
     " WHERE token_hash = :hash AND agent_id = :agent AND status = 'active'"
 )
+# Constant fragments only (no input reaches the text):
 _ROTATE_WITH_GRANT = (
-    "WITH r AS (UPDATE refresh_tokens SET status = 'rotated', used_at = :now"
-    " WHERE token_hash = :hash AND agent_id = :agent AND status = 'active'"
-    " RETURNING grant_id, family_id)"
-    " SELECT g.id, g.agent_id, g.human_id, g.authorization_details, g.max_delegation_depth,"
-    " g.auth_time, g.expires_at, g.status, r.family_id FROM r JOIN grants g ON g.id = r.grant_id"
+    f"WITH r AS ({_ROTATE} RETURNING grant_id, family_id)"  # noqa: S608
+    f" SELECT {_GRANT_COLUMNS}, r.family_id FROM r JOIN grants g ON g.id = r.grant_id"
 )
 _POLL = (
     'SELECT auth_req_id, agent_id, status, expires_at, "interval", grant_id,'

@@ -24,19 +24,25 @@ from app.store.token_store import AgentRecord, GrantRecord
 GRANT_TYPE = "refresh_token"
 
 
-async def _rotate(
-    db: Db, agent: AgentRecord, token_hash: str, now: int
-) -> tuple[str, GrantRecord] | str:
-    """Mark the token rotated. Returns ``(family_id, grant)`` on first use and only the grant's
-    id when it was already used or revoked (reuse); unknown and foreign tokens raise
-    ``invalid_grant``."""
+class _Reused(Exception):
+    """The refresh token was used before (or revoked): its grant must go."""
+
+    def __init__(self, grant_id: str) -> None:
+        super().__init__(grant_id)
+        self.grant_id = grant_id
+
+
+async def _rotate(db: Db, agent: AgentRecord, token_hash: str, now: int) -> tuple[str, GrantRecord]:
+    """Mark the token rotated and return ``(family_id, grant)``; raises :class:`_Reused`
+    when it was already used or revoked, and ``invalid_grant`` for unknown and foreign
+    tokens."""
     rotated = await token_store.rotate_refresh_token(db, token_hash, agent.id, now)
     if rotated is not None:
         return rotated
     owner = await token_store.refresh_token_owner(db, token_hash)
     if owner is None or owner[0] != agent.id:  # TOK-19: another client's token
         raise InvalidGrant("The refresh token is invalid.")
-    return owner[1]
+    raise _Reused(owner[1])
 
 
 async def handle(
@@ -44,30 +50,30 @@ async def handle(
 ) -> dict[str, Any]:
     now = registry.now()
     token_hash = secret_hash(form.require("refresh_token"))
-    async with transaction(registry.engine) as db:
-        rotated = await _rotate(db, agent, token_hash, now)
-        if not isinstance(rotated, str) and rotated[1].active(now):
-            family_id, grant = rotated
-            details = load_details(grant.authorization_details)
-            audience = choose_audience(form, details)
-            available = for_audience(details, audience)
-            if "authorization_details" in form:
-                requested = await parse_details(db, form["authorization_details"])
-                available = narrow_details(available, requested)
-            claims = grant_claims(
-                registry, grant, jkt=proof.jkt, audience=audience, details=available, now=now
-            )
-            issued = await record_access_token(registry, db, claims, None)
-            refresh = await new_refresh_token(db, grant, family_id, now)
-            await audit.append(
-                db,
-                "token.refreshed",
-                actor=agent.id,
-                subject=grant.id,
-                now=now,
-                data={"jti": claims.jti, "aud": audience},
-            )
-            return {**issued.response(now), "refresh_token": refresh}
-    if isinstance(rotated, str):  # reuse: the whole grant goes
-        await revoke_grant(registry, rotated, actor=agent.id, reason="refresh token reuse")
+    try:
+        async with transaction(registry.engine) as db:
+            family_id, grant = await _rotate(db, agent, token_hash, now)
+            if grant.active(now):
+                details = load_details(grant.authorization_details)
+                audience = choose_audience(form, details)
+                available = for_audience(details, audience)
+                if "authorization_details" in form:
+                    requested = await parse_details(db, form["authorization_details"])
+                    available = narrow_details(available, requested)
+                claims = grant_claims(
+                    registry, grant, jkt=proof.jkt, audience=audience, details=available, now=now
+                )
+                issued = await record_access_token(registry, db, claims, None)
+                refresh = await new_refresh_token(db, grant, family_id, now)
+                await audit.append(
+                    db,
+                    "token.refreshed",
+                    actor=agent.id,
+                    subject=grant.id,
+                    now=now,
+                    data={"jti": claims.jti, "aud": audience},
+                )
+                return {**issued.response(now), "refresh_token": refresh}
+    except _Reused as reused:  # the whole grant goes, in a transaction of its own
+        await revoke_grant(registry, reused.grant_id, actor=agent.id, reason="refresh token reuse")
     raise InvalidGrant("The refresh token is invalid, expired, revoked or already used.")

@@ -106,7 +106,9 @@ def _challenge(error: str | None = None) -> dict[str, str]:
 
 
 class AgentAuthMiddleware:
-    """Requires DPoP-bound agent credentials on every HTTP request below ``prefix``."""
+    """Refuses HTTP requests below ``prefix`` that do not carry DPoP credentials. It only
+    checks that they are present: a route is protected by depending on :func:`requires`,
+    which verifies them (once per request: the proof is single use)."""
 
     def __init__(
         self,

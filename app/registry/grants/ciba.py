@@ -15,8 +15,7 @@ from app.core.errors import (
 )
 from app.core.params import FormParams
 from app.registry.grants.common import choose_audience
-from app.registry.services import audit
-from app.registry.services.issuance import grant_claims, new_refresh_token, record_access_token
+from app.registry.services.issuance import issue_token_set
 from app.registry.state import Registry
 from app.store import token_store
 from app.store.sql import transaction
@@ -57,17 +56,16 @@ async def handle(
             raise InvalidGrant("The grant is no longer active.")
         details = load_details(grant.authorization_details)
         audience = choose_audience(form, details)
-        claims = grant_claims(
-            registry, grant, jkt=proof.jkt, audience=audience, details=details, now=now
-        )
-        issued = await record_access_token(registry, db, claims, None)
-        refresh = await new_refresh_token(db, grant, None, now)
-        await audit.append(
+        return await issue_token_set(
+            registry,
             db,
-            "token.issued",
+            grant,
             actor=agent.id,
-            subject=grant.id,
+            jkt=proof.jkt,
+            audience=audience,
+            details=details,
+            family_id=None,
             now=now,
-            data={"grant_type": "ciba", "jti": claims.jti, "aud": audience},
+            event="token.issued",
+            data={"grant_type": "ciba"},
         )
-    return {**issued.response(now), "refresh_token": refresh}

@@ -11,10 +11,9 @@ from app.core.dpop import DPoPProof
 from app.core.errors import InvalidGrant
 from app.core.params import FormParams
 from app.registry.grants.common import choose_audience
-from app.registry.services import audit
 from app.registry.services.admin import revoke_grant
 from app.registry.services.common import secret_hash
-from app.registry.services.issuance import grant_claims, new_refresh_token, record_access_token
+from app.registry.services.issuance import issue_token_set
 from app.registry.services.resource_servers import parse_details
 from app.registry.state import Registry
 from app.store import token_store
@@ -60,20 +59,19 @@ async def handle(
                 if "authorization_details" in form:
                     requested = await parse_details(db, form["authorization_details"])
                     available = narrow_details(available, requested)
-                claims = grant_claims(
-                    registry, grant, jkt=proof.jkt, audience=audience, details=available, now=now
-                )
-                issued = await record_access_token(registry, db, claims, None)
-                refresh = await new_refresh_token(db, grant, family_id, now)
-                await audit.append(
+                return await issue_token_set(
+                    registry,
                     db,
-                    "token.refreshed",
+                    grant,
                     actor=agent.id,
-                    subject=grant.id,
+                    jkt=proof.jkt,
+                    audience=audience,
+                    details=available,
+                    family_id=family_id,
                     now=now,
-                    data={"jti": claims.jti, "aud": audience},
+                    event="token.refreshed",
+                    data={},
                 )
-                return {**issued.response(now), "refresh_token": refresh}
     except _Reused as reused:  # the whole grant goes, in a transaction of its own
         await revoke_grant(registry, reused.grant_id, actor=agent.id, reason="refresh token reuse")
     raise InvalidGrant("The refresh token is invalid, expired, revoked or already used.")

@@ -14,6 +14,7 @@ from app.core.tokens import (
     mint_access_token,
     verify_access_token,
 )
+from app.registry.services import audit
 from app.registry.services.common import new_id, new_secret, secret_hash
 from app.registry.state import Registry
 from app.store import token_store
@@ -122,3 +123,35 @@ async def new_refresh_token(db: Db, grant: GrantRecord, family_id: str | None, n
         },
     )
     return token
+
+
+async def issue_token_set(
+    registry: Registry,
+    db: Db,
+    grant: GrantRecord,
+    *,
+    actor: str,
+    jkt: str,
+    audience: str,
+    details: list[AuthorizationDetail],
+    family_id: str | None,
+    now: int,
+    event: str,
+    data: dict[str, Any],
+) -> dict[str, Any]:
+    """Inside the caller's transaction: a depth-0 access token for ``audience``, a refresh
+    token in ``family_id`` (a new family when ``None``) and their audit event (``event`` by
+    ``actor``, with ``data`` plus the token's ``jti`` and ``aud``); returns the token
+    response."""
+    claims = grant_claims(registry, grant, jkt=jkt, audience=audience, details=details, now=now)
+    issued = await record_access_token(registry, db, claims, None)
+    refresh = await new_refresh_token(db, grant, family_id, now)
+    await audit.append(
+        db,
+        event,
+        actor=actor,
+        subject=grant.id,
+        now=now,
+        data={**data, "jti": claims.jti, "aud": audience},
+    )
+    return {**issued.response(now), "refresh_token": refresh}

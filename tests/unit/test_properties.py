@@ -84,17 +84,22 @@ def test_narrowing_is_covered_by_its_source_and_never_loosens_a_limit(
         assert all(any(gw.contains(rw) for gw in g.time_windows) for rw in r.time_windows)
 
 
+def narrowed_or_same(granted: AuthorizationDetail, requested: AuthorizationDetail) -> Any:
+    """``narrow(granted, requested)``, or ``granted`` itself when ``requested`` asks for more
+    (most random pairs do: filtering them out starved the generator)."""
+    try:
+        return narrow(granted, requested)
+    except NotCovered:
+        return narrow(granted, granted)
+
+
 @given(details, details, details)
 @settings(max_examples=300)
 def test_coverage_is_transitive(
     a: AuthorizationDetail, r1: AuthorizationDetail, r2: AuthorizationDetail
 ) -> None:
-    try:
-        b = narrow(a, r1)
-        c = narrow(b, r2)
-    except NotCovered:
-        assume(False)
-        return
+    b = narrowed_or_same(a, r1)
+    c = narrowed_or_same(b, r2)
     assert covers(a, b)
     assert covers(b, c)
     assert covers(a, c)

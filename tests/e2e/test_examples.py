@@ -110,39 +110,30 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         _stop(dev)
 
 
-async def human_from_invite(stack: Stack) -> Human:
-    human = Human(id="", browser=httpx.AsyncClient(base_url=stack.local, timeout=10))
-    token = stack.invite.rsplit("/", 1)[1]
-    options = await human.api("POST", "/passkeys/register/options", {"invite_token": token})
-    credential = human.authenticator.create(options.json(), origin=stack.registry)
-    verified = await human.api(
-        "POST", "/passkeys/register/verify", {"invite_token": token, "credential": credential}
+async def human_from_invite(stack: Stack, invite_url: str) -> Human:
+    human = Human(
+        id="", browser=httpx.AsyncClient(base_url=stack.local, timeout=10), origin=stack.registry
     )
-    assert verified.status_code == 200, verified.text
-    human.id = verified.json()["human_id"]
-    await human.refresh_session()
+    await human.enrol(invite_url.rsplit("/", 1)[1])
     return human
 
 
-async def approve(human: Human, stack: Stack, auth_req_id: str) -> None:
-    options = await human.api("POST", f"/requests/{auth_req_id}/approve/options")
-    assert options.status_code == 200, options.text
-    credential = human.authenticator.get(options.json(), origin=stack.registry)
-    approved = await human.api(
-        "POST", f"/requests/{auth_req_id}/approve", {"credential": credential}
-    )
+async def approve(human: Human, auth_req_id: str) -> None:
+    approved = await human.approve(auth_req_id)
     assert approved.status_code == 200, approved.text
 
 
-async def enrollment_token(stack: Stack, owner: str) -> str:
+async def admin_post(stack: Stack, path: str, body: dict[str, Any]) -> dict[str, Any]:
     async with httpx.AsyncClient(base_url=stack.local) as http:
         created = await http.post(
-            "/admin/enrollment-tokens",
-            json={"owner": owner},
-            headers={"Authorization": f"Bearer {stack.admin}"},
+            f"/admin{path}", json=body, headers={"Authorization": f"Bearer {stack.admin}"}
         )
     assert created.status_code == 201, created.text
-    return str(created.json()["token"])
+    return dict(created.json())
+
+
+async def enrollment_token(stack: Stack, owner: str) -> str:
+    return str((await admin_post(stack, "/enrollment-tokens", {"owner": owner}))["token"])
 
 
 def last_json(process: subprocess.Popen[str]) -> dict[str, object]:
@@ -157,7 +148,7 @@ def last_json(process: subprocess.Popen[str]) -> dict[str, object]:
 async def test_agent_and_delegation_examples_pay_at_the_example_shop(
     stack: Stack, tmp_path: Path
 ) -> None:
-    human = await human_from_invite(stack)
+    human = await human_from_invite(stack, stack.invite)
     try:
         await _run_examples(stack, human, tmp_path)
     finally:
@@ -173,7 +164,7 @@ async def _run_examples(stack: Stack, human: Human, tmp_path: Path) -> None:
     )  # fmt: skip
     link = _line(agent, r"approve at (\S+)").group(1)
     assert link.startswith(f"{stack.registry}/ui/requests/")
-    await approve(human, stack, link.rsplit("/", 1)[1])
+    await approve(human, link.rsplit("/", 1)[1])
     result = last_json(agent)
     assert result["status_code"] == 200
     body = result["body"]
@@ -188,7 +179,7 @@ async def _run_examples(stack: Stack, human: Human, tmp_path: Path) -> None:
         stack.env,
     )  # fmt: skip
     link = _line(delegation, r"approve at (\S+)").group(1)
-    await approve(human, stack, link.rsplit("/", 1)[1])
+    await approve(human, link.rsplit("/", 1)[1])
     outcome = last_json(delegation)
     paid = outcome["paid"]
     assert isinstance(paid, dict)
@@ -200,14 +191,8 @@ async def _run_examples(stack: Stack, human: Human, tmp_path: Path) -> None:
 
 
 async def new_human(stack: Stack, name: str) -> Human:
-    async with httpx.AsyncClient(base_url=stack.local) as http:
-        created = await http.post(
-            "/admin/humans",
-            json={"display_name": name},
-            headers={"Authorization": f"Bearer {stack.admin}"},
-        )
-    invite = created.json()["invite_url"]
-    return await human_from_invite(Stack(**{**stack.__dict__, "invite": invite}))
+    invite = (await admin_post(stack, "/humans", {"display_name": name}))["invite_url"]
+    return await human_from_invite(stack, str(invite))
 
 
 async def test_the_synchronous_client(stack: Stack) -> None:
@@ -229,7 +214,7 @@ async def test_the_synchronous_client(stack: Stack) -> None:
         agent = await call(lambda: SyncAgentClient(stack.registry, AgentKey.generate()))
         await call(agent.register, token, "sync agent")
         request = await call(agent.request_grant, details)
-        await approve(human, stack, request.auth_req_id)
+        await approve(human, request.auth_req_id)
         tokens = await call(request.wait_for_approval)
         assert tokens.refresh_token
         refreshed = await call(lambda: agent.refresh())

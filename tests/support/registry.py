@@ -30,12 +30,30 @@ class Human:
     browser: httpx.AsyncClient
     authenticator: SoftwareAuthenticator = field(default_factory=SoftwareAuthenticator)
     csrf: str = ""
+    origin: str = ISSUER  # what the browser's address bar shows (WebAuthn origin)
 
     async def api(
         self, method: str, path: str, body: Any = None, *, csrf: bool = True
     ) -> httpx.Response:
         headers = {"X-CSRF-Token": self.csrf} if csrf and self.csrf else {}
         return await self.browser.request(method, f"/ui/api{path}", json=body, headers=headers)
+
+    async def enrol(self, invite_token: str, attestation: str = "none") -> None:
+        """Create a passkey from an invite; the browser is logged in afterwards."""
+        body = {"invite_token": invite_token}
+        options = await self.api("POST", "/passkeys/register/options", body)
+        assert options.status_code == 200, options.text
+        credential = self.authenticator.create(
+            options.json(),
+            origin=self.origin,
+            attestation=attestation,  # type: ignore[arg-type]
+        )
+        verified = await self.api(
+            "POST", "/passkeys/register/verify", {**body, "credential": credential}
+        )
+        assert verified.status_code == 200, verified.text
+        self.id = verified.json()["human_id"]
+        await self.refresh_session()
 
     async def refresh_session(self) -> None:
         response = await self.api("GET", "/session")
@@ -44,7 +62,7 @@ class Human:
 
     async def login(self) -> httpx.Response:
         options = (await self.api("POST", "/login/options", {})).json()
-        credential = self.authenticator.get(options, origin=ISSUER)
+        credential = self.authenticator.get(options, origin=self.origin)
         response = await self.api("POST", "/login/verify", {"credential": credential})
         if response.status_code == 200:
             await self.refresh_session()
@@ -53,7 +71,7 @@ class Human:
     async def approve(self, auth_req_id: str, **get_options: Any) -> httpx.Response:
         options = await self.api("POST", f"/requests/{auth_req_id}/approve/options")
         assert options.status_code == 200, options.text
-        credential = self.authenticator.get(options.json(), origin=ISSUER, **get_options)
+        credential = self.authenticator.get(options.json(), origin=self.origin, **get_options)
         return await self.api(
             "POST", f"/requests/{auth_req_id}/approve", {"credential": credential}
         )
@@ -176,20 +194,8 @@ class RegistryClient:
         """Invite a human and enrol a passkey; the browser is logged in afterwards."""
         created = await self.admin("POST", "/humans", {"display_name": name})
         assert created.status_code == 201, created.text
-        invite = created.json()["invite_token"]
         human = Human(id=created.json()["id"], browser=self.new_browser())
-        options = await human.api("POST", "/passkeys/register/options", {"invite_token": invite})
-        assert options.status_code == 200, options.text
-        credential = human.authenticator.create(
-            options.json(),
-            origin=ISSUER,
-            attestation=attestation,  # type: ignore[arg-type]
-        )
-        verified = await human.api(
-            "POST", "/passkeys/register/verify", {"invite_token": invite, "credential": credential}
-        )
-        assert verified.status_code == 200, verified.text
-        await human.refresh_session()
+        await human.enrol(created.json()["invite_token"], attestation)
         return human
 
     async def resource_server(

@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     key_prepublish_seconds: int = Field(default=3600, ge=0, le=30 * 86400)
     invite_ttl: int = Field(default=7 * 86400, ge=300, le=30 * 86400)
     database_pool_size: int = Field(default=20, ge=1, le=500)
+    revocation_heartbeat_interval: float = Field(default=0.25, ge=0.05, le=5)
+    revocation_staleness_bound: float = Field(default=1.0, ge=0.1, le=60)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
     otel_endpoint: str | None = None
@@ -96,6 +98,15 @@ class Settings(BaseSettings):
     def _nonce_needs_secret(self) -> Settings:
         if self.dpop_require_nonce and self.dpop_nonce_secret is None:
             raise ValueError("AGENTAUTH_DPOP_REQUIRE_NONCE needs AGENTAUTH_DPOP_NONCE_SECRET")
+        return self
+
+    @model_validator(mode="after")
+    def _heartbeats_fit_the_bound(self) -> Settings:
+        if self.revocation_staleness_bound <= 2 * self.revocation_heartbeat_interval:
+            raise ValueError(
+                "AGENTAUTH_REVOCATION_STALENESS_BOUND must be more than twice"
+                " AGENTAUTH_REVOCATION_HEARTBEAT_INTERVAL"
+            )
         return self
 
     @model_validator(mode="after")

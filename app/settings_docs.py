@@ -30,6 +30,14 @@ HELP: dict[str, str] = {
     "clock_skew": "leeway in seconds for `exp`/`iat`/`nbf` checks (0 to 60)",
     "dpop_max_age": "oldest accepted DPoP proof `iat`, in seconds (10 to 600)",
     "dpop_require_nonce": "require server nonces in DPoP proofs (needs `DPOP_NONCE_SECRET`)",
+    "revocation_heartbeat_interval": (
+        "seconds between the registry's and the worker's heartbeats announcing the"
+        " revocation log's head (0.05 to 5)"
+    ),
+    "revocation_staleness_bound": (
+        "a verifier whose revocation view was last confirmed current longer ago than this"
+        " many seconds answers 503 (0.1 to 60; keep it above the heartbeat interval)"
+    ),
     "cache_namespace": (
         "prefix of every Redis key and channel (several deployments can share one Redis)"
     ),

@@ -10,6 +10,7 @@ from typing import Any, Literal, Protocol
 REVOCATION_CHANNEL = "revocations"
 REVOCATION_LOG = "revocation-log"
 KEYS_CHANNEL = "keys"
+HEARTBEAT_CHANNEL = "heartbeat"
 EPOCH = "epoch"
 SPEND_STREAM = "spend"
 
@@ -50,9 +51,9 @@ class SpendEvent:
 
 class Subscription(Protocol):
     async def get(self, wait: float) -> tuple[str, dict[str, Any]] | None:
-        """The next (channel kind, event) — kind ``"revocation"`` or ``"keys"`` — or ``None``
-        after ``wait`` seconds. Raises :class:`CacheUnavailable` when the connection is
-        lost: events may have been missed."""
+        """The next (channel kind, event) — ``"revocation"``, ``"keys"`` or ``"heartbeat"`` —
+        or ``None`` after ``wait`` seconds. Raises :class:`CacheUnavailable` when the
+        connection is lost: events may have been missed."""
         ...
 
     async def close(self) -> None: ...
@@ -105,6 +106,11 @@ class Cache(Protocol):
 
     async def publish_key_change(self, kid: str) -> None:
         """Tell verifiers the key set changed."""
+        ...
+
+    async def publish_heartbeat(self, seq: int, pending: int | None, at: float) -> None:
+        """Announce the revocation log's head as read from the database at ``at``: its
+        highest ``seq`` and its lowest unpublished one (``None`` when all are published)."""
         ...
 
     async def subscribe(self) -> Subscription:

@@ -146,6 +146,10 @@ class MemoryCache:
         for subscriber in list(self.subscribers):
             subscriber.queue.put_nowait(("keys", {"kid": kid}))
 
+    async def publish_heartbeat(self, seq: int, pending: int | None, at: float) -> None:
+        for subscriber in list(self.subscribers):
+            subscriber.queue.put_nowait(("heartbeat", {"seq": seq, "pending": pending, "at": at}))
+
     async def subscribe(self) -> MemorySubscription:
         subscription = MemorySubscription(self)
         self.subscribers.add(subscription)

@@ -17,6 +17,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from app.cache.base import (
     EPOCH,
+    HEARTBEAT_CHANNEL,
     KEYS_CHANNEL,
     REVOCATION_CHANNEL,
     REVOCATION_LOG,
@@ -117,8 +118,18 @@ class RedisSubscription:
         self._pubsub = pubsub
         self._kinds = kinds
         self._idle = 0
+        self._reconnected = False
+        if pubsub.connection is not None:
+            # redis-py reconnects a pub/sub connection and re-subscribes on its own; events
+            # published in between are lost, so the owner must hear of it and resynchronise.
+            pubsub.connection.register_connect_callback(self._on_reconnect)
+
+    def _on_reconnect(self, _: object) -> None:
+        self._reconnected = True
 
     async def get(self, wait: float) -> tuple[str, dict[str, Any]] | None:
+        if self._reconnected:
+            raise CacheUnavailable("subscription reconnected: events may have been missed")
         try:
             message = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=wait)
             if message is None:
@@ -141,7 +152,7 @@ class RedisSubscription:
 
     async def close(self) -> None:
         with contextlib.suppress(RedisError, OSError):
-            await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+            await self._pubsub.aclose()
 
 
 class RedisCache:
@@ -162,6 +173,7 @@ class RedisCache:
         self.revocation_channel = f"{namespace}:{REVOCATION_CHANNEL}"
         self.revocation_log = f"{namespace}:{REVOCATION_LOG}"
         self.keys_channel = f"{namespace}:{KEYS_CHANNEL}"
+        self.heartbeat_channel = f"{namespace}:{HEARTBEAT_CHANNEL}"
         self.epoch_key = f"{namespace}:{EPOCH}"
         self.spend_stream = f"{namespace}:{SPEND_STREAM}"
         self._none = f"{namespace}:none"  # placeholder for unused KEYS slots
@@ -274,20 +286,35 @@ class RedisCache:
         except RedisError as exc:
             raise CacheUnavailable(f"key publish: {exc}") from exc
 
-    async def subscribe(self) -> RedisSubscription:
-        pubsub = self._redis.pubsub()
+    async def publish_heartbeat(self, seq: int, pending: int | None, at: float) -> None:
         try:
-            await pubsub.subscribe(self.revocation_channel, self.keys_channel)
+            await self._redis.publish(
+                self.heartbeat_channel, orjson.dumps({"seq": seq, "pending": pending, "at": at})
+            )
+        except RedisError as exc:
+            raise CacheUnavailable(f"heartbeat publish: {exc}") from exc
+
+    async def subscribe(self) -> RedisSubscription:
+        # Its own connection, never retried behind the caller's back: a reconnect that
+        # re-subscribed silently would hide the events published in between.
+        pubsub = self._redis.pubsub()
+        channels = (self.revocation_channel, self.keys_channel, self.heartbeat_channel)
+        try:
+            await pubsub.subscribe(*channels)
             confirmed = 0
-            while confirmed < 2:  # both subscriptions are active before anything is read
+            while confirmed < len(channels):  # all are active before anything is read
                 message = await pubsub.get_message(timeout=2)
                 if message is None:
                     raise CacheUnavailable("subscription not confirmed")
                 confirmed += message.get("type") == "subscribe"
         except (RedisError, OSError) as exc:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await pubsub.aclose()
             raise CacheUnavailable(f"subscribe: {exc}") from exc
-        kinds = {self.revocation_channel.encode(): "revocation", self.keys_channel.encode(): "keys"}
+        kinds = {
+            self.revocation_channel.encode(): "revocation",
+            self.keys_channel.encode(): "keys",
+            self.heartbeat_channel.encode(): "heartbeat",
+        }
         return RedisSubscription(pubsub, kinds)
 
     async def _ensure_group(self) -> None:

@@ -3,7 +3,10 @@
 Every object names its ``type`` and the ``locations`` (resource server URLs) it applies to.
 ``api`` is built in; other types are registered by resource servers with a JSON Schema.
 Policy beyond RFC 9396: ``locations`` is required (a capability without a place is unbounded)
-and type-specific members must be declared in the type's schema ``properties`` (RAR-02).
+and type-specific members must be declared in the type's schema ``properties`` (RAR-02). For
+a registered type the common members that grant something (``actions``, ``identifier``,
+``datatypes``, ``privileges``) must be declared there too: a capability only ever allows what
+its type declares (docs/protocol.md "Capability types").
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from app.core.strict_json import parse_json
 BUILTIN_TYPE = "api"
 ARRAY_FIELDS = ("locations", "actions", "datatypes", "privileges")
 COMMON_FIELDS = frozenset({"type", "identifier", "limits", *ARRAY_FIELDS})
+# Members whose presence widens what a capability allows; a registered type must declare them.
+GRANTING_FIELDS = frozenset({"actions", "identifier", "datatypes", "privileges"})
 MAX_DETAILS = 16
 MAX_RAW_CHARS = 16 * 1024
 MAX_ARRAY_ITEMS = 32
@@ -118,7 +123,7 @@ def _check_type_members(
         schema = reg[location].get(kind)
         if schema is None:
             raise ValueError(f"type {kind[:80]!r} is not accepted at {location}")
-        undeclared = extra - set(schema.get("properties", {}))
+        undeclared = (extra | (GRANTING_FIELDS & set(obj))) - set(schema.get("properties", {}))
         if undeclared:
             raise ValueError(f"unknown field {sorted(undeclared)[0]!r} for type {kind[:80]!r}")
         validator = _validator(orjson.dumps(schema, option=orjson.OPT_SORT_KEYS))
@@ -274,12 +279,19 @@ def find_capability(
     location: str,
     action: str | None,
     identifier: str | None,
+    kind: str | None = None,
 ) -> AuthorizationDetail | None:
-    """The first capability allowing ``action`` on ``identifier`` at ``location``, if any."""
+    """The first capability of type ``kind`` (any type when ``None``) allowing ``action`` on
+    ``identifier`` at ``location``, if any.
+
+    An action is allowed only by a capability that names it: one without ``actions`` (a type
+    that declares none) allows no action-bearing request (RFC 9396 §2: the type defines what
+    the members mean, so nothing is allowed that the type does not say).
+    """
     for detail in details:
-        if location not in detail.locations:
+        if location not in detail.locations or (kind is not None and detail.type != kind):
             continue
-        if action is not None and detail.actions is not None and action not in detail.actions:
+        if action is not None and (detail.actions is None or action not in detail.actions):
             continue
         if detail.identifier is not None and not identifier_covers(detail.identifier, identifier):
             continue

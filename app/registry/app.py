@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 
+from app.api.background import stop_tasks
 from app.api.errors import (
     error_response,
     http_error_handler,
@@ -47,6 +48,7 @@ from app.registry.routes import (
     ui_pages,
 )
 from app.registry.services.keys import KeyManager
+from app.registry.services.revocation import run_heartbeats
 from app.registry.state import Registry
 from app.settings import Settings, decode_key_encryption_key
 from app.store.db import create_engine, session_factory
@@ -80,11 +82,14 @@ def _nonces(settings: Settings) -> NonceSource | None:
     return NonceSource(settings.dpop_nonce_secret.get_secret_value().encode(), realm="registry")
 
 
-async def _reload_keys(registry: Registry) -> None:
+async def _reload_keys(registry: Registry, stop: asyncio.Event) -> None:
     """Pick up keys rotated by another worker or replica (the pre-publication period must be
     longer than this interval, which the default of one hour is)."""
-    while True:
-        await asyncio.sleep(registry.settings.key_reload_seconds)
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=registry.settings.key_reload_seconds)
+        if stop.is_set():
+            return
         try:
             await registry.keys.load(registry.sessions, registry.now())
         except (SQLAlchemyError, OSError):
@@ -122,7 +127,17 @@ def create_app(
         )
         await keys.load(sessions, registry.now())
         app.state.registry = registry
-        reloader = asyncio.create_task(_reload_keys(registry))
+        # Background loops end when ``stop`` is set: redis-py absorbs a cancellation that
+        # arrives during a command, so cancelling them alone could leave them running.
+        stop = asyncio.Event()
+        tasks = [
+            asyncio.create_task(_reload_keys(registry, stop)),
+            asyncio.create_task(
+                run_heartbeats(
+                    registry.cache, sessions, settings.revocation_heartbeat_interval, stop
+                )
+            ),
+        ]
         # As in the verifier: objects that live as long as the process leave the collector's
         # view, so full collections stay short on the /token path.
         gc.collect()
@@ -130,9 +145,8 @@ def create_app(
         try:
             yield
         finally:
-            reloader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reloader
+            stop.set()
+            await stop_tasks(tasks)
             if cache is None:
                 await registry.cache.close()
             await engine.dispose()

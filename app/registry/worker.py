@@ -21,10 +21,11 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.api.background import stop_tasks
 from app.api.metrics import METRICS
 from app.cache.base import Cache, CacheUnavailable, SpendEvent
 from app.cache.factory import create_cache
-from app.registry.services.revocation import republish_pending
+from app.registry.services.revocation import republish_pending, run_heartbeats
 from app.settings import Settings
 from app.store.db import create_engine, session_factory
 from app.store.models import SpendLedger
@@ -74,6 +75,7 @@ class Worker:
     sessions: async_sessionmaker[AsyncSession]
     clock: Callable[[], float] = time.time
     consumer: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    heartbeat_interval: float | None = None  # None: the registry in this process beats
 
     async def drain_once(self, *, block_ms: int = 1000) -> int:
         events = await self.cache.read_spends(self.consumer, BATCH, block_ms)
@@ -90,6 +92,23 @@ class Worker:
         await self.cache.prune_revocations(now)
 
     async def run(self, stop: asyncio.Event) -> None:
+        # The heartbeat loop ends on its own event, set however this loop ends (``stop``,
+        # an error or a cancellation): cancelling it alone would not stop it.
+        beating = asyncio.Event()
+        tasks: list[asyncio.Task[None]] = []
+        if self.heartbeat_interval is not None:
+            tasks.append(
+                asyncio.create_task(
+                    run_heartbeats(self.cache, self.sessions, self.heartbeat_interval, beating)
+                )
+            )
+        try:
+            await self._loop(stop)
+        finally:
+            beating.set()
+            await stop_tasks(tasks)
+
+    async def _loop(self, stop: asyncio.Event) -> None:
         last_housekeeping = 0.0
         while not stop.is_set():
             try:
@@ -109,7 +128,13 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     engine = create_engine(settings.database_url, pool_size=2)
     cache = create_cache(settings.redis_url, namespace=settings.cache_namespace)
     try:
-        await Worker(cache, engine, session_factory(engine)).run(stop)
+        worker = Worker(
+            cache,
+            engine,
+            session_factory(engine),
+            heartbeat_interval=settings.revocation_heartbeat_interval,
+        )
+        await worker.run(stop)
     finally:
         await cache.close()
         await engine.dispose()

@@ -136,6 +136,7 @@ class LocalVerifier:
             location=self.resource,
             action=request.get("action"),
             identifier=request.get("identifier"),
+            kind=request.get("type"),
         )
         limits = capability.limits if capability else None
         if capability is None or (limits is not None and (limits.rate or limits.budget)):

@@ -153,9 +153,11 @@ def requires(
     *,
     identifier: str | None = None,
     amount: Amount | None = None,
+    type: str | None = None,
 ) -> Callable[[Request], Awaitable[dict[str, Any]]]:
     """A FastAPI/Starlette dependency: one ``/verify`` for ``action`` (and ``amount``, a
-    ``{"value", "currency"}`` mapping or a function of the request returning one); returns
+    ``{"value", "currency"}`` mapping or a function of the request returning one; ``type``
+    restricts the match to capabilities of that RFC 9396 type); returns
     the verified grant (``sub``, ``act``, ``client_id``, ``grant_id``, …), also kept on
     ``request.state.agentauth_grant``."""
 
@@ -175,6 +177,7 @@ def requires(
             dpop=pending.dpop,
             method=pending.method,
             url=pending.url,
+            type=type,
             action=action,
             identifier=identifier,
             amount=requested,

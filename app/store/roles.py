@@ -13,7 +13,7 @@ from app.store.db import create_engine
 # sessions and the audit log stay out of its reach.
 READABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "signing_keys": ("kid", "alg", "public_jwk", "activates_at"),
-    "revocations": ("seq", "kind", "subject", "created_at", "expires_at"),
+    "revocations": ("seq", "kind", "subject", "created_at", "expires_at", "published_at"),
     "resource_servers": ("id", "resource", "auth_method", "secret_hash", "jwks"),
     "spend_ledger": ("grant_id", "bucket", "currency", "amount_minor"),
 }

@@ -19,6 +19,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.api.background import stop_tasks
 from app.api.errors import http_error_handler, json_response, unexpected_error_handler
 from app.api.logs import RequestIdMiddleware
 from app.api.metrics import METRICS
@@ -41,7 +42,8 @@ async def _load_keys(verifier: Verifier, stop: asyncio.Event) -> None:
             return
         except StoreUnavailable as exc:
             log.warning("signing keys not loaded yet, retrying: %s", exc)
-            await asyncio.sleep(1)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=1)
 
 
 async def _housekeeping(verifier: Verifier, stop: asyncio.Event) -> None:
@@ -98,6 +100,7 @@ def create_app(
         tasks = [
             asyncio.create_task(_load_keys(verifier, stop)),
             asyncio.create_task(verifier.revocations.run(stop)),
+            asyncio.create_task(verifier.revocations.watch(stop)),
             asyncio.create_task(_housekeeping(verifier, stop)),
         ]
         # Start answering once ready, or after STARTUP_WAIT with 503s until then.
@@ -112,11 +115,7 @@ def create_app(
             yield
         finally:
             stop.set()
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await stop_tasks(tasks)
             if cache is None:
                 await shared.close()
             await verifier.store.close()
@@ -137,7 +136,7 @@ def create_app(
         verifier = current()
         checks = {
             "keys": verifier.keys.loaded,
-            "revocations": verifier.revocations.ready,
+            "revocations": verifier.revocations.fresh,
             "cache": await verifier.cache.ping(),
             "database": verifier.store.available is True,  # as of the last cold read
         }

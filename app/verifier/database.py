@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.store.db import create_engine
 from app.store.models import ResourceServer, Revocation, SigningKeyRow, SpendLedger
+from app.store.revocation_log import CATCH_UP_ROWS, event, head_query, rows_from_query
 
 
 class StoreUnavailable(RuntimeError):
@@ -55,10 +56,22 @@ class ReadOnlyStore:
         query = select(
             Revocation.seq, Revocation.kind, Revocation.subject, Revocation.expires_at
         ).where(or_(Revocation.expires_at.is_(None), Revocation.expires_at > now))
-        return [
-            {"seq": seq, "kind": kind, "subject": subject, "exp": exp or 0}
-            for seq, kind, subject, exp in await self._rows(query)
-        ]
+        return [event(*row) for row in await self._rows(query)]
+
+    async def revocation_head(self) -> tuple[int, int | None]:
+        """The log's highest ``seq`` and lowest unpublished one (as heartbeats carry)."""
+        ((seq, pending),) = await self._rows(head_query())
+        return int(seq or 0), pending
+
+    async def revocations_from(self, start: int) -> list[dict[str, Any]]:
+        """Every revocation from ``start`` on, expired or not, in order."""
+        out: list[dict[str, Any]] = []
+        while True:
+            rows = [event(*row) for row in await self._rows(rows_from_query(start))]
+            out += rows
+            if len(rows) < CATCH_UP_ROWS:
+                return out
+            start = rows[-1]["seq"] + 1
 
     async def caller(self, client_id: str) -> CallerRecord | None:
         query = select(

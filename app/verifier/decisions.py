@@ -19,7 +19,6 @@ from app.core.capabilities import find_capability
 from app.core.dpop import DPoPProof, replay_entry, verify_proof
 from app.core.envelope import Usage, budget_bucket, decide, rate_bucket
 from app.core.errors import (
-    InvalidClient,
     InvalidDPoPProof,
     InvalidToken,
     UseDPoPNonce,
@@ -61,6 +60,7 @@ class VerifyRequest:
     dpop: str
     method: str
     url: str
+    kind: str | None  # the capability type the request needs (the body's ``type``)
     action: str | None
     identifier: str | None
     amount: Money | None
@@ -92,7 +92,6 @@ def _admission(
     proof: DPoPProof,
     limits: Any,
     amount: Money | None,
-    once: list[tuple[str, int]],
 ) -> tuple[Admission, tuple[str, str, str] | None]:
     now = verifier.now()
     grant = verified.claims.grant_id
@@ -123,7 +122,7 @@ def _admission(
         }
     admission = Admission(
         proof_iat=proof.iat,
-        once=[replay_entry(proof, verifier.settings.dpop_max_age), *once],
+        once=[replay_entry(proof, verifier.settings.dpop_max_age)],
         rate=rate,
         spend=spend,
         event=event,
@@ -184,21 +183,15 @@ async def verify(
         location=caller.resource,
         action=request.action,
         identifier=request.identifier,
+        kind=request.kind,
     )
     if capability is None:
         return denial("insufficient_capability")
     reason = decide(capability.limits, amount=request.amount, now=verifier.now(), usage=Usage())
     if reason is not None:
         return denial(reason)
-    once = []
-    if authenticated.assertion_key is not None:
-        once.append((authenticated.assertion_key, authenticated.assertion_ttl))
-    admission, ledger_key = _admission(
-        verifier, verified, proof, capability.limits, request.amount, once
-    )
+    admission, ledger_key = _admission(verifier, verified, proof, capability.limits, request.amount)
     outcome = await _record(verifier, admission, ledger_key)
-    if outcome == "assertion_replay":
-        raise InvalidClient(detail="client assertion jti already used")
     if outcome == "replay":
         return denial("dpop_replay")
     if outcome != "ok":

@@ -2,16 +2,22 @@
 
 The registry commits a revocation and publishes it with its sequence number. The verifier
 subscribes *before* loading the current set, so nothing falls between the two, then applies
-events as they arrive. A sequence gap is filled from the cache's revocation log. When the
-subscription drops, the state is not trusted until the subscription is back and the set is
-reloaded: from the cache's log, or from the read-only database when the cache lost its data
-(its epoch changed). While the state is not established :meth:`RevocationSync.check` raises
-and the caller answers 503; it never guesses "not revoked".
+events as they arrive. A sequence gap is filled from the cache's revocation log.
+
+Freshness (docs/architecture.md "Revocation freshness"): the registry and the worker publish
+a heartbeat with the log's head (highest ``seq``, lowest unpublished ``seq``) as read from
+the database at a stated time. A verifier that has applied everything up to that head is
+current as of that time; what it lacks it reads from the cache's log, then from the read-only
+database. When heartbeats stop, the verifier reads the head from the database itself, and a
+silent subscription is replaced. :meth:`RevocationSync.check` raises, and the caller answers
+503, whenever the view was last confirmed current longer ago than the staleness bound; it
+never guesses "not revoked".
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -86,19 +92,31 @@ class RevocationSync:
         *,
         clock: Callable[[], float] = time.time,
         on_keys_changed: Callable[[], Awaitable[None]] | None = None,
+        heartbeat_interval: float = 0.25,
+        staleness_bound: float = 1.0,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.cache = cache
         self.store = store
         self.clock = clock
         self.on_keys_changed = on_keys_changed
+        self.interval = heartbeat_interval
+        self.bound = staleness_bound
+        self.wall = wall  # freshness is wall time on every process, never a test's clock
         self.revoked = RevokedSet()
-        self.ready = False
+        self.ready = False  # the set was loaded once
+        self.current_at = float("-inf")  # the view is complete as of this wall time
         self.epoch: int | None = None
         self.max_seq = 0
+        self._checked_pending: int | None = None
+
+    @property
+    def fresh(self) -> bool:
+        return self.ready and self.wall() - self.current_at <= self.bound
 
     def check(self, claims: AccessTokenClaims) -> bool:
         """True when revoked; raises :class:`RevocationStateUnknown` when it cannot tell."""
-        if not self.ready:
+        if not self.fresh:
             raise RevocationStateUnknown("revocation state is not established")
         return self.revoked.contains(claims)
 
@@ -115,14 +133,47 @@ class RevocationSync:
         now = int(self.clock())
         epoch = await self.cache.ensure_epoch(now)
         if self.epoch is None or epoch != self.epoch:
-            events = await self.store.live_revocations(now)
+            at = self.wall()
+            seq, _ = await self.store.revocation_head()  # read before the set: nothing between
+            self._apply(await self.store.live_revocations(now))
+            self.max_seq = max(self.max_seq, seq)  # later ones expired, or sequence holes
+            self.current_at = max(self.current_at, at)
             source = "database"
         else:
-            events = await self.cache.revocations()
+            self._apply(await self.cache.revocations())
             source = "cache"
-        self._apply(events)
         self.epoch = epoch
         METRICS.inc("agentauth_revocation_resyncs_total", "Revocation resyncs.", source=source)
+
+    async def catch_up(
+        self, seq: int, pending: int | None, at: float, *, from_cache: bool = True
+    ) -> None:
+        """Apply everything up to a log head read at ``at``; the view is then current as of
+        ``at``. Raises :class:`StoreUnavailable` when the database is needed and silent."""
+        if seq > self.max_seq and from_cache:
+            with contextlib.suppress(CacheUnavailable):
+                self._apply(await self.cache.revocations(after=self.max_seq))
+        start = self.max_seq + 1 if seq > self.max_seq else None
+        if pending is not None and pending <= self.max_seq and pending != self._checked_pending:
+            # committed but not announced yet, maybe below what arrived: read it for sure
+            start = pending if start is None else min(start, pending)
+        if start is not None:
+            self._apply(await self.store.revocations_from(start))
+            self._checked_pending = pending
+            METRICS.inc("agentauth_revocation_resyncs_total", "Revocation resyncs.", source="head")
+        self.max_seq = max(self.max_seq, seq)  # whatever is missing up to seq is a hole
+        self.current_at = max(self.current_at, at)
+
+    async def _on_heartbeat(self, event: Mapping[str, Any]) -> None:
+        seq, pending, at = event.get("seq"), event.get("pending"), event.get("at")
+        if not isinstance(seq, int) or not isinstance(at, int | float):
+            return
+        if pending is not None and not isinstance(pending, int):
+            return
+        try:
+            await self.catch_up(seq, pending, float(at))
+        except StoreUnavailable:
+            dependency_error("postgres")  # not confirmed: the view ages towards 503
 
     async def _on_event(self, event: dict[str, Any]) -> None:
         seq = event.get("seq")
@@ -144,18 +195,26 @@ class RevocationSync:
             self._apply(await self.cache.revocations(after=previous))
 
     async def _consume(self, subscription: Subscription, stop: asyncio.Event) -> None:
+        heard = time.monotonic()
         while not stop.is_set():
-            item = await subscription.get(wait=0.5)
+            item = await subscription.get(wait=self.interval)
             if item is None:
+                if time.monotonic() - heard > self.bound:
+                    raise CacheUnavailable(f"no heartbeat for {self.bound} s")
                 continue
+            heard = time.monotonic()
             kind, event = item
             if kind == "revocation":
                 await self._on_event(event)
+            elif kind == "heartbeat":
+                await self._on_heartbeat(event)
             elif self.on_keys_changed is not None:
                 await self.on_keys_changed()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Keep the state established until ``stop``; reconnect with backoff on failures."""
+        """Keep the state established until ``stop``; reconnect with backoff on failures.
+        A lost subscription leaves the set in place: it ages, and answers turn to 503 once
+        it is older than the bound, unless :meth:`watch` confirms it from the database."""
         backoff = 0.05
         while not stop.is_set():
             subscription: Subscription | None = None
@@ -167,12 +226,25 @@ class RevocationSync:
                 await self._consume(subscription, stop)
             except (CacheUnavailable, StoreUnavailable) as exc:
                 dependency_error("redis" if isinstance(exc, CacheUnavailable) else "postgres")
-                if self.ready:
-                    log.warning("revocation state lost, answering 503 until resynced: %s", exc)
-                self.ready = False
+                log.warning("revocation subscription lost, resynchronising: %s", exc)
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 1.0)
+                backoff = min(backoff * 2, 0.5)
             finally:
                 if subscription is not None:
                     await subscription.close()
         self.ready = False
+
+    async def watch(self, stop: asyncio.Event) -> None:
+        """While heartbeats are missing (the cache stalled, restarted or is cut off, or no
+        registry publishes), read the log's head from the database every interval."""
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=self.interval)
+            if not self.ready or self.wall() - self.current_at <= 2 * self.interval:
+                continue
+            at = self.wall()
+            try:
+                seq, pending = await self.store.revocation_head()
+                await self.catch_up(seq, pending, at, from_cache=False)
+            except StoreUnavailable:
+                dependency_error("postgres")

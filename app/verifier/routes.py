@@ -27,6 +27,7 @@ from app.core.params import parse_form
 from app.core.resources import url_within_resource
 from app.core.strict_json import JSONError, parse_json
 from app.verifier import decisions
+from app.verifier.callers import Authenticated
 from app.verifier.state import Verifier
 
 _NO_STORE = [
@@ -82,13 +83,22 @@ async def introspect(verifier: Verifier, headers: Mapping[bytes, bytes], raw: by
     if _media_type(headers) != b"application/x-www-form-urlencoded":
         raise InvalidRequest("The body must be application/x-www-form-urlencoded.")
     form = parse_form(raw)
-    authenticated = await verifier.callers.authenticate(_authorization(headers), form)
+    authenticated = await _authenticate(verifier, headers, form)
+    token = form.require("token")
+    return await decisions.introspect(verifier, authenticated.caller.resource, token)
+
+
+async def _authenticate(
+    verifier: Verifier, headers: Mapping[bytes, bytes], credentials: Mapping[str, Any]
+) -> Authenticated:
+    """The caller, with its client assertion (if any) used up before anything is decided:
+    a replayed assertion can never probe a token's state."""
+    authenticated = await verifier.callers.authenticate(_authorization(headers), credentials)
     if authenticated.assertion_key is not None:
         await _remember_assertion(
             verifier, authenticated.assertion_key, authenticated.assertion_ttl
         )
-    token = form.require("token")
-    return await decisions.introspect(verifier, authenticated.caller.resource, token)
+    return authenticated
 
 
 async def _remember_assertion(verifier: Verifier, key: str, ttl: int) -> None:
@@ -135,6 +145,7 @@ def _verify_request(body: Mapping[str, Any], resource: str) -> decisions.VerifyR
         dpop=dpop,
         method=method,
         url=url,
+        kind=_optional(body, "type", 256),
         action=_optional(body, "action", 256),
         identifier=_optional(body, "identifier", 256),
         amount=amount,
@@ -153,7 +164,7 @@ async def verify(verifier: Verifier, headers: Mapping[bytes, bytes], raw: bytes)
     credentials = {name: body[name] for name in _CREDENTIALS if name in body}
     if not all(isinstance(value, str) for value in credentials.values()):
         raise InvalidRequest("Client credentials must be strings.")
-    authenticated = await verifier.callers.authenticate(_authorization(headers), credentials)
+    authenticated = await _authenticate(verifier, headers, credentials)
     request = _verify_request(body, authenticated.caller.resource)
     decision = await decisions.verify(verifier, authenticated, request)
     METRICS.inc(

@@ -31,7 +31,7 @@ class Verifier:
 
     @property
     def ready(self) -> bool:
-        return self.keys.loaded and self.revocations.ready
+        return self.keys.loaded and self.revocations.fresh
 
 
 def build_verifier(settings: Settings, cache: Cache, clock: Callable[[], float]) -> Verifier:
@@ -46,6 +46,13 @@ def build_verifier(settings: Settings, cache: Cache, clock: Callable[[], float])
         keys=keys,
         tokens=TokenVerifier(keys, issuer=settings.issuer),
         callers=Callers(store, issuer=settings.issuer, clock=clock),
-        revocations=RevocationSync(cache, store, clock=clock, on_keys_changed=keys.reload),
+        revocations=RevocationSync(
+            cache,
+            store,
+            clock=clock,
+            on_keys_changed=keys.reload,
+            heartbeat_interval=settings.revocation_heartbeat_interval,
+            staleness_bound=settings.revocation_staleness_bound,
+        ),
         clock=clock,
     )

@@ -218,3 +218,38 @@ async def test_local_checking_fetches_keys_for_an_unknown_kid_only(
     assert len(fetched) == 2  # one more for the unknown kid, then at most every 5 s
     assert local.resource == shop  # canonicalised like the tokens' aud
     await http.aclose()
+
+
+@pytest.mark.parametrize("checking", ["verifier", "local"])
+async def test_a_capability_of_a_type_without_actions_allows_no_action(
+    registry: RegistryClient, verifier_http: httpx.AsyncClient, checking: str
+) -> None:
+    origin = f"https://shop-types-{checking}.example"
+    receipt = "urn:shop:receipt"
+    types = {receipt: {"type": "object", "properties": {"order": {"type": "string"}}}}
+    shop_rs = await merchant(registry, verifier_http, f"{origin}/api", types=types)
+    assert shop_rs.secret is not None
+    alice = await registry.human()
+    enrollment = (await alice.api("POST", "/enrollment-tokens", {"expires_in": 600})).json()
+    agent = AgentClient(ISSUER, AgentKey.generate(), http=registry.http)
+    await agent.register(enrollment["token"], client_name="Buyer")
+    details = [
+        {"type": receipt, "locations": [shop_rs.resource], "order": "42"},
+        {"type": "api", "locations": [shop_rs.resource], "actions": ["pay"],
+         "limits": {"max_amount": {"value": "10.00", "currency": "EUR"}}},
+    ]  # fmt: skip
+    request = await agent.request_grant(details)
+    assert (await alice.approve(request.auth_req_id)).status_code == 200
+    await request.wait_for_approval()
+    verifier: Verifier = (
+        VerifierClient("http://verifier", shop_rs.client_id, shop_rs.secret, http=verifier_http)
+        if checking == "verifier"
+        else LocalVerifier(ISSUER, shop_rs.resource, http=registry.http)
+    )
+    transport = httpx.ASGITransport(app=shop_app(verifier, shop_rs.resource))
+    async with httpx.AsyncClient(transport=transport, base_url=origin) as shop:
+        huge = await shop.post("/api/pay", json={"value": "99999.00"}, auth=agent.auth())
+        assert huge.status_code == 403
+        assert "amount_exceeds_limit" in huge.text
+        small = await shop.post("/api/pay", json={"value": "5.00"}, auth=agent.auth())
+        assert small.status_code == 200, small.text

@@ -206,6 +206,26 @@ async def test_callers_authenticate_by_basic_post_or_private_key_jwt(
     assert (again.status_code, again.json()["error"]) == (401, "invalid_client")
 
 
+async def test_a_caller_assertion_is_used_up_by_a_denied_verify(
+    registry: RegistryClient, verifier_http: httpx.AsyncClient
+) -> None:
+    """A replayed assertion cannot probe a token's state: the first use spends it even
+    when the decision is a denial."""
+    shop = await merchant(registry, verifier_http, private_key_jwt=True)
+    agent, _ = await granted_agent(registry, await registry.human(), [api(shop.resource)])
+    params = {
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        "client_assertion": shop.assertion(int(registry.clock())),
+    }
+    body = verify_body(agent, shop.resource + "/a", action="write")  # not granted
+    denied = await shop.verify({**body, **params})
+    assert denied.status_code == 200, denied.text
+    assert denied.json()["allowed"] is False
+    probe = verify_body(agent, shop.resource + "/a", action="read")
+    replayed = await shop.verify({**probe, **params})
+    assert (replayed.status_code, replayed.json()["error"]) == (401, "invalid_client")
+
+
 async def test_caller_authentication_failures(
     registry: RegistryClient, verifier_http: httpx.AsyncClient
 ) -> None:

@@ -65,6 +65,15 @@ class RedisServer:
             self.process.wait(timeout=10)
             self.process = None
 
+    def stall(self) -> None:
+        """Freeze the server (SIGSTOP): connections stay open and nothing answers."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
 
 class TcpProxy:
     """Forwards 127.0.0.1:<port> to a target; :meth:`cut` drops every connection and stops
@@ -109,6 +118,14 @@ class TcpProxy:
                 writer.close()
 
         asyncio.run_coroutine_threadsafe(close(), self._loop).result(timeout=5)
+
+    def restore(self) -> None:
+        """Listen again on the same port after :meth:`cut`."""
+        self._writers.clear()
+        future = asyncio.run_coroutine_threadsafe(
+            asyncio.start_server(self._handle, "127.0.0.1", self.port), self._loop
+        )
+        self._server = future.result(timeout=5)
 
     def stop(self) -> None:
         with suppress(Exception):

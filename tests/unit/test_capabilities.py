@@ -27,7 +27,10 @@ BANK = "https://bank.example.com"
 PAYMENT = "https://shop.example.com/rar/payment"
 PAYMENT_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "properties": {"payee": {"type": "string", "maxLength": 64}},
+    "properties": {
+        "payee": {"type": "string", "maxLength": 64},
+        "actions": {"type": "array", "items": {"enum": ["pay", "refund"]}},
+    },
     "required": ["payee"],
 }
 REGISTRY: dict[str, dict[str, Any]] = {SHOP: {PAYMENT: PAYMENT_SCHEMA}, BANK: {}}
@@ -223,6 +226,24 @@ def test_for_audience_and_find_capability() -> None:
         find_capability(details, location="https://x.example", action=None, identifier=None) is None
     )
     assert find_capability(details, location=BANK, action=None, identifier="orders/1") == details[0]
+
+
+def test_find_capability_matches_the_type_and_needs_named_actions() -> None:
+    no_actions = AuthorizationDetail(type=PAYMENT, locations=(SHOP,))
+    details = [no_actions, one(payment())]
+    assert find_capability(details, location=SHOP, action="pay", identifier=None) == details[1]
+    assert find_capability([no_actions], location=SHOP, action="pay", identifier=None) is None
+    assert find_capability([no_actions], location=SHOP, action=None, identifier=None) == no_actions
+    as_api = find_capability(details, location=SHOP, action="pay", identifier=None, kind="api")
+    assert as_api is None
+    found = find_capability(details, location=SHOP, action=None, identifier=None, kind=PAYMENT)
+    assert found == no_actions
+
+
+def test_registered_types_must_declare_granting_members() -> None:
+    invalid([payment(identifier="x")], "unknown field 'identifier'")
+    invalid([payment(datatypes=["card"])], "unknown field 'datatypes'")
+    invalid([payment(actions=["steal"])], "schema violation")
 
 
 def test_load_details_roundtrip() -> None:

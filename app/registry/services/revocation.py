@@ -8,16 +8,21 @@ each token's ``grant_id`` against the revoked set.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import time
 from collections.abc import Sequence
 
 from sqlalchemy import ColumnElement, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.api.metrics import METRICS
+from app.api.metrics import METRICS, dependency_error
 from app.cache.base import Cache, CacheUnavailable
 from app.registry.state import Registry
 from app.store.models import AccessToken, Agent, Grant, Human, RefreshToken, Revocation
+from app.store.revocation_log import head_query
 
 log = logging.getLogger("agentauth.revocation")
 
@@ -122,3 +127,35 @@ async def republish_pending(
         )
         rows = (await session.scalars(query)).all()
     return await publish_rows(cache, sessions, rows, now) if rows else 0
+
+
+async def publish_heartbeat(cache: Cache, sessions: async_sessionmaker[AsyncSession]) -> None:
+    """Announce the revocation log's head, read from the database now: a verifier that has
+    applied everything up to it is current as of this moment (docs/architecture.md
+    "Revocation freshness")."""
+    at = time.time()  # wall time on both sides, never a test's or a process's own clock
+    async with sessions() as session:
+        seq, pending = (await session.execute(head_query())).one()
+    await cache.publish_heartbeat(int(seq or 0), pending, at)
+
+
+async def run_heartbeats(
+    cache: Cache,
+    sessions: async_sessionmaker[AsyncSession],
+    interval: float,
+    stop: asyncio.Event,
+) -> None:
+    """Publish a heartbeat every ``interval`` seconds until ``stop`` is set; a failure skips
+    a beat (verifiers then see silence, catch up from the database or answer 503).
+
+    The loop ends on ``stop``, not on cancellation: redis-py absorbs a cancellation that
+    arrives during a command, so a cancelled beat would carry on beating."""
+    while not stop.is_set():
+        try:
+            await publish_heartbeat(cache, sessions)
+        except CacheUnavailable:
+            dependency_error("redis")
+        except (SQLAlchemyError, OSError):
+            dependency_error("postgres")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval)

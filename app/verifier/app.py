@@ -35,10 +35,12 @@ STARTUP_WAIT = 5.0
 
 
 async def _load_keys(verifier: Verifier, stop: asyncio.Event) -> None:
-    """Keys are needed before anything verifies; retry until the database answers."""
+    """Keys are needed before anything verifies; retry until the database answers. The
+    registered callers are read then too, so a flood of unknown ids never delays them."""
     while not stop.is_set():
         try:
             await verifier.keys.load()
+            await verifier.callers.preload()
             return
         except StoreUnavailable as exc:
             log.warning("signing keys not loaded yet, retrying: %s", exc)

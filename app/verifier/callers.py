@@ -3,9 +3,9 @@
 A caller is a registered resource server. Secret holders use ``client_secret_basic`` or
 ``client_secret_post`` (the same secret, two transports); key holders use
 ``private_key_jwt`` with a single-use assertion whose ``aud`` is the issuer. Exactly one
-method per request. Records come from the read-only database on a cold miss and are kept
-for ``ttl`` seconds; unknown ids are remembered briefly and cold lookups are rate-limited,
-so random client ids cannot turn into database load.
+method per request. Records come from the read-only database and are kept in memory (see
+:class:`Callers`), so random client ids can neither load the database nor crowd out the
+callers it knows.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from app.core.client_auth import (
 )
 from app.core.errors import InvalidClient, InvalidRequest
 from app.core.jwk import JWKError, PublicJWK, parse_jwks
-from app.verifier.database import ReadOnlyStore, StoreUnavailable
+from app.verifier.database import CallerRecord, ReadOnlyStore, StoreUnavailable
 
 MAX_CACHED = 10_000
 
@@ -67,7 +67,35 @@ def _basic_credentials(header: str) -> tuple[str, str]:
     return unquote_plus(client_id), unquote_plus(secret)
 
 
+class _Allowance:
+    """At most ``limit`` uses per second of the process's monotonic time."""
+
+    __slots__ = ("_count", "_limit", "_second")
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._second = 0
+        self._count = 0
+
+    def take(self) -> bool:
+        second = int(time.monotonic())
+        if second != self._second:
+            self._second, self._count = second, 0
+        self._count += 1
+        return self._count <= self._limit
+
+
 class Callers:
+    """Caller records, served from memory.
+
+    A caller this process has found in the database is *known*: its record is kept and, once
+    due (``ttl``), refreshed within an allowance of its own; while a refresh cannot happen
+    (allowance used up, database unreachable) the last record keeps serving. Ids never found
+    are *unknown*: they share a separate allowance (``cold_lookups_per_second``, then 503)
+    and a miss is remembered for ``negative_ttl``. A flood of made-up ids therefore costs
+    the database a bounded number of queries and never turns a known caller away.
+    """
+
     def __init__(
         self,
         store: ReadOnlyStore,
@@ -77,54 +105,68 @@ class Callers:
         ttl: float = 60.0,
         negative_ttl: float = 5.0,
         cold_lookups_per_second: int = 100,
+        refreshes_per_second: int = 100,
     ) -> None:
         self._store = store
         self._issuer = issuer
         self._clock = clock
         self._ttl = ttl
         self._negative_ttl = negative_ttl
-        self._cold_limit = cold_lookups_per_second
-        self._cold_window = (0, 0)
-        self._records: dict[str, tuple[Caller | None, float]] = {}
+        self._cold = _Allowance(cold_lookups_per_second)
+        self._refreshes = _Allowance(refreshes_per_second)
+        self._known: dict[str, tuple[Caller, float]] = {}  # record, due at (clock time)
+        self._unknown: dict[str, float] = {}  # id, forgotten at (clock time)
         self._basic: dict[str, tuple[Caller, float]] = {}
 
-    def _cold_allowed(self) -> bool:
-        second = int(time.monotonic())
-        window, count = self._cold_window
-        if window != second:
-            window, count = second, 0
-        self._cold_window = (window, count + 1)
-        return count < self._cold_limit
+    async def preload(self) -> None:
+        """Know every registered caller (up to the cache's bound) before it calls; one that
+        registers later is known from its first successful lookup."""
+        now = self._clock()
+        for record in await self._store.callers(MAX_CACHED):
+            self._remember(record.client_id, record, now)
 
     async def lookup(self, client_id: str) -> Caller | None:
-        cached = self._records.get(client_id)
-        now = time.monotonic()
-        if cached is not None and cached[1] > now:
-            return cached[0]
-        if len(client_id) > 64:  # longer than any id we issue
-            return None
-        if not self._cold_allowed():
+        now = self._clock()
+        known = self._known.get(client_id)
+        if known is not None:
+            if known[1] > now or not self._refreshes.take():
+                return known[0]
+            return await self._refresh(client_id, known[0], now)
+        if self._unknown.get(client_id, 0.0) > now or len(client_id) > 64:
+            return None  # remembered as unknown, or longer than any id we issue
+        if not self._cold.take():
             raise unavailable("caller lookups are rate limited")
         try:
-            record = await self._store.caller(client_id)
+            return self._remember(client_id, await self._store.caller(client_id), now)
         except StoreUnavailable as exc:
-            if cached is not None:  # a stale record beats refusing a known caller
-                return cached[0]
             raise unavailable(str(exc), "postgres") from None
-        caller = None
-        if record is not None:
-            keys: Mapping[str, PublicJWK] = {}
-            if record.jwks:
-                try:
-                    keys = MappingProxyType(parse_jwks(record.jwks))
-                except JWKError:
-                    keys = {}
-            caller = Caller(
-                record.client_id, record.resource, record.auth_method, record.secret_hash, keys
-            )
-        if len(self._records) >= MAX_CACHED:
-            self._records.clear()
-        self._records[client_id] = (caller, now + (self._ttl if caller else self._negative_ttl))
+
+    async def _refresh(self, client_id: str, last: Caller, now: float) -> Caller | None:
+        try:
+            record = await self._store.caller(client_id)
+        except StoreUnavailable:
+            return last  # a stale record beats refusing a known caller
+        return self._remember(client_id, record, now)
+
+    def _remember(self, client_id: str, record: CallerRecord | None, now: float) -> Caller | None:
+        if record is None:
+            self._known.pop(client_id, None)
+            if len(self._unknown) >= MAX_CACHED:
+                self._unknown.clear()
+            self._unknown[client_id] = now + self._negative_ttl
+            return None
+        keys: Mapping[str, PublicJWK] = {}
+        if record.jwks:
+            try:
+                keys = MappingProxyType(parse_jwks(record.jwks))
+            except JWKError:
+                keys = {}
+        caller = Caller(
+            record.client_id, record.resource, record.auth_method, record.secret_hash, keys
+        )
+        if len(self._known) >= MAX_CACHED and client_id not in self._known:
+            self._known.clear()
+        self._known[client_id] = (caller, now + self._ttl)
         return caller
 
     async def _by_secret(self, client_id: str, secret: str, *, basic: bool) -> Caller:
@@ -139,13 +181,13 @@ class Callers:
 
     async def _by_basic(self, header: str) -> Caller:
         cached = self._basic.get(header)
-        if cached is not None and cached[1] > time.monotonic():
+        if cached is not None and cached[1] > self._clock():
             return cached[0]
         client_id, secret = _basic_credentials(header)
         caller = await self._by_secret(client_id, secret, basic=True)
         if len(self._basic) >= MAX_CACHED:
             self._basic.clear()
-        self._basic[header] = (caller, time.monotonic() + self._ttl)
+        self._basic[header] = (caller, self._clock() + self._ttl)
         return caller
 
     async def _by_assertion(self, params: Mapping[str, str]) -> Authenticated:

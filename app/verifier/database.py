@@ -31,6 +31,15 @@ class CallerRecord:
     jwks: dict[str, Any] | None
 
 
+_CALLER_COLUMNS = select(
+    ResourceServer.id,
+    ResourceServer.resource,
+    ResourceServer.auth_method,
+    ResourceServer.secret_hash,
+    ResourceServer.jwks,
+)
+
+
 class ReadOnlyStore:
     def __init__(self, url: str) -> None:
         self.engine: AsyncEngine = create_engine(url, pool_size=2, read_only=True)
@@ -74,15 +83,13 @@ class ReadOnlyStore:
             start = rows[-1]["seq"] + 1
 
     async def caller(self, client_id: str) -> CallerRecord | None:
-        query = select(
-            ResourceServer.id,
-            ResourceServer.resource,
-            ResourceServer.auth_method,
-            ResourceServer.secret_hash,
-            ResourceServer.jwks,
-        ).where(ResourceServer.id == client_id)
-        rows = await self._rows(query)
+        rows = await self._rows(_CALLER_COLUMNS.where(ResourceServer.id == client_id))
         return CallerRecord(*rows[0]) if rows else None
+
+    async def callers(self, limit: int) -> list[CallerRecord]:
+        """Up to ``limit`` registered callers, to know them before they call."""
+        rows = await self._rows(_CALLER_COLUMNS.order_by(ResourceServer.id).limit(limit))
+        return [CallerRecord(*row) for row in rows]
 
     async def spent(self, grant_id: str, bucket: str, currency: str) -> int:
         query = select(func.coalesce(func.sum(SpendLedger.amount_minor), 0)).where(

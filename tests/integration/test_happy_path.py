@@ -19,9 +19,14 @@ def claims(token: str) -> dict:
 async def test_invite_passkey_register_approve_token_refresh_exchange_delegate_revoke(
     registry: RegistryClient,
 ) -> None:
-    await registry.resource_server(
-        SHOP, {PAYMENT: {"type": "object", "properties": {"payee": {"type": "string"}}}}
-    )
+    schema = {
+        "type": "object",
+        "properties": {
+            "actions": {"type": "array", "items": {"enum": ["pay"]}},
+            "payee": {"type": "string"},
+        },
+    }
+    await registry.resource_server(SHOP, {PAYMENT: schema})
     await registry.resource_server(BANK)
     alice = await registry.human("Alice", attestation="packed")
     assert (await alice.login()).status_code == 200

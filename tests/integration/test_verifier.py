@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import re
 import uuid
@@ -15,8 +16,11 @@ import httpx
 import pytest
 
 from app.core.jwk import b64url_decode
+from app.settings import Settings
 from app.verifier.app import VerifierApp
+from app.verifier.app import create_app as create_verifier
 from tests.factories import Agent
+from tests.support.clock import Clock
 from tests.support.registry import RegistryClient
 from tests.support.verifier import (
     Merchant,
@@ -224,6 +228,53 @@ async def test_a_caller_assertion_is_used_up_by_a_denied_verify(
     probe = verify_body(agent, shop.resource + "/a", action="read")
     replayed = await shop.verify({**probe, **params})
     assert (replayed.status_code, replayed.json()["error"]) == (401, "invalid_client")
+
+
+async def flood_of_unknown_callers(http: httpx.AsyncClient, count: int) -> list[int]:
+    """``count`` parallel introspections, each from a made-up caller id."""
+
+    async def one() -> int:
+        raw = f"rs_{uuid.uuid4().hex}:secret".encode()
+        response = await http.post(
+            "/introspect",
+            content="token=x",
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "Authorization": "Basic " + base64.b64encode(raw).decode(),
+            },
+        )
+        return response.status_code
+
+    return list(await asyncio.gather(*(one() for _ in range(count))))
+
+
+async def test_unknown_callers_never_crowd_out_known_ones(
+    registry: RegistryClient,
+    verifier_http: httpx.AsyncClient,
+    settings: Settings,
+    verifier_database_url: str,
+    clock: Clock,
+) -> None:
+    """Made-up ids use up their own allowance (401, then 503); a registered caller is
+    served all along, whether its record is fresh, due for a refresh, or never used."""
+    used = await merchant(registry, verifier_http)
+    token = (await granted_agent(registry, await registry.human(), [api(used.resource)]))[0]
+    fresh = await merchant(registry, verifier_http)  # registered, never calls this one
+    app = create_verifier(
+        settings.model_copy(update={"database_url": verifier_database_url}), clock=clock
+    )
+    async with app.running():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://v2") as http:
+            known = Merchant(http, used.resource, used.client_id, used.secret)
+            newcomer = Merchant(http, fresh.resource, fresh.client_id, fresh.secret)
+            assert (await known.introspect(token.access_token or "")).status_code == 200
+            clock.advance(61)  # the known caller's record is now due for a refresh
+            statuses = await flood_of_unknown_callers(http, 400)
+            assert set(statuses) == {401, 503}, set(statuses)
+            for caller in (known, newcomer):
+                answer = await caller.introspect(token.access_token or "")
+                assert answer.status_code == 200, answer.text
 
 
 async def test_caller_authentication_failures(

@@ -19,6 +19,8 @@ from typing import Any
 import orjson
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
+from referencing import Registry as SchemaRegistry
+from referencing.exceptions import Unresolvable
 
 from app.core.envelope import Limits, NotCovered, limits_cover, narrow_limits, parse_limits
 from app.core.errors import InvalidAuthorizationDetails
@@ -65,15 +67,44 @@ class AuthorizationDetail:
         return {**out, **self.extra}
 
 
+# References resolve inside the schema only: this registry knows no resource and retrieves
+# none, where jsonschema's default would fetch any URL a schema names.
+_NO_RETRIEVAL: SchemaRegistry[Any] = SchemaRegistry()
+_REFERENCES = ("$ref", "$dynamicRef", "$recursiveRef")
+
+
 @lru_cache(maxsize=256)
 def _validator(schema_json: bytes) -> Draft202012Validator:
-    return Draft202012Validator(orjson.loads(schema_json))
+    return Draft202012Validator(orjson.loads(schema_json), registry=_NO_RETRIEVAL)
+
+
+def _remote_reference(node: object) -> str | None:
+    """The first reference in ``node`` that points outside the schema's own document."""
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Mapping):
+            for name in _REFERENCES:
+                value = item.get(name)
+                if isinstance(value, str) and not value.startswith("#"):
+                    return value
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return None
 
 
 def check_type_schema(schema: object) -> None:
-    """Validate a resource server's JSON Schema for a capability type (raises ``ValueError``)."""
+    """Validate a resource server's JSON Schema for a capability type (raises ``ValueError``).
+    References must stay inside the schema (``#...``): validation never touches the
+    network."""
     if not isinstance(schema, Mapping) or schema.get("type", "object") != "object":
         raise ValueError("a capability type schema must describe a JSON object")
+    remote = _remote_reference(schema)
+    if remote is not None:
+        raise ValueError(
+            f"references must point inside the schema ('#...'), not to {remote[:80]!r}"
+        )
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
@@ -127,7 +158,10 @@ def _check_type_members(
         if undeclared:
             raise ValueError(f"unknown field {sorted(undeclared)[0]!r} for type {kind[:80]!r}")
         validator = _validator(orjson.dumps(schema, option=orjson.OPT_SORT_KEYS))
-        error = next(iter(validator.iter_errors(dict(obj))), None)
+        try:
+            error = next(iter(validator.iter_errors(dict(obj))), None)
+        except Unresolvable:  # a reference the schema does not hold: never fetched
+            raise ValueError(f"the schema of type {kind[:80]!r} cannot be resolved") from None
         if error is not None:
             raise ValueError(f"schema violation: {error.message[:200]}")
 

@@ -106,6 +106,19 @@ async def test_resource_server_validation(registry: RegistryClient, body: dict[s
     refused(await registry.admin("POST", "/resource-servers", body), 400, "invalid_request")
 
 
+async def test_a_type_schema_with_a_remote_reference_is_refused(registry: RegistryClient) -> None:
+    schema = {"type": "object", "properties": {"payee": {"$ref": "http://127.0.0.1:9/x.json"}}}
+    body = {
+        "name": "x",
+        "resource": "https://remote-ref.example.com",
+        "authorization_details_types": {"urn:pay": schema},
+    }
+    error = refused(await registry.admin("POST", "/resource-servers", body), 400, "invalid_request")
+    assert "references must point inside the schema" in error["error_description"]
+    listed = (await registry.admin("GET", "/resource-servers")).json()["resource_servers"]
+    assert body["resource"] not in {server["resource"] for server in listed}
+
+
 async def test_resource_server_secret_shown_once_and_conflict(registry: RegistryClient) -> None:
     created = await registry.resource_server("https://unique-rs.example.com/api/")
     assert created["resource"] == "https://unique-rs.example.com/api"

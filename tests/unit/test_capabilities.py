@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import http.server
 import json
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -251,3 +254,64 @@ def test_load_details_roundtrip() -> None:
     assert load_details([d.to_dict() for d in details]) == details
     with pytest.raises(ValueError, match="object"):
         load_details(["api"])
+
+
+class _Counting(http.server.BaseHTTPRequestHandler):
+    hits = 0
+
+    def do_GET(self) -> None:
+        type(self).hits += 1
+        body = b'{"type": "string"}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/schema+json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def schema_host() -> Iterator[str]:
+    """A local server that would answer a schema fetch, and counts the attempts."""
+    _Counting.hits = 0
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Counting)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/payee.json"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("keyword", ["$ref", "$dynamicRef"])
+def test_a_schema_reference_outside_the_schema_is_refused(schema_host: str, keyword: str) -> None:
+    schema = {"type": "object", "properties": {"payee": {keyword: schema_host}}}
+    with pytest.raises(ValueError, match="references must point inside the schema"):
+        check_type_schema(schema)
+    assert _Counting.hits == 0
+
+
+def test_a_reference_inside_the_schema_resolves() -> None:
+    schema = {
+        "type": "object",
+        "$defs": {"payee": {"type": "string", "maxLength": 4}},
+        "properties": {"actions": {}, "payee": {"$ref": "#/$defs/payee"}},
+    }
+    check_type_schema(schema)
+    registry = {SHOP: {PAYMENT: schema}}
+    detail = {"type": PAYMENT, "locations": [SHOP], "actions": ["pay"], "payee": "acme"}
+    assert parse_authorization_details(json.dumps([detail]), registry)[0].extra["payee"] == "acme"
+    with pytest.raises(InvalidAuthorizationDetails, match="schema violation"):
+        parse_authorization_details(json.dumps([{**detail, "payee": "too long"}]), registry)
+
+
+def test_a_stored_schema_with_a_remote_reference_is_never_fetched(schema_host: str) -> None:
+    """A schema stored before references were checked fails closed, offline."""
+    schema = {"type": "object", "properties": {"actions": {}, "payee": {"$ref": schema_host}}}
+    detail = {"type": PAYMENT, "locations": [SHOP], "actions": ["pay"], "payee": "acme"}
+    with pytest.raises(InvalidAuthorizationDetails, match="cannot be resolved"):
+        parse_authorization_details(json.dumps([detail]), {SHOP: {PAYMENT: schema}})
+    assert _Counting.hits == 0

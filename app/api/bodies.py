@@ -7,7 +7,7 @@ from typing import Any
 from starlette.requests import Request
 
 from app.core.errors import InvalidRequest, OAuthError
-from app.core.params import FormParams, parse_form
+from app.core.params import FormParams, ascii_int, parse_form
 from app.core.strict_json import JSONError, parse_json
 
 MAX_BODY = 64 * 1024
@@ -15,9 +15,10 @@ MAX_BODY = 64 * 1024
 
 async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
     declared = request.headers.get("content-length")
-    if declared is not None and not declared.isdigit():
+    length = None if declared is None else ascii_int(declared)
+    if declared is not None and length is None:
         raise InvalidRequest("The Content-Length header is malformed.")
-    if declared is not None and int(declared) > limit:
+    if length is not None and length > limit:
         raise InvalidRequest("The request body is too large.", status_code=413)
     chunks: list[bytes] = []
     size = 0

@@ -49,6 +49,19 @@ class FormParams(Mapping[str, str]):
         return value
 
 
+_ASCII_DIGITS = frozenset(b"0123456789")
+
+
+def ascii_int(raw: str | bytes, max_digits: int = 18) -> int | None:
+    """The value of 1 to ``max_digits`` ASCII digits, else ``None``. ``str.isdigit`` and
+    ``int`` also take other scripts' digits (``"²"``, Arabic-Indic ones), and ``int``
+    refuses more than 4,300 digits with a bare ``ValueError``: no request reaches them."""
+    data = raw.encode("utf-8", "replace") if isinstance(raw, str) else raw
+    if not 0 < len(data) <= max_digits or not _ASCII_DIGITS.issuperset(data):
+        return None
+    return int(data)
+
+
 def _decode(component: bytes) -> str:
     raw = unquote_to_bytes(component.replace(b"+", b" "))
     if b"\x00" in raw:  # no parameter carries one, and PostgreSQL text cannot hold it

@@ -1,5 +1,6 @@
-"""Strict JSON for untrusted input: UTF-8, no duplicate members, no NaN or Infinity, and no
-string holding a NUL character or an unpaired UTF-16 surrogate (both can only arrive as
+"""Strict JSON for untrusted input: UTF-8, no duplicate members, no NaN or Infinity (nor a
+number beyond the float range, nor an integer of more than 40 characters), and no string
+holding a NUL character or an unpaired UTF-16 surrogate (both can only arrive as
 ``\\u`` escapes; no value of ours carries one, PostgreSQL text cannot hold a NUL, and no
 UTF-8 encoder, the database drivers' included, accepts a lone surrogate).
 
@@ -10,6 +11,7 @@ parsers can never disagree about a token's claims).
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -29,8 +31,30 @@ def _reject_constant(name: str) -> Any:
     raise JSONError(f"non-standard JSON constant {name}")
 
 
+MAX_INTEGER_CHARS = 40  # more than any integer a request carries (amounts are strings)
+
+
+def _int(text: str) -> int:
+    # Python refuses to convert more than 4,300 digits, with a bare ValueError.
+    if len(text) > MAX_INTEGER_CHARS:
+        raise JSONError("integer out of range")
+    return int(text)
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e99999 would silently become Infinity
+        raise JSONError("number out of range")
+    return value
+
+
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
-_DECODER = json.JSONDecoder(object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant)
+_DECODER = json.JSONDecoder(
+    object_pairs_hook=_reject_duplicates,
+    parse_constant=_reject_constant,
+    parse_int=_int,
+    parse_float=_float,
+)
 
 
 def _holds_unstorable_text(value: Any) -> bool:

@@ -23,7 +23,7 @@ from app.cache.base import CacheUnavailable
 from app.core.dpop import normalize_htu
 from app.core.envelope import amount_from_request
 from app.core.errors import InvalidClient, InvalidRequest
-from app.core.params import parse_form
+from app.core.params import ascii_int, parse_form
 from app.core.resources import url_within_resource
 from app.core.strict_json import JSONError, parse_json
 from app.verifier import decisions
@@ -52,8 +52,9 @@ async def _send(send: Send, status: int, body: bytes, request_id: str) -> None:
 
 async def _read(receive: Receive, headers: Mapping[bytes, bytes]) -> bytes:
     declared = headers.get(b"content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY):
-        status = 413 if declared.isdigit() else 400
+    length = None if declared is None else ascii_int(declared)
+    if declared is not None and (length is None or length > MAX_BODY):
+        status = 400 if length is None else 413
         raise InvalidRequest("The request body is too large or malformed.", status_code=status)
     chunks: list[bytes] = []
     size = 0

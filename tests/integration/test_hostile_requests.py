@@ -5,9 +5,12 @@ members; those may succeed.)"""
 from __future__ import annotations
 
 import json
+from urllib.parse import urlencode
 
+import httpx
 import pytest
 
+from app.core.jwk import b64url_encode
 from tests.support.registry import RegistryClient
 
 JSON_BODIES: list[object] = [
@@ -93,3 +96,86 @@ async def test_form_endpoints(registry: RegistryClient, path: str) -> None:
         )
         assert 400 <= response.status_code < 500, (path, body[:40], response.text)
         assert response.headers["cache-control"] == "no-store"
+
+
+# --- numbers no parser may turn into a 500 (threat model, hardening rule 7) -----------------
+
+HUGE = "1" * 5000  # beyond Python's 4,300-digit limit for int()
+JWS_WITH_HUGE_INT = (
+    b64url_encode(('{"typ":"dpop+jwt","alg":"ES256","x":' + HUGE + "}").encode())
+    + "."
+    + b64url_encode(b"{}")
+    + ".AA"
+)
+JWT_WITH_HUGE_INT = (
+    b64url_encode(('{"alg":"ES256","kid":' + HUGE + "}").encode())
+    + "."
+    + b64url_encode(b"{}")
+    + ".AA"
+)
+ASSERTION = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+
+@pytest.mark.parametrize("path", [p for p in JSON_ENDPOINTS if not p.endswith("/options")])
+@pytest.mark.parametrize("number", [HUGE, "-" + HUGE, "1e99999", "-1e99999"])
+async def test_json_numbers_out_of_range_are_400(
+    registry: RegistryClient, path: str, number: str
+) -> None:
+    human = await registry.human()
+    headers = {
+        "Authorization": f"Bearer {registry.admin_token}",
+        "X-CSRF-Token": human.csrf,
+        "Content-Type": "application/json",
+    }
+    body = '{"expires_in": ' + number + ', "display_name": "x"}'
+    response = await human.browser.post(path, content=body, headers=headers)
+    assert response.status_code == 400, (path, response.text)
+    assert response.json()["error"] in ("invalid_request", "invalid_client_metadata")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"grant_type": "refresh_token", "refresh_token": "x"},
+        {"client_assertion_type": ASSERTION, "client_assertion": JWT_WITH_HUGE_INT},
+        {"requested_expiry": "²", "scope": "openid"},
+        {"requested_expiry": "\u0661\u0662\u0660", "scope": "openid"},
+        {"max_delegation_depth": "²", "scope": "openid"},
+        {"grant_lifetime": HUGE, "scope": "openid"},
+    ],
+)
+@pytest.mark.parametrize("path", FORM_ENDPOINTS)
+async def test_form_numbers_and_jose_headers_out_of_range_are_4xx(
+    registry: RegistryClient, path: str, body: dict[str, str]
+) -> None:
+    response = await registry.http.post(
+        path,
+        content=urlencode(body),
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "DPoP": JWS_WITH_HUGE_INT,
+        },
+    )
+    assert response.status_code in (400, 401), (path, body, response.text)
+    assert response.json()["error"] in ("invalid_request", "invalid_client", "invalid_dpop_proof")
+    assert response.headers["cache-control"] == "no-store"
+
+
+@pytest.mark.parametrize("length", ["²", "\u0661", HUGE])
+async def test_a_content_length_that_is_not_ascii_digits_is_refused(
+    registry: RegistryClient, verifier_http: httpx.AsyncClient, length: str
+) -> None:
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    json_body = {"Content-Type": "application/json"}
+    admin = {"Authorization": f"Bearer {registry.admin_token}", **json_body}
+    for http, path, headers in (
+        (registry.http, "/token", form),
+        (registry.http, "/admin/humans", admin),
+        (verifier_http, "/verify", json_body),
+        (verifier_http, "/introspect", form),
+    ):
+        request = http.build_request("POST", path, content=b"a=b", headers=headers)
+        request.headers["Content-Length"] = length
+        response = await http.send(request)
+        assert response.status_code == 400, (path, length, response.text)
+        assert response.json()["error"] == "invalid_request"

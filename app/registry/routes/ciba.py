@@ -11,7 +11,7 @@ from starlette.responses import Response
 from app.api.bodies import read_form
 from app.api.errors import json_response
 from app.core.errors import InvalidRequest, UnknownUserId
-from app.core.params import FormParams
+from app.core.params import FormParams, ascii_int
 from app.registry.services import audit
 from app.registry.services.clients import authenticate_agent
 from app.registry.services.limits import limit_address, limit_client
@@ -31,9 +31,10 @@ def _bounded_int(form: FormParams, name: str, low: int, default: int, high: int)
     raw = form.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    value = ascii_int(raw)
+    if value is None or not low <= value <= high:
         raise InvalidRequest(f"{name} must be an integer from {low} to {high}.")
-    return int(raw)
+    return value
 
 
 @router.post("/bc-authorize")

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import sqlite3
 from typing import Any
 from urllib.parse import urlencode
 
 import httpx
 import pytest
+from sqlalchemy.engine import make_url
 
 from app.core.errors import InvalidToken
 from app.core.jws import unverified_kid
@@ -370,6 +373,42 @@ async def test_revoke_endpoint(world: Any) -> None:
     missing = await agent.post("/revoke", agent.form(), dpop=None)
     error(missing, 400, "invalid_request")
     error(await agent.post("/revoke", {"token": "x"}, dpop=None), 401, "invalid_client")
+
+
+async def test_revoke_is_rate_limited_per_client(world: Any) -> None:
+    """120 revocations a minute per client, sent 11 at a time; then 429 with Retry-After."""
+    _registry, _, agent = world
+    answers: list[httpx.Response] = []
+    for _ in range(11):
+        answers += await asyncio.gather(
+            *(agent.post("/revoke", agent.form(token="x"), dpop=None) for _ in range(11))
+        )
+    statuses = sorted(answer.status_code for answer in answers)
+    assert statuses == [200] * 120 + [429], statuses
+    limited = next(answer for answer in answers if answer.status_code == 429)
+    assert limited.json()["error"] == "rate_limited"
+    assert int(limited.headers["retry-after"]) >= 1
+
+
+async def test_revoke_authenticates_before_it_takes_the_write_lock(
+    world: Any, database_url: str
+) -> None:
+    """On SQLite a writer holds the database; a caller that fails authentication is still
+    answered 401 at once, because nothing writes before the caller is known."""
+    if not database_url.startswith("sqlite"):
+        pytest.skip("the write lock is SQLite's")
+    registry, _, _ = world
+    stranger = AgentClient(http=registry.http, clock=registry.clock)
+    writer = sqlite3.connect(make_url(database_url).database or "", isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")
+        answer = await asyncio.wait_for(
+            stranger.post("/revoke", stranger.form(token="x"), dpop=None), timeout=10
+        )
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    error(answer, 401, "invalid_client")
 
 
 async def test_actor_token_is_single_use(world: Any) -> None:

@@ -9,8 +9,8 @@ from app.cache.base import CacheUnavailable
 from app.registry.state import Registry
 
 WINDOW = 60
-PER_ADDRESS = {"token": 1200, "register": 30, "bc-authorize": 120, "ui": 600}
-PER_CLIENT = {"token": 600, "bc-authorize": 60}
+PER_ADDRESS = {"token": 1200, "revoke": 600, "register": 30, "bc-authorize": 120, "ui": 600}
+PER_CLIENT = {"token": 600, "revoke": 120, "bc-authorize": 60}
 
 
 async def _hit(registry: Registry, key: str, limit: int) -> None:

@@ -26,6 +26,7 @@ from app.core.envelope import Limits, NotCovered, limits_cover, narrow_limits, p
 from app.core.errors import InvalidAuthorizationDetails
 from app.core.resources import canonical_resource
 from app.core.strict_json import parse_json
+from app.core.text import check_display_text, strings_within
 
 BUILTIN_TYPE = "api"
 ARRAY_FIELDS = ("locations", "actions", "datatypes", "privileges")
@@ -225,6 +226,8 @@ def parse_authorization_details(raw: object, registry: TypeRegistry) -> list[Aut
             raw = parse_json(raw.encode("utf-8"))
         if not isinstance(raw, list) or not raw or len(raw) > MAX_DETAILS:
             raise ValueError(f"authorization_details must be a JSON array of 1 to {MAX_DETAILS}")
+        for text in strings_within(raw):  # every member may be shown to the approving human
+            check_display_text(text, "a member")
         return [parse_detail(obj, registry) for obj in raw]
     except ValueError as exc:
         raise InvalidAuthorizationDetails(f"Invalid authorization_details: {exc}") from None

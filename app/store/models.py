@@ -103,6 +103,16 @@ class ResourceServer(Base):
     created_at: Mapped[int] = mapped_column(BigInteger)
 
 
+class ApprovalRequester(Base):
+    """A human (``human_id``) lets the agents of another human (``requester_id``) send them
+    approval requests; without a row, only an agent's owner can be asked."""
+
+    __tablename__ = "approval_requesters"
+    human_id: Mapped[str] = mapped_column(ForeignKey("humans.id"), primary_key=True)
+    requester_id: Mapped[str] = mapped_column(ForeignKey("humans.id"), primary_key=True)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
 class GrantRequest(Base):
     __tablename__ = "grant_requests"
     auth_req_id: Mapped[str] = mapped_column(String(64), primary_key=True)

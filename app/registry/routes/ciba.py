@@ -12,7 +12,8 @@ from app.api.bodies import read_form
 from app.api.errors import json_response
 from app.core.errors import InvalidRequest, UnknownUserId
 from app.core.params import FormParams, ascii_int
-from app.registry.services import audit
+from app.core.text import check_display_text
+from app.registry.services import audit, requesters
 from app.registry.services.clients import authenticate_agent
 from app.registry.services.limits import limit_address, limit_client
 from app.registry.services.resource_servers import parse_details
@@ -46,15 +47,24 @@ async def bc_authorize(request: Request, registry: RegistryDep) -> Response:
         agent = await authenticate_agent(registry, db, form)
     await limit_client(registry, agent.id, "bc-authorize")
     binding_message = form.get("binding_message")
-    if binding_message is not None and len(binding_message) > 200:
-        raise InvalidRequest("binding_message is limited to 200 characters.")
+    if binding_message is not None:
+        if len(binding_message) > 200:
+            raise InvalidRequest("binding_message is limited to 200 characters.")
+        try:
+            check_display_text(binding_message, "binding_message")
+        except ValueError as exc:
+            raise InvalidRequest(f"{exc}.") from None
     expiry = _bounded_int(form, "requested_expiry", *EXPIRY)
     lifetime = _bounded_int(form, "grant_lifetime", *GRANT_LIFETIME)
     depth = _bounded_int(form, "max_delegation_depth", 0, 0, MAX_DEPTH)
     async with registry.sessions() as session, session.begin():
         details = await parse_details(SessionDb(session), form.require("authorization_details"))
         human = await session.get(Human, form.get("login_hint") or agent.owner_id)
-        if human is None or human.status != "active":
+        if (
+            human is None
+            or human.status != "active"
+            or not await requesters.may_ask(session, human, agent.owner_id)
+        ):
             raise UnknownUserId()
         grant_request = GrantRequest(
             auth_req_id=secrets.token_urlsafe(32),

@@ -15,6 +15,7 @@ from app.api.errors import json_response
 from app.core.errors import InvalidClientMetadata, InvalidToken, www_authenticate
 from app.core.jwk import JWKError, parse_jwks
 from app.core.metadata import GRANT_TYPES
+from app.core.text import check_display_text
 from app.registry.services import audit
 from app.registry.services.common import new_id, secret_hash
 from app.registry.services.limits import limit_address
@@ -29,11 +30,20 @@ def _bad(message: str) -> InvalidClientMetadata:
     return InvalidClientMetadata(message)
 
 
+def _shown(text: str, name: str) -> None:
+    """Metadata that the approval page shows carries no control or format character."""
+    try:
+        check_display_text(text, name)
+    except ValueError as exc:
+        raise _bad(f"{exc}.") from None
+
+
 def _validate(body: dict[str, Any]) -> dict[str, Any]:
     """RFC 7591 §2 metadata, with AgentAuth's policy: private_key_jwt, DPoP-bound, jwks only."""
     name = body.get("client_name")
     if not isinstance(name, str) or not 0 < len(name) <= 200:
         raise _bad("client_name is required (1 to 200 characters).")
+    _shown(name, "client_name")
     if "jwks_uri" in body:
         raise _bad("jwks_uri is not supported; send the public keys in jwks.")
     try:
@@ -63,6 +73,7 @@ def _validate(body: dict[str, Any]) -> dict[str, Any]:
         if value is not None:
             if not isinstance(value, str) or len(value) > limit:
                 raise _bad(f"{field} must be a string of at most {limit} characters.")
+            _shown(value, field)
             metadata[field] = value
     contacts = body.get("contacts")
     if contacts is not None:
@@ -72,6 +83,8 @@ def _validate(body: dict[str, Any]) -> dict[str, Any]:
             or not all(isinstance(c, str) and 0 < len(c) <= 320 for c in contacts)
         ):
             raise _bad("contacts must be a list of at most 10 strings.")
+        for contact in contacts:
+            _shown(contact, "contacts")
         metadata["contacts"] = contacts
     return metadata
 

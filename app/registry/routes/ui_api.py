@@ -22,7 +22,7 @@ from app.core.capabilities import load_details
 from app.core.errors import InvalidRequest, InvalidToken
 from app.core.summary import summarize
 from app.registry.services import admin as admin_service
-from app.registry.services import audit, passkeys
+from app.registry.services import audit, passkeys, requesters
 from app.registry.services.approvals import (
     agent_view,
     approve_request,
@@ -307,3 +307,33 @@ async def create_enrollment_token(
         registry, current.human_id, body.get("expires_in"), created_by=current.human_id
     )
     return json_response({"token": token, "expires_at": rfc3339(expires_at)}, 201)
+
+
+@router.get("/requesters")
+async def list_requesters(registry: RegistryDep, current: SessionDep) -> Response:
+    """The humans whose agents may send this human approval requests."""
+    rows = await requesters.listed(registry, current.human_id)
+    return json_response(
+        {
+            "requesters": [
+                {
+                    "human_id": human.id,
+                    "display_name": human.display_name,
+                    "allowed_at": rfc3339(row.created_at),
+                }
+                for row, human in rows
+            ]
+        }
+    )
+
+
+@router.put("/requesters/{human_id}")
+async def allow_requester(human_id: str, registry: RegistryDep, current: SessionDep) -> Response:
+    row = await requesters.allow(registry, current.human_id, human_id)
+    return json_response({"human_id": row.requester_id, "allowed_at": rfc3339(row.created_at)})
+
+
+@router.delete("/requesters/{human_id}")
+async def withdraw_requester(human_id: str, registry: RegistryDep, current: SessionDep) -> Response:
+    await requesters.withdraw(registry, current.human_id, human_id)
+    return Response(status_code=204)

@@ -4,6 +4,7 @@ rule 11)."""
 
 from __future__ import annotations
 
+import html
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -131,3 +132,64 @@ async def test_allowing_an_unknown_human_or_oneself_is_refused(registry: Registr
     bob = await registry.human("Bob")
     assert (await bob.api("PUT", "/requesters/hum_nobody")).status_code == 404
     refused(await bob.api("PUT", f"/requesters/{bob.id}"), "invalid_request")
+
+
+TRANSFER = "https://shown-text.example.com/rar/transfer"
+TRANSFER_SCHEMA = {
+    "type": "object",
+    "title": "Credit transfer",
+    "properties": {
+        "actions": {},
+        "datatypes": {},
+        "privileges": {},
+        "instructedAmount": {"title": "Amount", "type": "object"},
+        "creditorName": {"title": "Creditor", "type": "string"},
+    },
+}
+
+
+async def test_the_approval_page_shows_every_member_before_the_approve_button(
+    registry: RegistryClient,
+) -> None:
+    """Members that change what the human agrees to (a registered type's members with the
+    schema's titles, data types, privileges, a budget's time zone) are all in the summary,
+    not only in the raw JSON."""
+    shop = "https://every-member.example.com/api"
+    await registry.ensure_resource_server(shop, {TRANSFER: TRANSFER_SCHEMA})
+    human = await registry.human("Alice")
+    agent = await registry.agent(human)
+    detail = {
+        "type": TRANSFER,
+        "locations": [shop],
+        "actions": ["transfer"],
+        "datatypes": ["statements"],
+        "privileges": ["initiate"],
+        "instructedAmount": {"currency": "EUR", "amount": "123.50"},
+        "creditorName": "Merchant A",
+        "limits": {
+            "budget": {
+                "value": "500.00",
+                "currency": "EUR",
+                "period": "day",
+                "time_zone": "Asia/Tokyo",
+            }
+        },
+    }
+    started = await agent.bc_authorize([detail])
+    assert started.status_code == 200, started.text
+    auth_req_id = started.json()["auth_req_id"]
+    page = await human.browser.get(f"/ui/requests/{auth_req_id}")
+    assert page.status_code == 200
+    before_button = html.unescape(page.text.split("Approve with passkey")[0])
+    summary = before_button.split("Exact request")[0]  # the collapsed raw JSON comes after
+    (listed,) = (await human.api("GET", "/requests")).json()["requests"]
+    for shown in (summary, listed["summary"][0]):
+        for text in (
+            "Credit transfer",
+            "Creditor: \u201cMerchant A\u201d",
+            "Amount: {amount: \u201c123.50\u201d; currency: \u201cEUR\u201d}",
+            "data types statements",
+            "privileges initiate",
+            "500.00 EUR per day (Asia/Tokyo)",
+        ):
+            assert text in shown, (text, shown)

@@ -292,14 +292,14 @@ SHOP = "https://shop.example.com"
 
 def summary_of(obj: dict[str, Any], registry: dict[str, Any] | None = None) -> str:
     (detail,) = parse_authorization_details([obj], registry or {SHOP: {}})
-    return summarize(detail)
+    return summarize(detail, registry)
 
 
 def test_summary_states_every_limit() -> None:
     text = summary_of({"type": "api", "locations": [SHOP], "actions": ["pay"], "limits": FULL})
     assert text == (
-        "Make payments of up to 50.00 EUR each, 200.00 EUR per day, at most 60 requests a minute,"
-        " Mon\u2013Fri 09:00\u201317:00 Europe/Berlin, at shop.example.com"
+        "Make payments of up to 50.00 EUR each, 200.00 EUR per day (Europe/Berlin), at most 60"
+        " requests a minute, Mon\u2013Fri 09:00\u201317:00 Europe/Berlin, at shop.example.com"
     )
 
 
@@ -331,6 +331,59 @@ def test_summary_of_other_shapes() -> None:
         },
         {SHOP: {"https://shop.example.com/rar/x": {"type": "object"}}},
     ) == (
-        "Use any action, at most 1 request an hour, Sat, Sun 00:00\u201324:00 UTC or every day"
-        " 12:00\u201313:00 UTC (https://shop.example.com/rar/x), at shop.example.com"
+        "Use the service without naming an action, at most 1 request an hour, Sat, Sun"
+        " 00:00\u201324:00 UTC or every day 12:00\u201313:00 UTC"
+        " (https://shop.example.com/rar/x), at shop.example.com"
+    )
+
+
+TRANSFER = "https://bank.example.com/rar/transfer"
+TRANSFER_SCHEMA = {
+    "type": "object",
+    "title": "Credit transfer",
+    "properties": {
+        "actions": {},
+        "instructedAmount": {
+            "title": "Amount",
+            "type": "object",
+            "properties": {"currency": {"title": "Currency"}, "amount": {"title": "Sum"}},
+        },
+        "creditorName": {"title": "Creditor", "type": "string"},
+        "creditorAccount": {"type": "object"},
+    },
+}
+
+
+def test_summary_shows_every_member_with_the_schemas_titles() -> None:
+    """Nothing that changes what the human agrees to is left to the raw JSON."""
+    text = summary_of(
+        {
+            "type": TRANSFER,
+            "locations": [SHOP],
+            "actions": ["transfer"],
+            "instructedAmount": {"currency": "EUR", "amount": "123.50"},
+            "creditorName": "Merchant A",
+            "creditorAccount": {"iban": "DE02100100109307118603"},
+        },
+        {SHOP: {TRANSFER: TRANSFER_SCHEMA}},
+    )
+    assert text == (
+        "Transfer money (Credit transfer), with creditorAccount: {iban:"
+        " \u201cDE02100100109307118603\u201d}; Creditor: \u201cMerchant A\u201d;"
+        " Amount: {Sum: \u201c123.50\u201d; Currency: \u201cEUR\u201d}, at shop.example.com"
+    )
+
+
+def test_summary_shows_data_types_and_privileges() -> None:
+    text = summary_of(
+        {
+            "type": "api",
+            "locations": [SHOP],
+            "actions": ["read"],
+            "datatypes": ["contacts", "photos"],
+            "privileges": ["admin"],
+        }
+    )
+    assert text == (
+        "Read data, data types contacts and photos, privileges admin, at shop.example.com"
     )

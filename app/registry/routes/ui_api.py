@@ -18,7 +18,7 @@ from starlette.responses import Response
 from app.api.bodies import read_json
 from app.api.errors import json_response
 from app.core.approvals import new_challenge, request_digest
-from app.core.capabilities import load_details
+from app.core.capabilities import TypeRegistry, load_details
 from app.core.errors import InvalidRequest, InvalidToken
 from app.core.summary import summarize
 from app.registry.services import admin as admin_service
@@ -32,6 +32,7 @@ from app.registry.services.approvals import (
 )
 from app.registry.services.common import rfc3339, secret_hash
 from app.registry.services.limits import limit_address
+from app.registry.services.resource_servers import type_schemas
 from app.registry.services.sessions import SessionDep, end_session, start_session
 from app.registry.state import Registry, RegistryDep
 from app.store.models import Agent, Challenge, Grant, GrantRequest, Human, Invite, Passkey
@@ -151,7 +152,7 @@ async def _pending_request(
         return await pending_request(session, auth_req_id, human_id, registry.now())
 
 
-def _request_view(row: GrantRequest, agent: Agent) -> dict[str, Any]:
+def _request_view(row: GrantRequest, agent: Agent, types: TypeRegistry) -> dict[str, Any]:
     details = load_details(row.authorization_details)
     return {
         "auth_req_id": row.auth_req_id,
@@ -162,7 +163,7 @@ def _request_view(row: GrantRequest, agent: Agent) -> dict[str, Any]:
         "max_delegation_depth": row.max_delegation_depth,
         "grant_lifetime": row.grant_lifetime,
         "expires_at": rfc3339(row.expires_at),
-        "summary": [summarize(d) for d in details],
+        "summary": [summarize(d, types) for d in details],
     }
 
 
@@ -182,7 +183,8 @@ async def list_requests(registry: RegistryDep, current: SessionDep) -> Response:
                 .order_by(GrantRequest.created_at.desc())
             )
         ).all()
-    return json_response({"requests": [_request_view(r, a) for r, a in rows]})
+        types = await type_schemas(session)
+    return json_response({"requests": [_request_view(r, a, types) for r, a in rows]})
 
 
 @router.post("/requests/{auth_req_id}/approve/options")
@@ -239,6 +241,7 @@ async def list_grants(registry: RegistryDep, current: SessionDep) -> Response:
                 .order_by(Grant.created_at.desc())
             )
         ).all()
+        types = await type_schemas(session)
     return json_response(
         {
             "grants": [
@@ -247,7 +250,7 @@ async def list_grants(registry: RegistryDep, current: SessionDep) -> Response:
                     "agent": g.agent_id,
                     "status": g.status,
                     "authorization_details": g.authorization_details,
-                    "summary": [summarize(d) for d in load_details(g.authorization_details)],
+                    "summary": [summarize(d, types) for d in load_details(g.authorization_details)],
                     "created_at": rfc3339(g.created_at),
                     "expires_at": rfc3339(g.expires_at),
                 }

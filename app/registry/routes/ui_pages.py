@@ -17,11 +17,12 @@ from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
 from app.api.errors import Conflict, NotFound
-from app.core.capabilities import load_details
+from app.core.capabilities import TypeRegistry, load_details
 from app.core.errors import InvalidToken
 from app.core.summary import summarize
 from app.registry.services.approvals import agent_view, pending_request
 from app.registry.services.common import rfc3339, secret_hash
+from app.registry.services.resource_servers import type_schemas
 from app.registry.services.sessions import current_session
 from app.registry.state import Registry, RegistryDep
 from app.store.models import (
@@ -65,7 +66,7 @@ async def _render(
     )
 
 
-def _request_view(row: GrantRequest, agent: Agent) -> dict[str, Any]:
+def _request_view(row: GrantRequest, agent: Agent, types: TypeRegistry) -> dict[str, Any]:
     details = load_details(row.authorization_details)
     return {
         "auth_req_id": row.auth_req_id,
@@ -74,7 +75,7 @@ def _request_view(row: GrantRequest, agent: Agent) -> dict[str, Any]:
         "max_delegation_depth": row.max_delegation_depth,
         "grant_lifetime": row.grant_lifetime,
         "expires_at": rfc3339(row.expires_at),
-        "summary": [summarize(d) for d in details],
+        "summary": [summarize(d, types) for d in details],
         "locations": sorted({loc for d in details for loc in d.locations}),
     }
 
@@ -139,6 +140,7 @@ async def dashboard(request: Request, registry: RegistryDep) -> Response:
             )
         ).all()
         ids = [human_id, *names]
+        types = await type_schemas(session)
         events = (
             await session.scalars(
                 select(AuditEvent)
@@ -148,12 +150,12 @@ async def dashboard(request: Request, registry: RegistryDep) -> Response:
             )
         ).all()
         return {
-            "requests": [_request_view(r, a) for r, a in pending],
+            "requests": [_request_view(r, a, types) for r, a in pending],
             "agents": agents,
             "grants": [
                 {
                     "agent_name": names.get(g.agent_id, g.agent_id),
-                    "summary": [summarize(d) for d in load_details(g.authorization_details)],
+                    "summary": [summarize(d, types) for d in load_details(g.authorization_details)],
                     "expires_at": rfc3339(g.expires_at),
                 }
                 for g in grants
@@ -182,6 +184,7 @@ async def request_page(auth_req_id: str, request: Request, registry: RegistryDep
             row, agent = await pending_request(
                 session, auth_req_id, current.human_id, registry.now()
             )
+            types = await type_schemas(session)
     except (NotFound, Conflict) as exc:
         heading = "Request not found" if isinstance(exc, NotFound) else "This request is closed"
         return templates.TemplateResponse(
@@ -190,7 +193,7 @@ async def request_page(auth_req_id: str, request: Request, registry: RegistryDep
             {"human": None, "heading": heading, "message": exc.description},
             status_code=exc.status,
         )
-    view = _request_view(row, agent)
+    view = _request_view(row, agent, types)
 
     async def load(session: Any, _: str) -> dict[str, Any]:
         owner = await session.get(Human, agent.owner_id)
@@ -224,6 +227,7 @@ async def grants_page(request: Request, registry: RegistryDep) -> Response:
                 .order_by(Grant.created_at.desc())
             )
         ).all()
+        types = await type_schemas(session)
         counts = dict(
             (
                 await session.execute(
@@ -251,7 +255,7 @@ async def grants_page(request: Request, registry: RegistryDep) -> Response:
                     "id": g.id,
                     "agent_name": name,
                     "status": g.status,
-                    "summary": [summarize(d) for d in load_details(g.authorization_details)],
+                    "summary": [summarize(d, types) for d in load_details(g.authorization_details)],
                     "tokens": counts.get(g.id, 0),
                     "delegated": derived.get(g.id, 0),
                     "expires_at": rfc3339(g.expires_at),

@@ -25,6 +25,18 @@ class CacheUnavailable(RuntimeError):
 
 
 @dataclass(frozen=True, slots=True)
+class Once:
+    """A single-use item (a client assertion's or actor token's ``jti``, a DPoP proof) to be
+    remembered under ``key`` for ``ttl`` seconds. One ``issued_at`` before the cache's data
+    epoch counts as seen: the cache may have lost its key (docs/architecture.md "Data
+    epoch")."""
+
+    key: str
+    ttl: int
+    issued_at: int
+
+
+@dataclass(frozen=True, slots=True)
 class Admission:
     """Everything one ``/verify`` decision records, checked and applied atomically.
 
@@ -60,15 +72,17 @@ class Subscription(Protocol):
 
 
 class Cache(Protocol):
-    async def remember(self, key: str, ttl: int) -> bool:
-        """Record ``key`` for ``ttl`` seconds; ``False`` if it was already recorded (replay)."""
+    async def remember(self, once: Once, now: int) -> bool:
+        """Record ``once``; ``False`` if it was already recorded or was issued before the data
+        epoch (a replay, or an item whose record may be lost). A missing epoch becomes
+        ``now``."""
         ...
 
     async def admit(
-        self, rate: tuple[str, int, int], remember: Sequence[tuple[str, int]]
+        self, rate: tuple[str, int, int], once: Sequence[Once], now: int
     ) -> tuple[int, list[bool]]:
         """One round trip: count ``rate`` = (key, limit, window) like :meth:`hit` and record
-        each (key, ttl) like :meth:`remember`; returns (retry_after, first-use flags)."""
+        each item like :meth:`remember`; returns (retry_after, first-use flags)."""
         ...
 
     async def hit(self, key: str, limit: int, window: int) -> int:

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from app.cache.base import Admission, Outcome, SpendEvent
+from app.cache.base import Admission, Once, Outcome, SpendEvent
 
 
 class MemorySubscription:
@@ -54,20 +54,20 @@ class MemoryCache:
         expires = self._seen.get(key)
         return expires is not None and expires > now
 
-    async def remember(self, key: str, ttl: int) -> bool:
+    async def remember(self, once: Once, now: int) -> bool:
         async with self._lock:
-            now = self._clock()
-            self._sweep(now)
-            if self._seen_now(key, now):
+            moment = self._clock()
+            self._sweep(moment)
+            if once.issued_at < self._epoch or self._seen_now(once.key, moment):
                 return False
-            self._seen[key] = now + ttl
+            self._seen[once.key] = moment + once.ttl
             return True
 
     async def admit(
-        self, rate: tuple[str, int, int], remember: Sequence[tuple[str, int]]
+        self, rate: tuple[str, int, int], once: Sequence[Once], now: int
     ) -> tuple[int, list[bool]]:
         retry_after = await self.hit(*rate)
-        return retry_after, [await self.remember(key, ttl) for key, ttl in remember]
+        return retry_after, [await self.remember(item, now) for item in once]
 
     async def hit(self, key: str, limit: int, window: int) -> int:
         async with self._lock:

@@ -24,27 +24,42 @@ from app.cache.base import (
     SPEND_STREAM,
     Admission,
     CacheUnavailable,
+    Once,
     Outcome,
     SpendEvent,
 )
 
-# KEYS: the rate counter, then the single-use keys. ARGV: limit, window, then each key's ttl.
-# Counts one request in a fixed window and sets every key like SET NX EX; returns
-# {retry_after (0: allowed), 1 or 0 per key}.
+# KEYS: the data epoch, the rate counter, then the single-use keys. ARGV: now, limit (0:
+# none), window, then each key's ttl and the time its item was issued. With single-use
+# keys, sets the epoch to ``now`` if the cache lost it. Counts one request in a fixed
+# window and sets every key like SET NX EX, except that an item issued before the epoch
+# counts as seen (the cache may have lost its key). Returns {retry_after, 1 or 0 per key}.
 _RATE_AND_REMEMBER = """
-local count = redis.call('INCR', KEYS[1])
-if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+local epoch = 0
+if #KEYS > 2 then
+  epoch = redis.call('GET', KEYS[1])
+  if not epoch then
+    redis.call('SET', KEYS[1], ARGV[1])
+    epoch = ARGV[1]
+  end
+  epoch = tonumber(epoch)
+end
 local retry_after = 0
-if count > tonumber(ARGV[1]) then
-  retry_after = redis.call('TTL', KEYS[1])
-  if retry_after < 1 then retry_after = 1 end
+if tonumber(ARGV[2]) > 0 then
+  local count = redis.call('INCR', KEYS[2])
+  if count == 1 then redis.call('EXPIRE', KEYS[2], ARGV[3]) end
+  if count > tonumber(ARGV[2]) then
+    retry_after = redis.call('TTL', KEYS[2])
+    if retry_after < 1 then retry_after = 1 end
+  end
 end
 local result = {retry_after}
-for i = 2, #KEYS do
-  if redis.call('SET', KEYS[i], '1', 'NX', 'EX', ARGV[i + 1]) then
-    result[i] = 1
+for i = 3, #KEYS do
+  local ttl, issued = ARGV[2 * i - 2], tonumber(ARGV[2 * i - 1])
+  if issued >= epoch and redis.call('SET', KEYS[i], '1', 'NX', 'EX', ttl) then
+    result[i - 1] = 1
   else
-    result[i] = 0
+    result[i - 1] = 0
   end
 end
 return result
@@ -182,34 +197,43 @@ class RedisCache:
     def client(self) -> Redis:
         return self._redis
 
-    async def remember(self, key: str, ttl: int) -> bool:
+    async def _rate_and_once(
+        self, rate: tuple[str, int, int] | None, once: Sequence[Once], now: int
+    ) -> list[int]:
+        key, limit, window = rate or ("", 0, 1)
+        keys = [
+            self.epoch_key,
+            f"{self._ns}:rate:{key}" if rate else self._none,
+            *(f"{self._ns}:seen:{seen.key}" for seen in once),
+        ]
+        args = [now, limit, window]
+        for seen in once:
+            args += [seen.ttl, seen.issued_at]
+        # One EVALSHA: a pipeline carrying a script would first ask SCRIPT EXISTS.
+        return [int(r) for r in await self._rate_and_remember(keys=keys, args=args)]
+
+    async def remember(self, once: Once, now: int) -> bool:
         try:
-            return bool(await self._redis.set(f"{self._ns}:seen:{key}", b"1", nx=True, ex=ttl))
+            _, first = await self._rate_and_once(None, [once], now)
         except RedisError as exc:
             raise CacheUnavailable(f"replay guard: {exc}") from exc
+        return bool(first)
 
     async def admit(
-        self, rate: tuple[str, int, int], remember: Sequence[tuple[str, int]]
+        self, rate: tuple[str, int, int], once: Sequence[Once], now: int
     ) -> tuple[int, list[bool]]:
-        key, limit, window = rate
-        keys = [f"{self._ns}:rate:{key}", *(f"{self._ns}:seen:{seen}" for seen, _ in remember)]
         try:
-            # One EVALSHA: a pipeline carrying a script would first ask SCRIPT EXISTS.
-            results = await self._rate_and_remember(
-                keys=keys, args=[limit, window, *(ttl for _, ttl in remember)]
-            )
+            retry_after, *firsts = await self._rate_and_once(rate, once, now)
         except RedisError as exc:
             raise CacheUnavailable(f"admission: {exc}") from exc
-        return int(results[0]), [bool(r) for r in results[1:]]
+        return retry_after, [bool(first) for first in firsts]
 
     async def hit(self, key: str, limit: int, window: int) -> int:
         try:
-            (retry_after,) = await self._rate_and_remember(
-                keys=[f"{self._ns}:rate:{key}"], args=[limit, window]
-            )
+            (retry_after,) = await self._rate_and_once((key, limit, window), [], 0)
         except RedisError as exc:
             raise CacheUnavailable(f"rate limit: {exc}") from exc
-        return int(retry_after)
+        return retry_after
 
     async def admit_request(self, admission: Admission) -> Outcome:
         rate_key, limit, rate_ttl = admission.rate or (self._none, 0, 1)

@@ -38,6 +38,7 @@ class AgentAssertion:
     client_id: str
     jti: str
     exp: int
+    iat: int
     jkt: str | None = None  # actor tokens only: the DPoP key the actor will use
 
 
@@ -95,7 +96,7 @@ def _check_claims(
     now: int,
     leeway: int,
     max_lifetime: int,
-) -> tuple[str, int]:
+) -> tuple[str, int, int]:
     if claims.get("iss") != client_id or claims.get("sub") != client_id:
         raise ValueError("iss and sub must both be the client_id")
     # RFC 7523bis (PIN P9): aud is the issuer identifier, a single string.
@@ -109,12 +110,16 @@ def _check_claims(
     nbf, iat = _int_claim(claims, "nbf"), _int_claim(claims, "iat")
     if nbf is not None and nbf > now + leeway:
         raise ValueError("not yet valid")
-    if iat is not None and not now - max_lifetime - leeway <= iat <= now + leeway:
+    # Policy: iat is required (RFC 7523 makes it optional). Single use is remembered in the
+    # cache, and a cache that lost its data refuses whatever was issued before (data epoch).
+    if iat is None:
+        raise ValueError("iat missing")
+    if not now - max_lifetime - leeway <= iat <= now + leeway:
         raise ValueError("iat outside the acceptable window")
     jti = claims.get("jti")
     if not isinstance(jti, str) or not jti or len(jti) > MAX_JTI_CHARS:
         raise ValueError("jti missing, empty or too long")
-    return jti, exp
+    return jti, exp, iat
 
 
 def _verify_agent_jwt(
@@ -127,7 +132,7 @@ def _verify_agent_jwt(
     now: int,
     leeway: int,
     max_lifetime: int,
-) -> tuple[dict[str, Any], str, int]:
+) -> tuple[dict[str, Any], str, int, int]:
     def resolve(header: Mapping[str, Any]) -> PublicJWK:
         kid = header.get("kid")
         key = keys.get(kid) if isinstance(kid, str) else None
@@ -136,7 +141,7 @@ def _verify_agent_jwt(
         return key
 
     _, claims = decode_jws(token, typs=typs, algs=AGENT_JWT_ALGS, resolve_key=resolve)
-    jti, exp = _check_claims(
+    jti, exp, iat = _check_claims(
         claims,
         client_id=client_id,
         issuer=issuer,
@@ -144,7 +149,7 @@ def _verify_agent_jwt(
         leeway=leeway,
         max_lifetime=max_lifetime,
     )
-    return claims, jti, exp
+    return claims, jti, exp, iat
 
 
 def verify_client_assertion(
@@ -161,14 +166,15 @@ def verify_client_assertion(
     """Authenticate agent ``client_id`` by a ``private_key_jwt`` assertion (RFC 7523 §3).
 
     ``iss`` = ``sub`` = ``client_id``; ``aud`` = ``issuer``; ``exp`` present, not past and at
-    most ``max_lifetime`` ahead; optional ``nbf``/``iat`` sane; ``jti`` present; signature by
-    the registered key named by ``kid`` with an allow-listed ``alg``; a ``client_id`` form
-    parameter, if sent, must match (RFC 7521 §4.2). Failures raise 401 ``invalid_client``.
+    most ``max_lifetime`` ahead; ``iat`` present and sane; optional ``nbf`` sane; ``jti``
+    present; signature by the registered key named by ``kid`` with an allow-listed ``alg``; a
+    ``client_id`` form parameter, if sent, must match (RFC 7521 §4.2). Failures raise 401
+    ``invalid_client``.
     """
     if client_id_param is not None and client_id_param != client_id:
         raise InvalidClient(detail="client_id parameter does not match the assertion")
     try:
-        _, jti, exp = _verify_agent_jwt(
+        _, jti, exp, iat = _verify_agent_jwt(
             assertion,
             typs=CLIENT_ASSERTION_TYPS,
             client_id=client_id,
@@ -180,7 +186,7 @@ def verify_client_assertion(
         )
     except (JWSError, ValueError) as exc:
         raise InvalidClient(detail=f"client assertion rejected: {exc}") from None
-    return AgentAssertion(client_id=client_id, jti=jti, exp=exp)
+    return AgentAssertion(client_id=client_id, jti=jti, exp=exp, iat=iat)
 
 
 def verify_actor_token(
@@ -200,7 +206,7 @@ def verify_actor_token(
     ``invalid_request`` (RFC 8693 §2.2.2).
     """
     try:
-        claims, jti, exp = _verify_agent_jwt(
+        claims, jti, exp, iat = _verify_agent_jwt(
             token,
             typs=(ACTOR_TOKEN_TYP,),
             client_id=client_id,
@@ -213,7 +219,7 @@ def verify_actor_token(
         jkt = _actor_jkt(claims)
     except (JWSError, ValueError) as exc:
         raise InvalidRequest("The actor_token is invalid.", detail=f"actor token: {exc}") from None
-    return AgentAssertion(client_id=client_id, jti=jti, exp=exp, jkt=jkt)
+    return AgentAssertion(client_id=client_id, jti=jti, exp=exp, iat=iat, jkt=jkt)
 
 
 def _actor_jkt(claims: Mapping[str, Any]) -> str | None:

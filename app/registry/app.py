@@ -31,7 +31,7 @@ from app.api.errors import (
 from app.api.logs import RequestIdMiddleware
 from app.api.metrics import MetricsMiddleware
 from app.api.security_headers import SecurityHeadersMiddleware
-from app.cache.base import Cache
+from app.cache.base import Cache, CacheUnavailable
 from app.cache.factory import create_cache
 from app.core.dpop import NonceSource
 from app.core.errors import InvalidRequest, OAuthError
@@ -126,6 +126,10 @@ def create_app(
             clock=clock,
         )
         await keys.load(sessions, registry.now())
+        try:  # items issued from now on are single-use in this cache (docs: "Data epoch")
+            await registry.cache.ensure_epoch(registry.now())
+        except CacheUnavailable:
+            log.warning("the cache is unreachable; its data epoch is set on first use")
         app.state.registry = registry
         # Background loops end when ``stop`` is set: redis-py absorbs a cancellation that
         # arrives during a command, so cancelling them alone could leave them running.

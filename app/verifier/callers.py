@@ -20,6 +20,7 @@ from types import MappingProxyType
 from urllib.parse import unquote_plus
 
 from app.api.errors import unavailable
+from app.cache.base import Once
 from app.core.client_auth import (
     read_client_assertion,
     same_secret,
@@ -45,8 +46,7 @@ class Caller:
 @dataclass(frozen=True, slots=True)
 class Authenticated:
     caller: Caller
-    assertion_key: str | None = None  # a private_key_jwt assertion's single-use key
-    assertion_ttl: int = 0
+    assertion: Once | None = None  # a private_key_jwt assertion, to be used up
 
 
 def _challenge(scheme_used: bool) -> dict[str, str]:
@@ -206,7 +206,7 @@ class Callers:
             client_id_param=client_id_param,
         )
         key = hashlib.sha256(f"rs-assertion\x00{client_id}\x00{verified.jti}".encode()).hexdigest()
-        return Authenticated(caller, key, max(1, verified.exp - now + 1))
+        return Authenticated(caller, Once(key, max(1, verified.exp - now + 1), verified.iat))
 
     async def authenticate(
         self, authorization: str | None, params: Mapping[str, str]

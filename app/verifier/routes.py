@@ -19,7 +19,7 @@ from app.api.bodies import MAX_BODY
 from app.api.errors import exception_response, unavailable
 from app.api.logs import REQUEST_ID, request_id_for
 from app.api.metrics import METRICS
-from app.cache.base import CacheUnavailable
+from app.cache.base import CacheUnavailable, Once
 from app.core.dpop import normalize_htu
 from app.core.envelope import amount_from_request
 from app.core.errors import InvalidClient, InvalidRequest
@@ -95,16 +95,14 @@ async def _authenticate(
     """The caller, with its client assertion (if any) used up before anything is decided:
     a replayed assertion can never probe a token's state."""
     authenticated = await verifier.callers.authenticate(_authorization(headers), credentials)
-    if authenticated.assertion_key is not None:
-        await _remember_assertion(
-            verifier, authenticated.assertion_key, authenticated.assertion_ttl
-        )
+    if authenticated.assertion is not None:
+        await _remember_assertion(verifier, authenticated.assertion)
     return authenticated
 
 
-async def _remember_assertion(verifier: Verifier, key: str, ttl: int) -> None:
+async def _remember_assertion(verifier: Verifier, assertion: Once) -> None:
     try:
-        fresh = await verifier.cache.remember(key, ttl)
+        fresh = await verifier.cache.remember(assertion, verifier.now())
     except CacheUnavailable as exc:
         raise unavailable(str(exc), "redis") from None
     if not fresh:

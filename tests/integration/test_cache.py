@@ -11,10 +11,16 @@ from typing import Any
 import orjson
 import pytest
 
-from app.cache.base import Cache, CacheUnavailable
+from app.cache.base import Cache, CacheUnavailable, Once
 from app.cache.memory import MemoryCache
 from app.cache.redis import RedisCache
 from tests.support.clock import Clock
+
+NOW = int(time.time())
+
+
+def once(key: str, ttl: int, issued_at: int = NOW) -> Once:
+    return Once(key, ttl, issued_at)
 
 
 @pytest.fixture(params=["redis", "memory"])
@@ -31,9 +37,9 @@ async def cache(request: pytest.FixtureRequest, redis_url: str) -> AsyncIterator
 
 
 async def test_remember_is_single_use_under_parallel_calls(cache: Cache) -> None:
-    results = await asyncio.gather(*(cache.remember("jti-1", 60) for _ in range(20)))
+    results = await asyncio.gather(*(cache.remember(once("jti-1", 60), NOW) for _ in range(20)))
     assert sorted(results) == [False] * 19 + [True]
-    assert await cache.remember("jti-2", 60)
+    assert await cache.remember(once("jti-2", 60), NOW)
 
 
 async def test_hit_counts_and_reports_retry_after(cache: Cache) -> None:
@@ -42,16 +48,19 @@ async def test_hit_counts_and_reports_retry_after(cache: Cache) -> None:
 
 
 async def test_admit_counts_and_remembers_in_one_call(cache: Cache) -> None:
-    retry, fresh = await cache.admit(("client", 1, 60), [("a", 60), ("b", 60)])
+    retry, fresh = await cache.admit(("client", 1, 60), [once("a", 60), once("b", 60)], NOW)
     assert (retry, fresh) == (0, [True, True])
-    retry, fresh = await cache.admit(("client", 1, 60), [("a", 60), ("c", 60)])
+    retry, fresh = await cache.admit(("client", 1, 60), [once("a", 60), once("c", 60)], NOW)
     assert retry >= 1
     assert fresh == [False, True]
 
 
 async def test_admit_is_single_use_under_parallel_calls(cache: Cache) -> None:
     results = await asyncio.gather(
-        *(cache.admit(("parallel", 100, 60), [("shared", 60), (f"own-{i}", 60)]) for i in range(20))
+        *(
+            cache.admit(("parallel", 100, 60), [once("shared", 60), once(f"own-{i}", 60)], NOW)
+            for i in range(20)
+        )
     )
     assert [retry for retry, _ in results] == [0] * 20
     assert sorted(fresh[0] for _, fresh in results) == [False] * 19 + [True]
@@ -64,11 +73,35 @@ async def test_redis_admit_sets_ttls_and_survives_a_flushed_script_cache(redis_u
     cache = RedisCache(redis_url, namespace=f"test-{secrets.token_hex(6)}")
     try:
         await cache.client.script_flush()  # as after a Redis restart
-        assert await cache.admit(("ttl", 5, 30), [("a", 90), ("b", 200)]) == (0, [True, True])
+        assert await cache.admit(("ttl", 5, 30), [once("a", 90), once("b", 200)], NOW) == (
+            0,
+            [True, True],
+        )
         ns = cache.epoch_key.rsplit(":", 1)[0]
         assert 25 <= await cache.client.ttl(f"{ns}:rate:ttl") <= 30
         assert 85 <= await cache.client.ttl(f"{ns}:seen:a") <= 90
         assert 195 <= await cache.client.ttl(f"{ns}:seen:b") <= 200
+    finally:
+        await cache.close()
+
+
+async def test_redis_refuses_items_issued_before_it_lost_its_data(redis_url: str) -> None:
+    """After the cache loses its data (here: its keys are deleted), an item issued before
+    the loss is refused however new its key looks; one issued after is accepted once."""
+    cache = RedisCache(redis_url, namespace=f"test-{secrets.token_hex(6)}")
+    try:
+        await cache.ensure_epoch(NOW - 60)  # as the registry and verifier do when they start
+        assert await cache.remember(once("before", 60, NOW - 5), NOW)
+        ns = cache.epoch_key.rsplit(":", 1)[0]
+        await cache.client.delete(*[key async for key in cache.client.scan_iter(f"{ns}:*")])
+        assert not await cache.remember(once("before", 60, NOW - 5), NOW + 10)
+        assert not await cache.remember(once("unseen-but-old", 60, NOW + 9), NOW + 10)
+        retry, fresh = await cache.admit(
+            ("c", 10, 60), [once("old", 60, NOW), once("new", 60, NOW + 10)], NOW + 11
+        )
+        assert (retry, fresh) == (0, [False, True])
+        assert await cache.remember(once("after", 60, NOW + 10), NOW + 10)
+        assert not await cache.remember(once("after", 60, NOW + 10), NOW + 10)
     finally:
         await cache.close()
 
@@ -97,10 +130,10 @@ async def test_ping_and_publish(cache: Cache) -> None:
 async def test_memory_entries_expire() -> None:
     clock = Clock(1000)
     cache = MemoryCache(clock=clock)
-    assert await cache.remember("x", 10)
-    assert not await cache.remember("x", 10)
+    assert await cache.remember(once("x", 10), NOW)
+    assert not await cache.remember(once("x", 10), NOW)
     clock.advance(11)
-    assert await cache.remember("x", 10)
+    assert await cache.remember(once("x", 10), NOW)
     assert await cache.hit("r", 1, 5) == 0
     assert await cache.hit("r", 1, 5) == 5
     clock.advance(5)
@@ -112,11 +145,11 @@ async def test_unreachable_redis_fails_closed() -> None:
     try:
         assert not await dead.ping()
         with pytest.raises(CacheUnavailable):
-            await dead.remember("x", 10)
+            await dead.remember(once("x", 10), NOW)
         with pytest.raises(CacheUnavailable):
             await dead.hit("x", 1, 10)
         with pytest.raises(CacheUnavailable):
-            await dead.admit(("x", 1, 10), [("y", 10)])
+            await dead.admit(("x", 1, 10), [once("y", 10)], NOW)
         with pytest.raises(CacheUnavailable):
             await dead.publish_revocation(1, "grant", "g", 0)
         with pytest.raises(CacheUnavailable):

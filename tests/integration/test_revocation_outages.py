@@ -20,7 +20,7 @@ from app.registry.services.revocation import run_heartbeats
 from app.registry.worker import run_worker
 from app.settings import Settings
 from app.verifier.app import create_app as create_verifier
-from tests.support.processes import RedisServer, TcpProxy
+from tests.support.processes import RedisServer, TcpProxy, private_redis
 from tests.support.registry import AgentClient, RegistryClient
 from tests.support.verifier import Merchant, api, granted_agent, shop_with_grant, verify_body
 
@@ -30,14 +30,8 @@ BOUND = 1.0  # AGENTAUTH_REVOCATION_STALENESS_BOUND, the default
 
 @pytest.fixture
 def redis_process(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path)
-    server.start()
-    try:
+    with private_redis(tmp_path) as server:
         yield server
-    finally:
-        if server.process is not None:
-            server.resume()
-        server.stop()
 
 
 @pytest.fixture

@@ -14,7 +14,8 @@ import subprocess
 import sys
 import threading
 import time
-from contextlib import suppress
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import httpx
@@ -73,6 +74,19 @@ class RedisServer:
     def resume(self) -> None:
         assert self.process is not None
         self.process.send_signal(signal.SIGCONT)
+
+
+@contextmanager
+def private_redis(workdir: Path) -> Iterator[RedisServer]:
+    """A started :class:`RedisServer`, resumed if stalled and stopped at the end."""
+    server = RedisServer(workdir)
+    server.start()
+    try:
+        yield server
+    finally:
+        if server.process is not None:
+            server.resume()
+        server.stop()
 
 
 class TcpProxy:

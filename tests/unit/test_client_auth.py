@@ -50,7 +50,7 @@ def refused(agent: Agent, assertion: str, **kwargs: Any) -> InvalidClient:
 def test_valid_assertion(typ: str | None, alg: str) -> None:
     agent = Agent(alg)
     result = authenticate(agent, agent.assertion(typ=typ, jti="j1"))
-    assert result == AgentAssertion(client_id=agent.client_id, jti="j1", exp=NOW + 60)
+    assert result == AgentAssertion(client_id=agent.client_id, jti="j1", exp=NOW + 60, iat=NOW)
 
 
 def test_read_client_assertion() -> None:
@@ -111,7 +111,15 @@ def test_not_before_and_old_iat(agent: Agent) -> None:  # CA-06
     refused(agent, agent.assertion(iat=NOW - 3600))
     refused(agent, agent.assertion(iat=NOW + 60))
     refused(agent, agent.assertion(iat=True))
-    authenticate(agent, agent.assertion(iat=None))
+
+
+def test_an_assertion_without_iat_is_refused(agent: Agent) -> None:
+    """Policy (RFC 7523 makes it optional): single use is remembered in the cache, and after
+    the cache lost its data whatever was issued before is refused, which needs ``iat``."""
+    error = refused(agent, agent.assertion(drop=("iat",)))
+    assert error.detail is not None
+    assert "iat missing" in error.detail
+    refused(agent, agent.assertion(iat=None))
 
 
 @pytest.mark.parametrize("jti", ["", "x" * 257, 7])

@@ -89,7 +89,7 @@ def context(**overrides: Any) -> ExchangeContext:
 
 
 def actor(agent: Agent, jkt: str | None = None) -> AgentAssertion:
-    return AgentAssertion(client_id=agent.client_id, jti="j", exp=NOW + 60, jkt=jkt)
+    return AgentAssertion(client_id=agent.client_id, jti="j", exp=NOW + 60, iat=NOW, jkt=jkt)
 
 
 def details(*objs: dict[str, Any]) -> list[AuthorizationDetail]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.api.errors import unavailable
-from app.cache.base import CacheUnavailable
+from app.cache.base import CacheUnavailable, Once
 from app.core.capabilities import load_details
 from app.core.client_auth import AgentAssertion, unverified_actor, verify_actor_token
 from app.core.dpop import DPoPProof
@@ -61,7 +61,9 @@ async def _actor(registry: Registry, db: Db, token: str, now: int) -> tuple[Agen
         leeway=registry.settings.clock_skew,
     )
     try:
-        first = await registry.cache.remember(f"actor:{actor.id}:{assertion.jti}", 300 + 60)
+        first = await registry.cache.remember(
+            Once(f"actor:{actor.id}:{assertion.jti}", 300 + 60, assertion.iat), now
+        )
     except CacheUnavailable as exc:
         raise unavailable(str(exc), "redis") from exc
     if not first:

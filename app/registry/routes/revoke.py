@@ -53,7 +53,9 @@ async def _admit(registry: Registry, agent: AgentRecord, assertion: AgentAsserti
     """The client's rate limit and its assertion's single use, in one cache round trip."""
     try:
         retry_after, (assertion_new,) = await registry.cache.admit(
-            client_rate(registry, agent.id, "revoke"), [assertion_replay_key(registry, assertion)]
+            client_rate(registry, agent.id, "revoke"),
+            [assertion_replay_key(registry, assertion)],
+            registry.now(),
         )
     except CacheUnavailable as exc:
         raise unavailable(str(exc), "redis") from exc

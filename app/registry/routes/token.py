@@ -71,6 +71,7 @@ async def _admit(
         retry_after, (assertion_new, proof_new) = await registry.cache.admit(
             client_rate(registry, agent.id, "token"),
             [assertion_replay_key(registry, assertion), proof_replay_key(registry, proof)],
+            registry.now(),
         )
     except CacheUnavailable as exc:
         raise unavailable(str(exc), "redis") from exc

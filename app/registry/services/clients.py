@@ -9,7 +9,7 @@ from types import MappingProxyType
 import orjson
 
 from app.api.errors import unavailable
-from app.cache.base import CacheUnavailable
+from app.cache.base import CacheUnavailable, Once
 from app.core.client_auth import (
     AgentAssertion,
     read_client_assertion,
@@ -60,10 +60,10 @@ async def verify_agent(
     return agent, verified
 
 
-def assertion_replay_key(registry: Registry, assertion: AgentAssertion) -> tuple[str, int]:
+def assertion_replay_key(registry: Registry, assertion: AgentAssertion) -> Once:
     """Where and for how long an assertion's ``jti`` is remembered (until it expires)."""
     ttl = max(assertion.exp - registry.now(), 0) + registry.settings.clock_skew + 1
-    return f"ca:{assertion.client_id}:{assertion.jti}", ttl
+    return Once(f"ca:{assertion.client_id}:{assertion.jti}", ttl, assertion.iat)
 
 
 async def authenticate_agent(
@@ -71,9 +71,10 @@ async def authenticate_agent(
 ) -> AgentRecord:
     """Authenticate the calling agent; its assertion ``jti`` is recorded once (CA-07)."""
     agent, verified = await verify_agent(registry, db, form, basic=basic)
-    key, ttl = assertion_replay_key(registry, verified)
     try:
-        first_use = await registry.cache.remember(key, ttl)
+        first_use = await registry.cache.remember(
+            assertion_replay_key(registry, verified), registry.now()
+        )
     except CacheUnavailable as exc:
         raise unavailable(str(exc), "redis") from exc
     if not first_use:

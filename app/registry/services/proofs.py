@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 
 from app.api.metrics import METRICS
+from app.cache.base import Once
 from app.core.dpop import DPoPProof, replay_entry, verify_proof
 from app.core.errors import InvalidDPoPProof, OAuthError
 from app.registry.state import Registry
@@ -34,9 +35,10 @@ def verify_dpop(registry: Registry, request: Request, path: str) -> DPoPProof:
         raise
 
 
-def proof_replay_key(registry: Registry, proof: DPoPProof) -> tuple[str, int]:
+def proof_replay_key(registry: Registry, proof: DPoPProof) -> Once:
     """Where and how long a proof is remembered: as long as it could be accepted."""
-    return replay_entry(proof, registry.settings.dpop_max_age)
+    key, ttl = replay_entry(proof, registry.settings.dpop_max_age)
+    return Once(key, ttl, proof.iat)
 
 
 def replayed_proof() -> InvalidDPoPProof:

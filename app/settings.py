@@ -48,6 +48,7 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///./agentauth.db"
     redis_url: str = "memory://"
     admin_token: SecretStr | None = None
+    metrics_token: SecretStr | None = None
     key_encryption_key: SecretStr | None = None
     dpop_nonce_secret: SecretStr | None = None
     webauthn_rp_id: str | None = None
@@ -87,7 +88,7 @@ class Settings(BaseSettings):
             decode_key_encryption_key(value.get_secret_value())
         return value
 
-    @field_validator("dpop_nonce_secret", "admin_token")
+    @field_validator("dpop_nonce_secret", "admin_token", "metrics_token")
     @classmethod
     def _long_secret(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value()) < 32:

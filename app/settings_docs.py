@@ -18,6 +18,10 @@ HELP: dict[str, str] = {
     "admin_token": (
         "operator bearer token, at least 32 characters; the admin API is closed without it"
     ),
+    "metrics_token": (
+        "bearer token for `/metrics` on both processes, at least 32 characters; unset, the"
+        " endpoint is open (serve it on an internal port only)"
+    ),
     "key_encryption_key": (
         "32 bytes, base64 or base64url; encrypts signing keys at rest (AES-256-GCM);"
         " in development a local `.agentauth-kek` file is used when unset"

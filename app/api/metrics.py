@@ -6,11 +6,13 @@ never user input, so cardinality stays bounded.
 
 from __future__ import annotations
 
+import hmac
 import time
 from bisect import bisect_left
 from collections import defaultdict
 from typing import Literal
 
+from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -121,3 +123,18 @@ class MetricsMiddleware:
             METRICS.record_request(
                 getattr(route, "path", "unmatched"), status["code"], time.perf_counter() - started
             )
+
+
+def scrape(token: str | None, authorization: str | None) -> Response:
+    """The ``/metrics`` answer: the text format, or 401 when ``token`` is set and the caller
+    did not send ``Authorization: Bearer <token>`` (compared in constant time)."""
+    if token is not None:
+        scheme, _, sent = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            sent.strip().encode(), token.encode()
+        ):
+            return Response(
+                status_code=401,
+                headers={"WWW-Authenticate": 'Bearer realm="agentauth-metrics"'},
+            )
+    return PlainTextResponse(METRICS.render(), media_type="text/plain; version=0.0.4")

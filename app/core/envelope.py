@@ -179,10 +179,16 @@ def parse_limits(obj: object) -> Limits:
         rate=_parse_rate(obj["rate"]) if "rate" in obj else None,
         time_windows=tuple(_parse_window(w) for w in windows) if windows is not None else None,
     )
-    budget_money = limits.budget.money if limits.budget else None
-    if limits.max_amount and budget_money and limits.max_amount.currency != budget_money.currency:
+    if _mixed_currencies(limits):
         raise ValueError("max_amount and budget must use the same currency")
     return limits
+
+
+def _mixed_currencies(limits: Limits) -> bool:
+    """One limits object speaks one currency: a maximum and a budget in two would each
+    bound a different amount of the same payment."""
+    budget = limits.budget.money if limits.budget else None
+    return bool(limits.max_amount and budget and limits.max_amount.currency != budget.currency)
 
 
 def narrow_limits(granted: Limits | None, requested: Limits | None) -> Limits | None:
@@ -227,12 +233,15 @@ def narrow_limits(granted: Limits | None, requested: Limits | None) -> Limits | 
         and not all(any(gw.contains(rw) for gw in g.time_windows) for rw in r.time_windows)
     ):
         raise NotCovered("time_windows reach outside the granted windows")
-    return Limits(
+    derived = Limits(
         max_amount=r.max_amount or g.max_amount,
         budget=r.budget or g.budget,
         rate=r.rate or g.rate,
         time_windows=r.time_windows or g.time_windows,
     )
+    if _mixed_currencies(derived):
+        raise NotCovered("max_amount and budget would use different currencies")
+    return derived
 
 
 def limits_cover(granted: Limits | None, candidate: Limits | None) -> bool:

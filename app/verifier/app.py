@@ -15,14 +15,14 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.api.background import stop_tasks
 from app.api.errors import http_error_handler, json_response, unexpected_error_handler
 from app.api.logs import RequestIdMiddleware
-from app.api.metrics import METRICS
+from app.api.metrics import METRICS, scrape
 from app.cache.base import Cache
 from app.cache.factory import create_cache
 from app.settings import Settings
@@ -146,7 +146,7 @@ def create_app(
         ready = checks["keys"] and checks["revocations"] and checks["cache"]
         return json_response({"ready": ready, "checks": checks}, 200 if ready else 503)
 
-    async def metrics(_: Request) -> Response:
+    async def metrics(request: Request) -> Response:
         verifier = current()
         METRICS.gauge(
             "agentauth_verifier_cached_tokens", "Verified tokens held.", len(verifier.tokens)
@@ -156,7 +156,10 @@ def create_app(
             "Revocations held in process.",
             len(verifier.revocations.revoked),
         )
-        return PlainTextResponse(METRICS.render(), media_type="text/plain; version=0.0.4")
+        token = settings.metrics_token
+        return scrape(
+            token.get_secret_value() if token else None, request.headers.get("authorization")
+        )
 
     inner = Starlette(
         routes=[

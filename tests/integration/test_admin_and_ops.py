@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import select, update
 
 from app.registry.services.approvals import reverify
@@ -236,6 +237,36 @@ async def test_health_readiness_metrics(registry: RegistryClient) -> None:
     metrics = await registry.http.get("/metrics")
     assert "agentauth_http_requests_total" in metrics.text
     assert 'route="/readyz"' in metrics.text
+
+
+async def test_metrics_need_the_metrics_token_when_one_is_set(
+    settings: Any, clock: Any, verifier_database_url: str
+) -> None:
+    from app.registry.app import create_app
+    from app.verifier.app import create_app as create_verifier
+
+    token = "m" * 40
+    guarded = settings.model_copy(update={"metrics_token": SecretStr(token)})
+    registry = create_app(guarded, clock=clock)
+    verifier = create_verifier(
+        guarded.model_copy(update={"database_url": verifier_database_url}), clock=clock
+    )
+    async with registry.router.lifespan_context(registry), verifier.running():
+        for app in (registry, verifier):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as http:
+                for headers in (
+                    {},
+                    {"Authorization": "Bearer " + "x" * 40},
+                    {"Authorization": token},
+                ):
+                    refused = await http.get("/metrics", headers=headers)
+                    assert refused.status_code == 401
+                    assert refused.headers["www-authenticate"] == 'Bearer realm="agentauth-metrics"'
+                    assert "agentauth_" not in refused.text
+                allowed = await http.get("/metrics", headers={"Authorization": f"Bearer {token}"})
+                assert allowed.status_code == 200
+                assert "agentauth_http_requests_total" in allowed.text
 
 
 async def test_unknown_path_is_json_404(registry: RegistryClient) -> None:

@@ -106,6 +106,30 @@ async def test_bad_metadata(registry: RegistryClient, body: Any) -> None:
     assert (await post(registry, token, metadata())).status_code == 201  # bad input changed nothing
 
 
+async def test_only_the_validated_public_key_members_are_stored(registry: RegistryClient) -> None:
+    """A submitted set's extra members (an x5c chain, unknown members) are neither stored
+    nor echoed: what the registry keeps is what it validated."""
+    human = await registry.human()
+    agent = Agent()
+    submitted = {**agent.public.to_dict(), "x5c": ["A" * 4000], "note": "n", "use": "sig"}
+    response = await post(
+        registry, await enrollment_token(human), metadata(jwks={"keys": [submitted]})
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["jwks"] == {"keys": [agent.public.to_dict()]}
+
+
+async def test_an_oversized_jwks_is_refused(registry: RegistryClient) -> None:
+    human = await registry.human()
+    padded = {**Agent().public.to_dict(), "x5c": ["A" * 60_000]}
+    response = await post(
+        registry, await enrollment_token(human), metadata(jwks={"keys": [padded]})
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] == "invalid_client_metadata"
+    assert "larger than 8192 bytes" in response.json()["error_description"]
+
+
 async def test_non_json_body(registry: RegistryClient) -> None:
     human = await registry.human()
     token = await enrollment_token(human)

@@ -14,9 +14,11 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from app.core.errors import InvalidToken
+from app.core.jwk import b64url_decode
 from app.core.jws import unverified_kid
 from app.core.token_cache import token_key
 from app.registry.services.issuance import verify_own_token
+from tests.factories import Agent
 from tests.support.registry import (
     ACCESS_TOKEN_TYPE,
     CIBA,
@@ -39,6 +41,10 @@ DETAILS = [
         "limits": {"max_amount": {"value": "50.00", "currency": "EUR"}},
     }
 ]
+
+
+def claims_of(token: str) -> dict[str, Any]:
+    return dict(json.loads(b64url_decode(token.split(".")[1])))
 
 
 def error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
@@ -282,6 +288,35 @@ async def test_refresh_by_another_client_and_wider_details(world: Any) -> None:
     )
 
 
+async def test_narrowing_never_mixes_currencies(world: Any) -> None:
+    """The grant caps each payment at 50.00 EUR; a derived token may not add a budget in
+    another currency (the two limits would bound different amounts)."""
+    _registry, _, agent = world
+    await tokens_for(world)
+    mixed = [
+        {**DETAILS[0], "limits": {"budget": {"value": "10.00", "currency": "USD", "period": "day"}}}
+    ]
+    for grant_type, params in (
+        (EXCHANGE, {"subject_token": agent.access_token, "subject_token_type": ACCESS_TOKEN_TYPE}),
+        ("refresh_token", {"refresh_token": agent.refresh_token}),
+    ):
+        error(
+            await agent.token(grant_type, authorization_details=json.dumps(mixed), **params),
+            400,
+            "invalid_authorization_details",
+        )
+    same = [
+        {**DETAILS[0], "limits": {"budget": {"value": "10.00", "currency": "EUR", "period": "day"}}}
+    ]
+    allowed = await agent.token(
+        EXCHANGE,
+        subject_token=agent.access_token,
+        subject_token_type=ACCESS_TOKEN_TYPE,
+        authorization_details=json.dumps(same),
+    )
+    assert allowed.status_code == 200, allowed.text
+
+
 async def test_exchange_errors(world: Any) -> None:
     registry, human, agent = world
     await tokens_for(world)
@@ -426,6 +461,41 @@ async def test_actor_token_is_single_use(world: Any) -> None:
     assert (await agent.token(EXCHANGE, **params)).status_code == 200
     body = error(await agent.token(EXCHANGE, **params), 400, "invalid_request")
     assert "already been used" in body["error_description"]
+
+
+async def test_an_actor_tokens_key_must_be_one_of_the_actors_registered_keys(
+    world: Any,
+) -> None:
+    """As at /token (DP-30): the key a delegated token is bound to is a registered key of
+    the agent that will hold it, never any key the actor token names."""
+    registry, human, agent = world
+    await tokens_for(world, max_delegation_depth="1")
+    actor = await registry.agent(human)
+    now = int(registry.clock())
+    foreign = Agent().jkt
+    params = {
+        "subject_token": agent.access_token,
+        "subject_token_type": ACCESS_TOKEN_TYPE,
+        "actor_token_type": JWT_TYPE,
+    }
+    refused = await agent.token(
+        EXCHANGE,
+        actor_token=actor.keys.actor_token(
+            iat=now, exp=now + 60, aud="http://localhost", cnf={"jkt": foreign}
+        ),
+        **params,
+    )
+    body = error(refused, 400, "invalid_request")
+    assert "registered keys" in body["error_description"]
+    own = await agent.token(
+        EXCHANGE,
+        actor_token=actor.keys.actor_token(
+            iat=now, exp=now + 60, aud="http://localhost", cnf={"jkt": actor.keys.jkt}
+        ),
+        **params,
+    )
+    assert own.status_code == 200, own.text
+    assert claims_of(own.json()["access_token"])["cnf"] == {"jkt": actor.keys.jkt}
 
 
 async def test_revoking_another_clients_token_changes_nothing(world: Any) -> None:

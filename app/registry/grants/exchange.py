@@ -60,6 +60,9 @@ async def _actor(registry: Registry, db: Db, token: str, now: int) -> tuple[Agen
         now=now,
         leeway=registry.settings.clock_skew,
     )
+    if assertion.jkt is not None and assertion.jkt not in {key.jkt for key in keys.values()}:
+        # The same rule as at /token: a DPoP key is one of the agent's registered keys.
+        raise InvalidRequest("The actor_token's cnf.jkt is not one of the actor's registered keys.")
     try:
         first = await registry.cache.remember(
             Once(f"actor:{actor.id}:{assertion.jti}", 300 + 60, assertion.iat), now

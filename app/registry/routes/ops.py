@@ -5,10 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
-from starlette.responses import PlainTextResponse, Response
+from starlette.requests import Request
+from starlette.responses import Response
 
 from app.api.errors import json_response
-from app.api.metrics import METRICS
+from app.api.metrics import METRICS, scrape
 from app.core.keys import NoActiveKey
 from app.registry.state import RegistryDep
 
@@ -40,7 +41,7 @@ async def readyz(registry: RegistryDep) -> Response:
 
 
 @router.get("/metrics")
-async def metrics(registry: RegistryDep) -> Response:
+async def metrics(request: Request, registry: RegistryDep) -> Response:
     now = registry.now()
     try:
         age = now - registry.keys.current(now).activates_at
@@ -49,4 +50,7 @@ async def metrics(registry: RegistryDep) -> Response:
         )
     except NoActiveKey:
         pass
-    return PlainTextResponse(METRICS.render(), media_type="text/plain; version=0.0.4")
+    token = registry.settings.metrics_token
+    return scrape(
+        token.get_secret_value() if token else None, request.headers.get("authorization")
+    )

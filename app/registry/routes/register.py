@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import APIRouter
@@ -23,6 +24,7 @@ from app.registry.state import RegistryDep
 from app.store.models import Agent, EnrollmentToken, Human
 
 router = APIRouter()
+MAX_JWKS_BYTES = 8 * 1024  # ten P-256 keys with long kids take about 3 KB
 STRING_FIELDS = {"software_id": 200, "software_version": 200, "client_uri": 512, "logo_uri": 512}
 
 
@@ -46,8 +48,10 @@ def _validate(body: dict[str, Any]) -> dict[str, Any]:
     _shown(name, "client_name")
     if "jwks_uri" in body:
         raise _bad("jwks_uri is not supported; send the public keys in jwks.")
+    if len(json.dumps(body.get("jwks"), separators=(",", ":"))) > MAX_JWKS_BYTES:
+        raise _bad(f"jwks is larger than {MAX_JWKS_BYTES} bytes.")
     try:
-        parse_jwks(body.get("jwks"))
+        keys = parse_jwks(body.get("jwks"))
     except JWKError as exc:
         raise _bad(f"jwks: {exc}.") from None
     if body.get("token_endpoint_auth_method", "private_key_jwt") != "private_key_jwt":
@@ -63,7 +67,9 @@ def _validate(body: dict[str, Any]) -> dict[str, Any]:
         raise _bad(f"grant_types must be a non-empty subset of {', '.join(GRANT_TYPES)}.")
     metadata: dict[str, Any] = {
         "client_name": name,
-        "jwks": body["jwks"],
+        # Only the validated public members are kept: nothing else of the submitted set
+        # (an x5c chain, unknown members) is stored or echoed.
+        "jwks": {"keys": [key.to_dict() for key in keys.values()]},
         "token_endpoint_auth_method": "private_key_jwt",
         "dpop_bound_access_tokens": True,
         "grant_types": sorted(set(grant_types), key=GRANT_TYPES.index),

@@ -3,7 +3,9 @@
 It is the only consumer of the cache's spend stream: each accepted spend a verifier recorded
 is inserted into ``spend_ledger`` (idempotently, by stream entry id) before it is
 acknowledged, so a crash between the two only replays the insert. Revocations whose publish
-failed are announced again, and expired revocation events leave the cache's log.
+failed are announced again, and expired revocation events leave the cache's log. Once a
+minute it deletes expired WebAuthn challenges, ended sessions and grant requests that
+expired unanswered (``services/pruning.py``), a bounded number per run.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from app.api.background import stop_tasks
 from app.api.metrics import METRICS
 from app.cache.base import Cache, CacheUnavailable, SpendEvent
 from app.cache.factory import create_cache
+from app.registry.services.pruning import prune_expired
 from app.registry.services.revocation import republish_pending, run_heartbeats
 from app.settings import Settings
 from app.store.db import create_engine, session_factory
@@ -33,6 +36,7 @@ from app.store.models import SpendLedger
 log = logging.getLogger("agentauth.worker")
 LEDGER_FIELDS = ("grant", "bucket", "currency", "amount", "jti", "at")
 PAUSE = 0.05
+PRUNE_EVERY = 60  # seconds between deletions of expired challenges, sessions, requests
 BATCH = 500  # entries per ledger insert (SQLite allows 32766 bound parameters; 7 per row)
 
 
@@ -76,6 +80,7 @@ class Worker:
     clock: Callable[[], float] = time.time
     consumer: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     heartbeat_interval: float | None = None  # None: the registry in this process beats
+    last_pruned: int = 0
 
     async def drain_once(self, *, block_ms: int = 1000) -> int:
         events = await self.cache.read_spends(self.consumer, BATCH, block_ms)
@@ -90,6 +95,14 @@ class Worker:
         now = int(self.clock())
         await republish_pending(self.cache, self.sessions, now)
         await self.cache.prune_revocations(now)
+        if now - self.last_pruned >= PRUNE_EVERY:
+            removed = await prune_expired(self.sessions, now)
+            self.last_pruned = now
+            for table, count in removed.items():
+                if count:
+                    METRICS.inc(
+                        "agentauth_pruned_rows_total", "Expired rows deleted.", count, table=table
+                    )
 
     async def run(self, stop: asyncio.Event) -> None:
         # The heartbeat loop ends on its own event, set however this loop ends (``stop``,

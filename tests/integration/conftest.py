@@ -11,11 +11,10 @@ import pytest
 
 from app.registry.app import create_app
 from app.settings import Settings
-from app.store.migrate import upgrade
 from app.verifier.app import VerifierApp
 from app.verifier.app import create_app as create_verifier
 from tests.support.clock import Clock
-from tests.support.databases import postgres_database, readonly_role, redis_server
+from tests.support.databases import migrated_database, readonly_role, redis_server
 from tests.support.registry import RegistryClient
 
 ISSUER = "http://localhost"
@@ -29,13 +28,7 @@ def database_url(
 ) -> Iterator[str]:
     """Every integration test runs on PostgreSQL (production) and SQLite (the embedded
     development default), each a fresh database migrated from scratch."""
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('sqlite') / 'agentauth.db'}"
-        upgrade(url)
-        yield url
-        return
-    with postgres_database() as url:
-        upgrade(url)
+    with migrated_database(request.param, tmp_path_factory.mktemp("sqlite")) as url:
         yield url
 
 

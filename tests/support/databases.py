@@ -14,10 +14,12 @@ import secrets
 import socket
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from pathlib import Path
 
 import asyncpg
 from sqlalchemy.engine import make_url
 
+from app.store.migrate import upgrade
 from app.store.roles import ensure_readonly_role
 
 LOCAL_POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
@@ -96,3 +98,17 @@ def redis_server() -> Iterator[str]:
 
     with RedisContainer("redis:7-alpine") as container:
         yield f"redis://{container.get_container_host_ip()}:{container.get_exposed_port(6379)}/0"
+
+
+@contextmanager
+def migrated_database(kind: str, workdir: Path) -> Iterator[str]:
+    """A fresh database migrated from scratch: ``postgresql`` (created and dropped) or
+    ``sqlite`` (a file in ``workdir``)."""
+    if kind == "sqlite":
+        url = f"sqlite+aiosqlite:///{workdir / 'agentauth.db'}"
+        upgrade(url)
+        yield url
+        return
+    with postgres_database() as url:
+        upgrade(url)
+        yield url

@@ -51,6 +51,4 @@ async def metrics(request: Request, registry: RegistryDep) -> Response:
     except NoActiveKey:
         pass
     token = registry.settings.metrics_token
-    return scrape(
-        token.get_secret_value() if token else None, request.headers.get("authorization")
-    )
+    return scrape(token.get_secret_value() if token else None, request.headers.get("authorization"))

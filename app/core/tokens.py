@@ -42,6 +42,17 @@ def actor_depth(act: Mapping[str, Any]) -> int:
     return depth
 
 
+def actors(act: object) -> list[str]:
+    """Every agent in a delegation chain, outermost first (``act.sub``, ``act.act.sub``, …)."""
+    out = []
+    while isinstance(act, Mapping):
+        sub = act.get("sub")
+        if isinstance(sub, str):
+            out.append(sub)
+        act = act.get("act")
+    return out
+
+
 def _validate_act(act: object, level: int = 0) -> dict[str, Any]:
     """RFC 8693 §4.1: an object of identity claims, possibly nesting a prior actor."""
     if level > MAX_ACT_DEPTH or not isinstance(act, dict):

@@ -211,7 +211,7 @@ class AccessToken(Base):
     grant_id: Mapped[str] = mapped_column(ForeignKey("grants.id"), index=True)
     client_id: Mapped[str] = mapped_column(String(40))
     audience: Mapped[str] = mapped_column(String(512))
-    parent_jti: Mapped[str | None] = mapped_column(String(64))
+    parent_jti: Mapped[str | None] = mapped_column(String(64), index=True)
     issued_at: Mapped[int] = mapped_column(BigInteger)
     expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
     revoked_at: Mapped[int | None] = mapped_column(BigInteger)

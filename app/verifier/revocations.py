@@ -25,7 +25,7 @@ from typing import Any
 
 from app.api.metrics import METRICS, dependency_error
 from app.cache.base import Cache, CacheUnavailable, Subscription
-from app.core.tokens import AccessTokenClaims
+from app.core.tokens import AccessTokenClaims, actors
 from app.verifier.database import ReadOnlyStore, StoreUnavailable
 
 log = logging.getLogger("agentauth.verifier.revocations")
@@ -66,14 +66,8 @@ class RevokedSet:
             or claims.client_id in self.agents
         ):
             return True
-        if not self.agents:
-            return False
-        act: object = claims.act
-        while isinstance(act, dict):  # every agent in the delegation chain must be enabled
-            if act.get("sub") in self.agents:
-                return True
-            act = act.get("act")
-        return False
+        # every agent in the delegation chain must be enabled
+        return bool(self.agents) and any(sub in self.agents for sub in actors(claims.act))
 
     def prune(self, now: int) -> None:
         for table in (self.tokens, self.grants):

@@ -21,7 +21,7 @@ from app.verifier.app import VerifierApp
 from app.verifier.app import create_app as create_verifier
 from tests.factories import Agent
 from tests.support.clock import Clock
-from tests.support.registry import RegistryClient
+from tests.support.registry import AgentClient, RegistryClient
 from tests.support.verifier import (
     Merchant,
     api,
@@ -171,6 +171,79 @@ async def test_sub_delegated_token_dies_with_a_disabled_actor(
     disabled = await registry.admin("POST", f"/agents/{agent_b.client_id}/disable")
     assert disabled.status_code == 200
     await eventually(lambda: inactive(shop, delegated))
+
+
+async def test_revoking_an_access_token_revokes_every_token_exchanged_from_it(
+    registry: RegistryClient, verifier_http: httpx.AsyncClient
+) -> None:
+    from tests.support.registry import ACCESS_TOKEN_TYPE, EXCHANGE
+
+    shop, _, agent, _ = await setup(registry, verifier_http)
+    root = agent.access_token or ""
+
+    async def exchanged_from(subject: str) -> str:
+        response = await agent.token(
+            EXCHANGE, subject_token=subject, subject_token_type=ACCESS_TOKEN_TYPE
+        )
+        assert response.status_code == 200, response.text
+        return str(response.json()["access_token"])
+
+    child = await exchanged_from(root)
+    grandchild = await exchanged_from(child)
+    sibling = await agent.token("refresh_token", refresh_token=agent.refresh_token)
+    assert sibling.status_code == 200, sibling.text
+    revoked = await agent.post("/revoke", agent.form(token=root), dpop=None)
+    assert revoked.status_code == 200
+    for token in (root, child, grandchild):
+        await eventually(lambda token=token: inactive(shop, token))
+    again = await agent.token(
+        EXCHANGE, subject_token=grandchild, subject_token_type=ACCESS_TOKEN_TYPE
+    )
+    assert again.status_code == 400, again.text
+    # the grant lives on: a token of it not derived from the revoked one still works
+    assert (await shop.introspect(sibling.json()["access_token"])).json()["active"] is True
+
+
+async def test_the_registry_refuses_to_exchange_a_token_naming_a_disabled_agent(
+    registry: RegistryClient, verifier_http: httpx.AsyncClient
+) -> None:
+    """A → B → C; B is disabled while A's grant lives on: C's token is dead at the
+    verifier, and the registry derives nothing more from it."""
+    from tests.support.registry import ACCESS_TOKEN_TYPE, EXCHANGE, JWT_TYPE
+
+    shop = await merchant(registry, verifier_http)
+    alice = await registry.human()
+    agent_a, _ = await granted_agent(
+        registry, alice, [api(shop.resource)], max_delegation_depth="2"
+    )
+    agent_b, agent_c = await registry.agent(alice), await registry.agent(alice)
+
+    async def delegate(holder: AgentClient, subject: str, to: AgentClient) -> str:
+        now = int(registry.clock())
+        response = await holder.token(
+            EXCHANGE,
+            subject_token=subject,
+            subject_token_type=ACCESS_TOKEN_TYPE,
+            actor_token=to.keys.actor_token(iat=now, exp=now + 60, aud="http://localhost"),
+            actor_token_type=JWT_TYPE,
+        )
+        assert response.status_code == 200, response.text
+        return str(response.json()["access_token"])
+
+    to_c = await delegate(
+        agent_b, await delegate(agent_a, agent_a.access_token or "", agent_b), agent_c
+    )
+    disabled = await registry.admin("POST", f"/agents/{agent_b.client_id}/disable")
+    assert disabled.status_code == 200
+    await eventually(lambda: inactive(shop, to_c))
+    refused = await agent_c.token(
+        EXCHANGE, subject_token=to_c, subject_token_type=ACCESS_TOKEN_TYPE
+    )
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["error"] == "invalid_request"
+    assert "disabled agent" in refused.json()["error_description"]
+    still = await agent_a.token("refresh_token", refresh_token=agent_a.refresh_token)
+    assert still.status_code == 200, still.text  # A's grant is untouched
 
 
 # --- caller authentication -------------------------------------------------------------------

@@ -17,7 +17,7 @@ from app.core.token_exchange import (
     derive_token,
     parse_exchange_request,
 )
-from app.core.tokens import AccessTokenClaims
+from app.core.tokens import AccessTokenClaims, actors
 from app.registry.services import audit
 from app.registry.services.clients import agent_keys
 from app.registry.services.issuance import record_access_token, verify_own_token
@@ -31,9 +31,10 @@ GRANT_TYPE = "urn:ietf:params:oauth:grant-type:token-exchange"
 
 
 async def _subject(
-    registry: Registry, db: Db, token: str, now: int
+    registry: Registry, db: Db, token: str, caller: str, now: int
 ) -> tuple[AccessTokenClaims, GrantRecord]:
-    """The verified subject token and its grant, both still alive."""
+    """The verified subject token and its grant, both still alive, and every agent it names
+    enabled (the caller was just authenticated, so it is)."""
     try:
         claims = verify_own_token(registry, token, now)
     except InvalidToken:
@@ -43,6 +44,10 @@ async def _subject(
         raise InvalidRequest("The subject_token has been revoked.")
     if not grant.active(now):
         raise InvalidRequest("The subject_token's grant is no longer active.")
+    for agent_id in {claims.client_id, *actors(claims.act)} - {caller}:
+        # as verifiers refuse it: a token that names a disabled agent is dead everywhere
+        if await token_store.active_agent(db, agent_id) is None:
+            raise InvalidRequest("The subject_token names a disabled agent.")
     return claims, grant
 
 
@@ -80,7 +85,7 @@ async def handle(
     now = registry.now()
     request = parse_exchange_request(form)
     async with connect(registry.engine) as db:
-        subject, grant = await _subject(registry, db, request.subject_token, now)
+        subject, grant = await _subject(registry, db, request.subject_token, agent.id, now)
         actor, actor_jkt = (None, None)
         if request.actor_token is not None:
             actor, actor_jkt = await _actor(registry, db, request.actor_token, now)

@@ -51,10 +51,20 @@ async def revoke_grant(session: AsyncSession, grant: Grant, now: int) -> list[Re
 async def revoke_access_token(
     session: AsyncSession, token: AccessToken, now: int
 ) -> list[Revocation]:
-    if token.revoked_at is not None:
-        return []
-    token.revoked_at = now
-    return [await _record(session, "token", token.jti, now, token.expires_at)]
+    """Revoke ``token`` and every token exchanged from it, at any depth (each by ``jti``,
+    so verifiers drop the whole subtree and the rest of the grant lives on)."""
+    rows: list[Revocation] = []
+    level = [token] if token.revoked_at is None else []
+    while level:
+        for revoked in level:
+            revoked.revoked_at = now
+            rows.append(await _record(session, "token", revoked.jti, now, revoked.expires_at))
+        children = select(AccessToken).where(
+            AccessToken.parent_jti.in_([revoked.jti for revoked in level]),
+            AccessToken.revoked_at.is_(None),
+        )
+        level = list((await session.scalars(children)).all())
+    return rows
 
 
 async def _revoke_grants_where(

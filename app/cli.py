@@ -216,6 +216,9 @@ def serve(
         access_log=False,
         log_config=None,  # the app factory configures logging in each worker process
         lifespan="on",
+        # Per-address limits key on the client: only configured proxies may name it.
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=settings.trusted_proxies or None,
     )
 
 

@@ -92,7 +92,13 @@ class _Server(uvicorn.Server):
 
 def _server(app: Callable[..., Any], host: str, port: int) -> _Server:
     config = uvicorn.Config(
-        app, host=host, port=port, lifespan="on", log_level="warning", log_config=None
+        app,
+        host=host,
+        port=port,
+        lifespan="on",
+        log_level="warning",
+        log_config=None,
+        proxy_headers=False,  # a local process: the TCP peer is the client
     )
     return _Server(config)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -49,6 +50,7 @@ class Settings(BaseSettings):
     redis_url: str = "memory://"
     admin_token: SecretStr | None = None
     metrics_token: SecretStr | None = None
+    trusted_proxies: str = ""
     key_encryption_key: SecretStr | None = None
     dpop_nonce_secret: SecretStr | None = None
     webauthn_rp_id: str | None = None
@@ -87,6 +89,19 @@ class Settings(BaseSettings):
         if value is not None:
             decode_key_encryption_key(value.get_secret_value())
         return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: str) -> str:
+        """Comma-separated addresses or networks (``10.0.0.0/8``), or ``*``; empty: none."""
+        entries = [entry.strip() for entry in value.split(",") if entry.strip()]
+        for entry in entries:
+            if entry != "*":
+                try:
+                    ipaddress.ip_network(entry, strict=False)
+                except ValueError:
+                    raise ValueError(f"{entry!r} is not an IP address or network") from None
+        return ",".join(entries)
 
     @field_validator("dpop_nonce_secret", "admin_token", "metrics_token")
     @classmethod

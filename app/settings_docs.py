@@ -22,6 +22,11 @@ HELP: dict[str, str] = {
         "bearer token for `/metrics` on both processes, at least 32 characters; unset, the"
         " endpoint is open (serve it on an internal port only)"
     ),
+    "trusted_proxies": (
+        "comma-separated addresses or networks of the reverse proxies in front (or `*`);"
+        " only their `X-Forwarded-For`/`-Proto` is believed. Empty: none, the TCP peer is"
+        " the client"
+    ),
     "key_encryption_key": (
         "32 bytes, base64 or base64url; encrypts signing keys at rest (AES-256-GCM);"
         " in development a local `.agentauth-kek` file is used when unset"
@@ -46,8 +51,8 @@ HELP: dict[str, str] = {
         "prefix of every Redis key and channel (several deployments can share one Redis)"
     ),
     "rate_limit_scale": (
-        "multiplies every per-address and per-client rate limit (see api.md);"
-        " raise it behind a trusted load balancer or for load tests"
+        "multiplies every per-address and per-client rate limit (see api.md); raise it for"
+        " load tests (behind a proxy, set `AGENTAUTH_TRUSTED_PROXIES` instead)"
     ),
     "key_reload_seconds": (
         "how often each registry worker reloads the key set"

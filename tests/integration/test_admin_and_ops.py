@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -12,7 +13,7 @@ from sqlalchemy import select, update
 
 from app.registry.services.approvals import reverify
 from app.store.models import Approval, AuditEvent, Passkey
-from tests.support.registry import CIBA, RegistryClient
+from tests.support.registry import CIBA, AgentClient, RegistryClient
 
 SHOP = "https://shop-a.example.com"
 DETAILS = [{"type": "api", "locations": [SHOP], "actions": ["read"]}]
@@ -322,3 +323,30 @@ async def test_rotation_reaches_every_worker(settings: Any, clock: Any) -> None:
             kids = {k["kid"] for k in (await b.get("/.well-known/jwks.json")).json()["keys"]}
             assert new_kid in kids
             assert worker_b.state.registry.keys.current(int(clock())).kid == new_kid
+
+
+async def test_a_flood_of_bad_credentials_never_locks_out_a_valid_caller(
+    registry: RegistryClient,
+) -> None:
+    """Failed authentications count per address, apart from callers that authenticate:
+    after the junk from this address is answered 429, a valid agent and a valid enrollment
+    token from the same address are still served."""
+    await registry.ensure_resource_server(SHOP)
+    alice = await registry.human()
+    agent = await registry.agent(alice)
+    token = (await alice.api("POST", "/enrollment-tokens", {"expires_in": 600})).json()["token"]
+    stranger = AgentClient(http=registry.http, clock=registry.clock)
+    floods = {
+        "/bc-authorize": (lambda: stranger.bc_authorize(DETAILS), 121),
+        "/register": (lambda: registry.http.post("/register", json={}), 31),
+    }
+    for path, (junk, count) in floods.items():
+        statuses: list[int] = []
+        for wave in range(0, count, 11):  # parallel waves, within the database pool
+            answers = await asyncio.gather(*(junk() for _ in range(min(11, count - wave))))
+            statuses += [answer.status_code for answer in answers]
+        assert statuses.count(429) >= 1, (path, statuses)
+        assert set(statuses) == {401, 429}
+    assert (await agent.bc_authorize(DETAILS)).status_code == 200
+    newcomer = AgentClient(http=registry.http, clock=registry.clock)
+    assert (await newcomer.register(token)).status_code == 201

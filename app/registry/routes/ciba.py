@@ -15,7 +15,7 @@ from app.core.params import FormParams, ascii_int
 from app.core.text import check_display_text
 from app.registry.services import audit, requesters
 from app.registry.services.clients import authenticate_agent
-from app.registry.services.limits import limit_address, limit_client
+from app.registry.services.limits import counting_failures, limit_client
 from app.registry.services.resource_servers import parse_details
 from app.registry.state import RegistryDep
 from app.store.models import GrantRequest, Human
@@ -40,10 +40,9 @@ def _bounded_int(form: FormParams, name: str, low: int, default: int, high: int)
 
 @router.post("/bc-authorize")
 async def bc_authorize(request: Request, registry: RegistryDep) -> Response:
-    await limit_address(registry, request, "bc-authorize")
     form = await read_form(request)
     now = registry.now()
-    async with connect(registry.engine) as db:
+    async with counting_failures(registry, request, "bc-authorize"), connect(registry.engine) as db:
         agent = await authenticate_agent(registry, db, form)
     await limit_client(registry, agent.id, "bc-authorize")
     binding_message = form.get("binding_message")

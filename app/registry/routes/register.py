@@ -19,7 +19,7 @@ from app.core.metadata import GRANT_TYPES
 from app.core.text import check_display_text
 from app.registry.services import audit
 from app.registry.services.common import new_id, secret_hash
-from app.registry.services.limits import limit_address
+from app.registry.services.limits import counting_failures
 from app.registry.state import RegistryDep
 from app.store.models import Agent, EnrollmentToken, Human
 
@@ -128,12 +128,13 @@ async def _claim_token(session: AsyncSession, token: str, now: int) -> str:
 
 @router.post("/register")
 async def register(request: Request, registry: RegistryDep) -> Response:
-    await limit_address(registry, request, "register")
-    token = _bearer(request)
+    async with counting_failures(registry, request, "register"):
+        token = _bearer(request)
     metadata = _validate(await read_json(request, InvalidClientMetadata))
     now = registry.now()
     async with registry.sessions() as session, session.begin():
-        owner_id = await _claim_token(session, token, now)
+        async with counting_failures(registry, request, "register"):
+            owner_id = await _claim_token(session, token, now)
         agent = Agent(
             id=new_id("agt_"),
             owner_id=owner_id,

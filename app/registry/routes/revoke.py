@@ -17,7 +17,7 @@ from app.registry.services import audit, revocation
 from app.registry.services.clients import assertion_replay_key, verify_agent
 from app.registry.services.common import secret_hash
 from app.registry.services.issuance import verify_own_token
-from app.registry.services.limits import client_rate, limit_address
+from app.registry.services.limits import client_rate, counting_failures
 from app.registry.state import Registry, RegistryDep
 from app.store.models import AccessToken, Grant, RefreshToken, Revocation
 from app.store.sql import connect
@@ -67,11 +67,11 @@ async def _admit(registry: Registry, agent: AgentRecord, assertion: AgentAsserti
 
 @router.post("/revoke")
 async def revoke(request: Request, registry: RegistryDep) -> Response:
-    """Rate limit → form → client authentication on a read connection (no write lock for
-    a caller that fails it) → client rate and assertion ``jti`` → the revocation."""
-    await limit_address(registry, request, "revoke")
+    """Form → client authentication on a read connection (no write lock for a caller that
+    fails it; a failure counts against the address) → client rate and assertion ``jti`` →
+    the revocation."""
     form = await read_form(request)
-    async with connect(registry.engine) as db:
+    async with counting_failures(registry, request, "revoke"), connect(registry.engine) as db:
         agent, assertion = await verify_agent(
             registry, db, form, basic="authorization" in request.headers
         )

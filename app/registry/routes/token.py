@@ -1,5 +1,6 @@
-"""``POST /token``: rate limit → parse form → authenticate client → check DPoP → admit
-(one Redis round trip) → grant handler."""
+"""``POST /token``: parse form → authenticate client (a failure counts against the address)
+→ check DPoP → admit (the client's rate and single-use ``jti``s, one Redis round trip) →
+grant handler."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from app.core.errors import (
 from app.core.params import FormParams
 from app.registry.grants import ciba, exchange, refresh
 from app.registry.services.clients import agent_keys, assertion_replay_key, verify_agent
-from app.registry.services.limits import client_rate, limit_address
+from app.registry.services.limits import client_rate, counting_failures
 from app.registry.services.proofs import proof_replay_key, replayed_proof, verify_dpop
 from app.registry.state import Registry, RegistryDep
 from app.store.sql import connect
@@ -85,9 +86,8 @@ async def _admit(
 
 @router.post("/token")
 async def token(request: Request, registry: RegistryDep) -> Response:
-    await limit_address(registry, request, "token")
     form = await read_form(request)
-    async with connect(registry.engine) as db:
+    async with counting_failures(registry, request, "token"), connect(registry.engine) as db:
         agent, assertion = await verify_agent(
             registry, db, form, basic="authorization" in request.headers
         )

@@ -1,15 +1,29 @@
-"""Per-client and per-address rate limits (fixed windows in the cache)."""
+"""Rate limits (fixed windows in the cache), counted so that nobody's junk locks out a caller
+with valid credentials.
+
+Endpoints that authenticate their caller count what authenticated per client
+(``PER_CLIENT``) and what failed to per address (``FAILURES_PER_ADDRESS``): a flood of bad
+credentials from one address turns into 429s for that flood, while a valid caller behind the
+same address keeps being served. The passkey ceremonies, which have no credential before
+they succeed, count every request per address (``PER_ADDRESS``). The address is the TCP
+peer, or what a configured proxy (``AGENTAUTH_TRUSTED_PROXIES``) says it forwarded for.
+"""
 
 from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from starlette.requests import Request
 
 from app.api.errors import RateLimited, unavailable
 from app.cache.base import CacheUnavailable
+from app.core.errors import InvalidClient, InvalidToken
 from app.registry.state import Registry
 
 WINDOW = 60
-PER_ADDRESS = {"token": 1200, "revoke": 600, "register": 30, "bc-authorize": 120, "ui": 600}
+PER_ADDRESS = {"ui": 600}
+FAILURES_PER_ADDRESS = {"token": 300, "revoke": 300, "register": 30, "bc-authorize": 120}
 PER_CLIENT = {"token": 600, "revoke": 120, "bc-authorize": 60}
 
 
@@ -26,9 +40,27 @@ def _scaled(registry: Registry, limit: int) -> int:
     return max(1, int(limit * registry.settings.rate_limit_scale))
 
 
+def _address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
 async def limit_address(registry: Registry, request: Request, endpoint: str) -> None:
-    address = request.client.host if request.client else "unknown"
-    await _hit(registry, f"{endpoint}:ip:{address}", _scaled(registry, PER_ADDRESS[endpoint]))
+    limit = _scaled(registry, PER_ADDRESS[endpoint])
+    await _hit(registry, f"{endpoint}:ip:{_address(request)}", limit)
+
+
+@asynccontextmanager
+async def counting_failures(
+    registry: Registry, request: Request, endpoint: str
+) -> AsyncIterator[None]:
+    """Authenticate inside the block: a failed authentication counts against the caller's
+    address, and past the limit it is answered 429 (with ``Retry-After``) instead."""
+    try:
+        yield
+    except (InvalidClient, InvalidToken):
+        limit = _scaled(registry, FAILURES_PER_ADDRESS[endpoint])
+        await _hit(registry, f"{endpoint}:fail:ip:{_address(request)}", limit)
+        raise
 
 
 def client_rate(registry: Registry, client_id: str, endpoint: str) -> tuple[str, int, int]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -230,35 +230,82 @@ def _checked(count: int) -> None:
 def audit_verify(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Recompute the audit hash chain; exit 1 and name the first broken event if any."""
+    """Recompute the audit hash chain and check it against the signed checkpoints
+    (AGENTAUTH_AUDIT_CHECKPOINT_DIR); exit 1 and name what no longer holds."""
     import asyncio
 
     from app.registry.services.audit import verify_chain
+    from app.registry.services.checkpoints import configured_check
     from app.store.db import create_engine, session_factory
 
     settings = _settings()
 
-    async def run() -> dict[str, object]:
+    async def run() -> dict[str, Any]:
         engine = create_engine(settings.database_url)
         try:
             async with session_factory(engine)() as session:
                 progress = None if as_json else _checked
-                return (await verify_chain(session, progress)).to_dict()
+                report: dict[str, Any] = (await verify_chain(session, progress)).to_dict()
+                coverage = await configured_check(session, settings)
         finally:
             await engine.dispose()
+        if coverage is not None:
+            report["checkpoints"] = coverage.to_dict()
+            report["ok"] = report["ok"] and coverage.ok
+        return report
 
     report = asyncio.run(run())
     if as_json:
         typer.echo(json.dumps(report))
-    elif report["ok"]:
+    else:
+        _print_audit(report)
+    if not report["ok"]:
+        raise typer.Exit(1)
+
+
+def _print_audit(report: dict[str, Any]) -> None:
+    if report["first_broken_seq"] is None:
         typer.echo(f"audit chain intact: {report['events']} events")
     else:
         typer.echo(
             f"audit chain BROKEN at event {report['first_broken_seq']}: {report['reason']}",
             err=True,
         )
-    if not report["ok"]:
-        raise typer.Exit(1)
+    coverage = report.get("checkpoints")
+    if coverage is None:
+        typer.echo("no signed checkpoints configured (AGENTAUTH_AUDIT_CHECKPOINT_DIR)", err=True)
+        return
+    if coverage["invalid"] is not None:
+        typer.echo(f"checkpoint FORGED or damaged: {coverage['reason']}", err=True)
+    elif coverage["rewritten"] is not None:
+        first, last = coverage["rewritten"]
+        typer.echo(
+            f"audit log REWRITTEN: events {first}\u2013{last} no longer match the signed"
+            f" checkpoints ({coverage['reason']})",
+            err=True,
+        )
+    else:
+        typer.echo(
+            f"covered by signed checkpoints through event {coverage['covered_through']}"
+            f" ({coverage['checkpoints']} checkpoints)"
+        )
+    if coverage["uncovered"] is not None:
+        first, last = coverage["uncovered"]
+        typer.echo(f"events {first}\u2013{last} are not covered by a checkpoint yet")
+
+
+@audit_app.command("keygen")
+def audit_keygen() -> None:
+    """Print a new audit signing key and its public half (for AGENTAUTH_AUDIT_SIGNING_KEY
+    and AGENTAUTH_AUDIT_PUBLIC_KEY)."""
+    import secrets
+
+    from app.core.checkpoints import audit_private_key, public_half
+    from app.core.jwk import b64url_encode
+
+    seed = b64url_encode(secrets.token_bytes(32))
+    typer.echo(f"AGENTAUTH_AUDIT_SIGNING_KEY={seed}")
+    typer.echo(f"AGENTAUTH_AUDIT_PUBLIC_KEY={public_half(audit_private_key(seed))}")
 
 
 @config_app.command("docs")

@@ -26,7 +26,9 @@ import httpx
 import uvicorn
 
 from app.cache.factory import create_cache
+from app.core.jwk import b64url_encode
 from app.registry.app import create_app as create_registry
+from app.registry.services import checkpoints
 from app.registry.worker import Worker
 from app.settings import Settings
 from app.store.db import create_engine, session_factory
@@ -68,6 +70,15 @@ def _secrets(data_dir: Path) -> dict[str, str]:
     return created
 
 
+def _audit_seed(data_dir: Path) -> str:
+    path = data_dir / "audit-signing-key"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(b64url_encode(secrets.token_bytes(32)))
+    return path.read_text().strip()
+
+
 def plan(data_dir: Path, host: str, registry_port: int, verifier_port: int) -> DevPlan:
     """Settings for the embedded stack: the environment wins, development defaults fill in."""
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -76,6 +87,9 @@ def plan(data_dir: Path, host: str, registry_port: int, verifier_port: int) -> D
         "issuer": f"http://localhost:{registry_port}",
         "verifier_url": f"http://localhost:{verifier_port}",
         "database_url": f"sqlite+aiosqlite:///{(data_dir / 'agentauth.db').resolve()}",
+        # The audit key lives in its own file, never in the database (its checkpoints too).
+        "audit_signing_key": _audit_seed(data_dir),
+        "audit_checkpoint_dir": str((data_dir / "audit-checkpoints").resolve()),
     }
     configured = Settings().model_fields_set  # what the environment (or .env) sets
     settings = Settings(**{k: v for k, v in defaults.items() if k not in configured})
@@ -157,7 +171,13 @@ async def run(plan: DevPlan, *, announce: Callable[[str], None] = print) -> None
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    worker = Worker(cache, engine, session_factory(engine))
+    worker = Worker(
+        cache,
+        engine,
+        session_factory(engine),
+        checkpoints=checkpoints.writer(settings),
+        checkpoint_interval=settings.audit_checkpoint_interval,
+    )
     tasks = [
         asyncio.create_task(_serve(registry)),
         asyncio.create_task(_serve(verifier)),

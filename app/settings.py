@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.core.checkpoints import audit_private_key, audit_public_key
+
 Environment = Literal["development", "production"]
 SigningAlg = Literal["ES256", "EdDSA"]
 
@@ -51,6 +53,10 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = None
     metrics_token: SecretStr | None = None
     trusted_proxies: str = ""
+    audit_checkpoint_dir: str | None = None
+    audit_checkpoint_interval: int = Field(default=300, ge=1, le=86_400)
+    audit_signing_key: SecretStr | None = None
+    audit_public_key: str | None = None
     key_encryption_key: SecretStr | None = None
     dpop_nonce_secret: SecretStr | None = None
     webauthn_rp_id: str | None = None
@@ -90,6 +96,20 @@ class Settings(BaseSettings):
             decode_key_encryption_key(value.get_secret_value())
         return value
 
+    @field_validator("audit_signing_key")
+    @classmethod
+    def _audit_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            audit_private_key(value.get_secret_value())
+        return value
+
+    @field_validator("audit_public_key")
+    @classmethod
+    def _audit_public(cls, value: str | None) -> str | None:
+        if value is not None:
+            audit_public_key(value)
+        return value
+
     @field_validator("trusted_proxies")
     @classmethod
     def _proxies(cls, value: str) -> str:
@@ -114,6 +134,17 @@ class Settings(BaseSettings):
     def _nonce_needs_secret(self) -> Settings:
         if self.dpop_require_nonce and self.dpop_nonce_secret is None:
             raise ValueError("AGENTAUTH_DPOP_REQUIRE_NONCE needs AGENTAUTH_DPOP_NONCE_SECRET")
+        return self
+
+    @model_validator(mode="after")
+    def _checkpoints_need_a_key(self) -> Settings:
+        if self.audit_checkpoint_dir is not None and not (
+            self.audit_signing_key or self.audit_public_key
+        ):
+            raise ValueError(
+                "AGENTAUTH_AUDIT_CHECKPOINT_DIR needs AGENTAUTH_AUDIT_SIGNING_KEY (to write"
+                " checkpoints) or AGENTAUTH_AUDIT_PUBLIC_KEY (to check them)"
+            )
         return self
 
     @model_validator(mode="after")

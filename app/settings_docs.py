@@ -27,6 +27,21 @@ HELP: dict[str, str] = {
         " only their `X-Forwarded-For`/`-Proto` is believed. Empty: none, the TCP peer is"
         " the client"
     ),
+    "audit_checkpoint_dir": (
+        "directory for signed audit checkpoints, on storage the database cannot write"
+        " (`agentauth dev`: `<data-dir>/audit-checkpoints`); unset, no checkpoints"
+    ),
+    "audit_checkpoint_interval": (
+        "seconds between the worker's checkpoints of a growing audit chain (1 to 86400)"
+    ),
+    "audit_signing_key": (
+        "the audit key: an Ed25519 seed, 32 bytes base64url, held by the worker only"
+        " (`agentauth audit keygen`)"
+    ),
+    "audit_public_key": (
+        "its public half (base64url), for `audit verify` where the signing key is not;"
+        " unset, derived from the signing key"
+    ),
     "key_encryption_key": (
         "32 bytes, base64 or base64url; encrypts signing keys at rest (AES-256-GCM);"
         " in development a local `.agentauth-kek` file is used when unset"

@@ -5,7 +5,8 @@ is inserted into ``spend_ledger`` (idempotently, by stream entry id) before it i
 acknowledged, so a crash between the two only replays the insert. Revocations whose publish
 failed are announced again, and expired revocation events leave the cache's log. Once a
 minute it deletes expired WebAuthn challenges, ended sessions and grant requests that
-expired unanswered (``services/pruning.py``), a bounded number per run.
+expired unanswered (``services/pruning.py``), a bounded number per run, and it signs audit
+checkpoints when they are configured (``services/checkpoints.py``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from app.api.background import stop_tasks
 from app.api.metrics import METRICS
 from app.cache.base import Cache, CacheUnavailable, SpendEvent
 from app.cache.factory import create_cache
+from app.registry.services import checkpoints
+from app.registry.services.checkpoints import CheckpointWriter
 from app.registry.services.pruning import prune_expired
 from app.registry.services.revocation import republish_pending, run_heartbeats
 from app.settings import Settings
@@ -80,7 +83,10 @@ class Worker:
     clock: Callable[[], float] = time.time
     consumer: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     heartbeat_interval: float | None = None  # None: the registry in this process beats
+    checkpoints: CheckpointWriter | None = None  # signed audit checkpoints, when configured
+    checkpoint_interval: int = 300
     last_pruned: int = 0
+    last_checkpoint: int = 0
 
     async def drain_once(self, *, block_ms: int = 1000) -> int:
         events = await self.cache.read_spends(self.consumer, BATCH, block_ms)
@@ -95,6 +101,9 @@ class Worker:
         now = int(self.clock())
         await republish_pending(self.cache, self.sessions, now)
         await self.cache.prune_revocations(now)
+        if self.checkpoints is not None and now - self.last_checkpoint >= self.checkpoint_interval:
+            await self.checkpoints.write(self.sessions, now)
+            self.last_checkpoint = now
         if now - self.last_pruned >= PRUNE_EVERY:
             removed = await prune_expired(self.sessions, now)
             self.last_pruned = now
@@ -146,6 +155,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
             engine,
             session_factory(engine),
             heartbeat_interval=settings.revocation_heartbeat_interval,
+            checkpoints=checkpoints.writer(settings),
+            checkpoint_interval=settings.audit_checkpoint_interval,
         )
         await worker.run(stop)
     finally:

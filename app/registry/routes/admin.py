@@ -15,7 +15,7 @@ from app.api.errors import NotFound, json_response
 from app.api.metrics import METRICS
 from app.core.errors import InvalidRequest, InvalidToken, www_authenticate
 from app.registry.services import admin as admin_service
-from app.registry.services import audit, revocation
+from app.registry.services import audit, checkpoints, revocation
 from app.registry.services.common import rfc3339
 from app.registry.state import Registry, RegistryDep
 from app.store.models import Agent, AuditEvent, Grant, Human, ResourceServer
@@ -235,12 +235,17 @@ async def list_audit(
 async def verify_audit(registry: AdminDep) -> Response:
     async with registry.sessions() as session:
         report = await audit.verify_chain(session)
+        coverage = await checkpoints.configured_check(session, registry.settings)
+    body = report.to_dict()
+    if coverage is not None:
+        body["checkpoints"] = coverage.to_dict()
+        body["ok"] = report.ok and coverage.ok
     METRICS.gauge(
-        "agentauth_audit_chain_ok", "1 when the last audit verification passed.", int(report.ok)
+        "agentauth_audit_chain_ok", "1 when the last audit verification passed.", int(body["ok"])
     )
     METRICS.gauge(
         "agentauth_audit_last_verified_timestamp_seconds",
         "When the audit chain was last verified.",
         registry.now(),
     )
-    return json_response(report.to_dict())
+    return json_response(body)

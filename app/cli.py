@@ -231,7 +231,7 @@ def audit_verify(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Recompute the audit hash chain and check it against the signed checkpoints
-    (AGENTAUTH_AUDIT_CHECKPOINT_DIR); exit 1 and name what no longer holds."""
+    (AGENTAUTH_AUDIT_CHECKPOINTS); exit 1 and name what no longer holds."""
     import asyncio
 
     from app.registry.services.audit import verify_chain
@@ -273,7 +273,7 @@ def _print_audit(report: dict[str, Any]) -> None:
         )
     coverage = report.get("checkpoints")
     if coverage is None:
-        typer.echo("no signed checkpoints configured (AGENTAUTH_AUDIT_CHECKPOINT_DIR)", err=True)
+        typer.echo("no signed checkpoints configured (AGENTAUTH_AUDIT_CHECKPOINTS)", err=True)
         return
     if coverage["invalid"] is not None:
         typer.echo(f"checkpoint FORGED or damaged: {coverage['reason']}", err=True)

@@ -89,7 +89,7 @@ def plan(data_dir: Path, host: str, registry_port: int, verifier_port: int) -> D
         "database_url": f"sqlite+aiosqlite:///{(data_dir / 'agentauth.db').resolve()}",
         # The audit key lives in its own file, never in the database (its checkpoints too).
         "audit_signing_key": _audit_seed(data_dir),
-        "audit_checkpoint_dir": str((data_dir / "audit-checkpoints").resolve()),
+        "audit_checkpoints": str((data_dir / "audit-checkpoints").resolve()),
     }
     configured = Settings().model_fields_set  # what the environment (or .env) sets
     settings = Settings(**{k: v for k, v in defaults.items() if k not in configured})

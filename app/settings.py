@@ -53,7 +53,11 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = None
     metrics_token: SecretStr | None = None
     trusted_proxies: str = ""
-    audit_checkpoint_dir: str | None = None
+    audit_checkpoints: str | None = None
+    audit_s3_endpoint: str = "https://s3.amazonaws.com"
+    audit_s3_region: str = "us-east-1"
+    audit_s3_access_key_id: str | None = None
+    audit_s3_secret_access_key: SecretStr | None = None
     audit_checkpoint_interval: int = Field(default=300, ge=1, le=86_400)
     audit_signing_key: SecretStr | None = None
     audit_public_key: str | None = None
@@ -137,12 +141,24 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _bucket_needs_credentials(self) -> Settings:
+        location = self.audit_checkpoints or ""
+        if location.startswith("s3://"):
+            bucket = location[5:].split("/", 1)[0]
+            if not bucket or not (self.audit_s3_access_key_id and self.audit_s3_secret_access_key):
+                raise ValueError(
+                    "AGENTAUTH_AUDIT_CHECKPOINTS=s3://bucket/prefix needs a bucket,"
+                    " AGENTAUTH_AUDIT_S3_ACCESS_KEY_ID and AGENTAUTH_AUDIT_S3_SECRET_ACCESS_KEY"
+                )
+        return self
+
+    @model_validator(mode="after")
     def _checkpoints_need_a_key(self) -> Settings:
-        if self.audit_checkpoint_dir is not None and not (
+        if self.audit_checkpoints is not None and not (
             self.audit_signing_key or self.audit_public_key
         ):
             raise ValueError(
-                "AGENTAUTH_AUDIT_CHECKPOINT_DIR needs AGENTAUTH_AUDIT_SIGNING_KEY (to write"
+                "AGENTAUTH_AUDIT_CHECKPOINTS needs AGENTAUTH_AUDIT_SIGNING_KEY (to write"
                 " checkpoints) or AGENTAUTH_AUDIT_PUBLIC_KEY (to check them)"
             )
         return self

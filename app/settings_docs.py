@@ -27,10 +27,15 @@ HELP: dict[str, str] = {
         " only their `X-Forwarded-For`/`-Proto` is believed. Empty: none, the TCP peer is"
         " the client"
     ),
-    "audit_checkpoint_dir": (
-        "directory for signed audit checkpoints, on storage the database cannot write"
-        " (`agentauth dev`: `<data-dir>/audit-checkpoints`); unset, no checkpoints"
+    "audit_checkpoints": (
+        "where signed audit checkpoints go, on storage the database cannot write: a directory,"
+        " or `s3://bucket/prefix` (`agentauth dev`: `<data-dir>/audit-checkpoints`); unset,"
+        " no checkpoints"
     ),
+    "audit_s3_endpoint": "S3 or S3-compatible endpoint for `s3://` checkpoints (path-style)",
+    "audit_s3_region": "its region, for request signing",
+    "audit_s3_access_key_id": "access key id for `s3://` checkpoints (put, get and list)",
+    "audit_s3_secret_access_key": "its secret access key",
     "audit_checkpoint_interval": (
         "seconds between the worker's checkpoints of a growing audit chain (1 to 86400)"
     ),

@@ -1,7 +1,8 @@
 """The audit chain is anchored outside the database: signed checkpoints in a directory the
-database cannot reach. Rewriting events and recomputing the chain passes the chain check
-but not the checkpoints, and the report names the events no longer covered (threat model,
-hardening rule 4). This module has its own database: it rewrites the audit log."""
+database cannot reach, or in an S3-compatible bucket (a private server on 127.0.0.1).
+Rewriting events and recomputing the chain passes the chain check but not the checkpoints,
+and the report names the events no longer covered (threat model, hardening rule 4). This
+module has its own database: it rewrites the audit log."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from app.registry.worker import Worker
 from app.settings import Settings
 from app.store.models import AuditEvent, AuditHead
 from tests.support.databases import migrated_database
+from tests.support.processes import S3Server, free_port
 from tests.support.registry import RegistryClient
 
 SEED = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
@@ -38,14 +40,34 @@ def database_url(
         yield url
 
 
-@pytest.fixture
-def settings(settings: Settings, tmp_path: Path) -> Settings:
-    return settings.model_copy(
-        update={
-            "audit_checkpoint_dir": str(tmp_path / "checkpoints"),
-            "audit_signing_key": SecretStr(SEED),
+@pytest.fixture(scope="module")
+def s3() -> Iterator[S3Server]:
+    server = S3Server("checkpoints")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["directory", "bucket"])
+def settings(settings: Settings, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+    place: dict[str, Any] = {"audit_checkpoints": str(tmp_path / "checkpoints")}
+    if request.param == "bucket":
+        s3 = request.getfixturevalue("s3")
+        place = {
+            "audit_checkpoints": f"s3://{s3.bucket}/{tmp_path.name}",
+            "audit_s3_endpoint": s3.endpoint,
+            "audit_s3_access_key_id": "checkpoint-writer",
+            "audit_s3_secret_access_key": SecretStr("s" * 40),
         }
-    )
+    return settings.model_copy(update={**place, "audit_signing_key": SecretStr(SEED)})
+
+
+def stored(settings: Settings) -> list[int]:
+    place = checkpoints.store(settings)
+    assert place is not None
+    return place.seqs()
 
 
 async def checkpoint(registry: RegistryClient, settings: Settings) -> int:
@@ -98,10 +120,14 @@ async def rewrite(registry: RegistryClient, seq: int, data: dict[str, Any]) -> N
 async def cli_verify(settings: Settings, **extra: str) -> Any:
     """``agentauth audit verify`` as an auditor runs it: the database, the checkpoint
     directory and the public key only."""
+    secret = settings.audit_s3_secret_access_key
     env = {
         "AGENTAUTH_DATABASE_URL": settings.database_url,
         "AGENTAUTH_ISSUER": settings.issuer,
-        "AGENTAUTH_AUDIT_CHECKPOINT_DIR": settings.audit_checkpoint_dir or "",
+        "AGENTAUTH_AUDIT_CHECKPOINTS": settings.audit_checkpoints or "",
+        "AGENTAUTH_AUDIT_S3_ENDPOINT": settings.audit_s3_endpoint,
+        "AGENTAUTH_AUDIT_S3_ACCESS_KEY_ID": settings.audit_s3_access_key_id or "",
+        "AGENTAUTH_AUDIT_S3_SECRET_ACCESS_KEY": secret.get_secret_value() if secret else "",
         **extra,
     }
     return await asyncio.to_thread(CliRunner().invoke, cli, ["audit", "verify"], env=env)
@@ -155,17 +181,31 @@ async def test_checkpoints_are_written_only_when_the_chain_grew(
     registry: RegistryClient, settings: Settings
 ) -> None:
     await registry.human("Alice")
-    directory = Path(settings.audit_checkpoint_dir or "")
     seq = await checkpoint(registry, settings)
-    assert [p.name for p in await asyncio.to_thread(directory.iterdir)] == [f"{seq:012d}.jws"]
+    assert await asyncio.to_thread(stored, settings) == [seq]
     writer = checkpoints.writer(settings)
     assert writer is not None
     assert registry.app is not None
     sessions = registry.app.state.registry.sessions
     assert await writer.write(sessions, int(registry.clock())) is None  # nothing new
-    assert len(list(await asyncio.to_thread(directory.iterdir))) == 1
+    assert await asyncio.to_thread(stored, settings) == [seq]
     result = await cli_verify(
         settings, AGENTAUTH_AUDIT_PUBLIC_KEY=public_half(audit_private_key(SEED))
     )
     assert result.exit_code == 0, result.output
     assert f"covered by signed checkpoints through event {seq}" in result.output
+
+
+async def test_an_unreachable_checkpoint_store_fails_verification(
+    registry: RegistryClient, settings: Settings
+) -> None:
+    if not (settings.audit_checkpoints or "").startswith("s3://"):
+        pytest.skip("a directory is always listable")
+    dead = settings.model_copy(update={"audit_s3_endpoint": f"http://127.0.0.1:{free_port()}"})
+    assert registry.app is not None
+    async with registry.app.state.registry.sessions() as session:
+        coverage = await checkpoints.configured_check(session, dead)
+    assert coverage is not None
+    assert coverage.ok is False
+    assert coverage.reason is not None
+    assert coverage.reason.startswith("cannot list")

@@ -89,6 +89,35 @@ def private_redis(workdir: Path) -> Iterator[RedisServer]:
         server.stop()
 
 
+class S3Server:
+    """A private S3-compatible server (moto's, from the dev dependencies) with one bucket."""
+
+    def __init__(self, bucket: str) -> None:
+        self.port = free_port()
+        self.bucket = bucket
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        binary = Path(sys.executable).parent / "moto_server"
+        self.process = subprocess.Popen(  # noqa: S603 - fixed arguments
+            [str(binary), "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_until_listening(self.port)
+        httpx.put(f"{self.endpoint}/{self.bucket}", timeout=10).raise_for_status()
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+            self.process = None
+
+
 class TcpProxy:
     """Forwards 127.0.0.1:<port> to a target; :meth:`cut` drops every connection and stops
     listening, as a stopped server looks to its clients."""

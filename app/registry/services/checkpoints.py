@@ -1,6 +1,7 @@
-"""Signed audit checkpoints, written where the operator chose: a directory the database
-cannot reach (``AGENTAUTH_AUDIT_CHECKPOINT_DIR``; mount it from other storage, or sync it
-off the machine). The worker writes one when the chain has grown, at most every
+"""Signed audit checkpoints, written where the operator chose
+(``AGENTAUTH_AUDIT_CHECKPOINTS``): a directory the database cannot reach (mounted from
+other storage, or synced off the machine), or an S3-compatible bucket
+(``s3://bucket/prefix``). The worker writes one when the chain has grown, at most every
 ``AGENTAUTH_AUDIT_CHECKPOINT_INTERVAL`` seconds; ``agentauth audit verify`` and
 ``GET /admin/audit/verify`` check the chain against them (``core/checkpoints.py``).
 """
@@ -10,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
@@ -30,42 +33,92 @@ from app.core.checkpoints import (
 from app.core.jwk import PublicJWK
 from app.settings import Settings
 from app.store.models import AuditEvent, AuditHead
+from app.store.s3 import S3Bucket
 
 _NAME = re.compile(r"^(\d{12})\.jws$")
 
 
+class CheckpointStore(Protocol):
+    """One object per checkpoint, named ``<seq, 12 digits>.jws``, written once, whole."""
+
+    def seqs(self) -> list[int]:
+        """The seq of every checkpoint, ascending."""
+        ...
+
+    def read(self, seq: int) -> str: ...
+
+    def write(self, seq: int, token: str) -> None: ...
+
+
+def _name(seq: int) -> str:
+    return f"{seq:012d}.jws"
+
+
+def _sorted_seqs(names: Iterable[str]) -> list[int]:
+    return sorted(int(match.group(1)) for match in map(_NAME.match, names) if match)
+
+
 class CheckpointDirectory:
-    """One file per checkpoint, ``<seq, 12 digits>.jws``, each written whole (a temporary
-    file renamed into place), never rewritten."""
+    """Checkpoints as files; each written to a temporary file and renamed into place."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def files(self) -> list[tuple[int, Path]]:
-        """(seq, path) of every checkpoint file, in sequence order."""
-        if not self.path.is_dir():
-            return []
-        found = [(_NAME.match(p.name), p) for p in self.path.iterdir()]
-        return sorted((int(match.group(1)), p) for match, p in found if match)
+    def seqs(self) -> list[int]:
+        return _sorted_seqs(p.name for p in self.path.iterdir()) if self.path.is_dir() else []
 
-    def last_seq(self) -> int:
-        files = self.files()
-        return files[-1][0] if files else 0
+    def read(self, seq: int) -> str:
+        return (self.path / _name(seq)).read_text()
 
     def write(self, seq: int, token: str) -> None:
         self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
-        final = self.path / f"{seq:012d}.jws"
-        temporary = self.path / f".{seq:012d}.jws.tmp"
+        temporary = self.path / f".{_name(seq)}.tmp"
         with temporary.open("w") as handle:
             handle.write(token + "\n")
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(temporary, final)
+        os.replace(temporary, self.path / _name(seq))
+
+
+class CheckpointBucket:
+    """Checkpoints as objects under ``prefix`` in an S3-compatible bucket."""
+
+    def __init__(self, bucket: S3Bucket, prefix: str) -> None:
+        self.bucket, self.prefix = bucket, prefix
+
+    def seqs(self) -> list[int]:
+        keys = self.bucket.keys(self.prefix)
+        return _sorted_seqs(key[len(self.prefix) :] for key in keys)
+
+    def read(self, seq: int) -> str:
+        return self.bucket.get(self.prefix + _name(seq)).decode("utf-8")
+
+    def write(self, seq: int, token: str) -> None:
+        self.bucket.put(self.prefix + _name(seq), (token + "\n").encode())
+
+
+def store(settings: Settings) -> CheckpointStore | None:
+    """The configured place for checkpoints, if any."""
+    location = settings.audit_checkpoints
+    if location is None:
+        return None
+    if not location.startswith("s3://"):
+        return CheckpointDirectory(Path(location))
+    bucket, _, prefix = location[5:].partition("/")
+    secret = settings.audit_s3_secret_access_key
+    credentials = S3Bucket(
+        endpoint=settings.audit_s3_endpoint,
+        bucket=bucket,
+        region=settings.audit_s3_region,
+        access_key_id=settings.audit_s3_access_key_id or "",
+        secret_access_key=secret.get_secret_value() if secret else "",
+    )
+    return CheckpointBucket(credentials, prefix.rstrip("/") + "/" if prefix else "")
 
 
 @dataclass(frozen=True)
 class CheckpointWriter:
-    store: CheckpointDirectory
+    store: CheckpointStore
     key: Ed25519PrivateKey
     issuer: str
 
@@ -74,7 +127,8 @@ class CheckpointWriter:
         async with sessions() as session:
             head = (await session.execute(select(AuditHead.seq, AuditHead.hash))).one()
         seq = int(head.seq)
-        if seq == 0 or seq <= await asyncio.to_thread(self.store.last_seq):
+        known = await asyncio.to_thread(self.store.seqs)
+        if seq == 0 or (known and seq <= known[-1]):
             return None
         token = sign_checkpoint(
             Checkpoint(seq=seq, hash=head.hash, at=now), issuer=self.issuer, key=self.key
@@ -85,12 +139,11 @@ class CheckpointWriter:
 
 def writer(settings: Settings) -> CheckpointWriter | None:
     """The worker's writer, when a directory and the signing key are configured."""
-    if settings.audit_checkpoint_dir is None or settings.audit_signing_key is None:
+    place = store(settings)
+    if place is None or settings.audit_signing_key is None:
         return None
     return CheckpointWriter(
-        CheckpointDirectory(Path(settings.audit_checkpoint_dir)),
-        audit_private_key(settings.audit_signing_key.get_secret_value()),
-        settings.issuer,
+        place, audit_private_key(settings.audit_signing_key.get_secret_value()), settings.issuer
     )
 
 
@@ -111,32 +164,35 @@ class _Invalid(Exception):
 
 
 async def check(
-    session: AsyncSession, store: CheckpointDirectory, public: PublicJWK, issuer: str
+    session: AsyncSession, place: CheckpointStore, public: PublicJWK, issuer: str
 ) -> Coverage:
     """The log against the checkpoints in ``store``: the last one, then a bisection for the
     first that no longer matches. Each checkpoint read must be signed by the audit key and
     name the event its file is named after."""
     head = int((await session.execute(select(AuditHead.seq))).scalar_one())
-    files = await asyncio.to_thread(store.files)
+    try:
+        files = await asyncio.to_thread(place.seqs)
+    except OSError as exc:  # fail closed: unchecked is not intact
+        return Coverage(0, 0, invalid="(the checkpoint store)", reason=f"cannot list: {exc}")
     if not files:
         return Coverage(0, 0, uncovered=(1, head) if head else None)
 
     async def matches(index: int) -> bool:
-        seq, path = files[index]
+        seq = files[index]
         try:
-            text = await asyncio.to_thread(path.read_text)
+            text = await asyncio.to_thread(place.read, seq)
             checkpoint = read_checkpoint(text, issuer=issuer, public=public)
             if checkpoint.seq != seq:
                 raise CheckpointError(f"names event {checkpoint.seq}, not {seq}")
         except (CheckpointError, OSError, UnicodeDecodeError) as exc:
-            raise _Invalid(path.name, str(exc)) from None
+            raise _Invalid(_name(seq), str(exc)) from None
         actual = await session.scalar(select(AuditEvent.hash).where(AuditEvent.seq == seq))
         return actual == checkpoint.hash
 
     low, high = 0, len(files) - 1
     try:
         if await matches(high):
-            last = files[high][0]
+            last = files[high]
             return Coverage(len(files), last, uncovered=(last + 1, head) if head > last else None)
         while low < high:  # files[high] does not match; find the first that does not
             middle = (low + high) // 2
@@ -146,8 +202,8 @@ async def check(
                 high = middle
     except _Invalid as exc:
         return Coverage(len(files), 0, invalid=exc.name, reason=f"{exc.name}: {exc.problem}")
-    covered = files[low - 1][0] if low else 0
-    first_bad = files[low][0]
+    covered = files[low - 1] if low else 0
+    first_bad = files[low]
     reason = (
         f"the log ends at event {head}, a checkpoint vouches for event {first_bad}"
         if first_bad > head
@@ -159,8 +215,7 @@ async def check(
 async def configured_check(session: AsyncSession, settings: Settings) -> Coverage | None:
     """:func:`check` against the configured directory and key; ``None`` when checkpoints
     are not configured."""
-    public = verification_key(settings)
-    if settings.audit_checkpoint_dir is None or public is None:  # the settings require both
+    public, place = verification_key(settings), store(settings)
+    if place is None or public is None:  # the settings require both or neither
         return None
-    store = CheckpointDirectory(Path(settings.audit_checkpoint_dir))
-    return await check(session, store, public, settings.issuer)
+    return await check(session, place, public, settings.issuer)

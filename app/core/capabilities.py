@@ -25,8 +25,8 @@ from referencing.exceptions import Unresolvable
 from app.core.envelope import Limits, NotCovered, limits_cover, narrow_limits, parse_limits
 from app.core.errors import InvalidAuthorizationDetails
 from app.core.resources import canonical_resource
-from app.core.strict_json import parse_json
-from app.core.text import check_display_text, strings_within
+from app.core.strict_json import parse_json, strings_within
+from app.core.text import check_display_text
 
 BUILTIN_TYPE = "api"
 ARRAY_FIELDS = ("locations", "actions", "datatypes", "privileges")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Iterator
 from typing import Any
 
 
@@ -57,20 +58,23 @@ _DECODER = json.JSONDecoder(
 )
 
 
-def _holds_unstorable_text(value: Any) -> bool:
-    """Whether any string (member names included) holds a NUL or a lone surrogate."""
+def strings_within(value: Any) -> Iterator[str]:
+    """Every string in a decoded JSON value, member names included."""
     pending = [value]
     while pending:
         item = pending.pop()
         if isinstance(item, str):
-            if _UNSTORABLE.search(item):
-                return True
+            yield item
         elif isinstance(item, dict):
             pending.extend(item)
             pending.extend(item.values())
         elif isinstance(item, list):
             pending.extend(item)
-    return False
+
+
+def _holds_unstorable_text(value: Any) -> bool:
+    """Whether any string (member names included) holds a NUL or a lone surrogate."""
+    return any(_UNSTORABLE.search(text) for text in strings_within(value))
 
 
 def parse_json(raw: bytes) -> Any:

@@ -10,7 +10,6 @@ Cc, Cf, Co, Cn, Cs, Zl, Zp).
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Iterable
 
 _REFUSED = frozenset({"Cc", "Cf", "Co", "Cn", "Cs", "Zl", "Zp"})
 
@@ -30,17 +29,3 @@ def check_display_text(text: str, name: str) -> None:
             f"{name} contains U+{ord(char):04X}, a control or format character"
             " that could change how the text is shown"
         )
-
-
-def strings_within(value: object) -> Iterable[str]:
-    """Every string in a decoded JSON value, member names included."""
-    pending = [value]
-    while pending:
-        item = pending.pop()
-        if isinstance(item, str):
-            yield item
-        elif isinstance(item, dict):
-            pending.extend(item)
-            pending.extend(item.values())
-        elif isinstance(item, list):
-            pending.extend(item)

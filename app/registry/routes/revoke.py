@@ -9,15 +9,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from app.api.bodies import read_form
-from app.api.errors import RateLimited, json_response, unavailable
-from app.cache.base import CacheUnavailable
-from app.core.client_auth import AgentAssertion
-from app.core.errors import InvalidClient, InvalidToken
+from app.api.errors import json_response
+from app.core.errors import InvalidToken
 from app.registry.services import audit, revocation
-from app.registry.services.clients import assertion_replay_key, verify_agent
+from app.registry.services.clients import admit_client, verify_agent
 from app.registry.services.common import secret_hash
 from app.registry.services.issuance import verify_own_token
-from app.registry.services.limits import client_rate, counting_failures
+from app.registry.services.limits import counting_failures
 from app.registry.state import Registry, RegistryDep
 from app.store.models import AccessToken, Grant, RefreshToken, Revocation
 from app.store.sql import connect
@@ -49,22 +47,6 @@ async def _revoke_access(
     return await revocation.revoke_access_token(session, stored, now)
 
 
-async def _admit(registry: Registry, agent: AgentRecord, assertion: AgentAssertion) -> None:
-    """The client's rate limit and its assertion's single use, in one cache round trip."""
-    try:
-        retry_after, (assertion_new,) = await registry.cache.admit(
-            client_rate(registry, agent.id, "revoke"),
-            [assertion_replay_key(registry, assertion)],
-            registry.now(),
-        )
-    except CacheUnavailable as exc:
-        raise unavailable(str(exc), "redis") from exc
-    if retry_after:
-        raise RateLimited(headers={"Retry-After": str(retry_after)})
-    if not assertion_new:
-        raise InvalidClient(detail="client assertion jti replayed")
-
-
 @router.post("/revoke")
 async def revoke(request: Request, registry: RegistryDep) -> Response:
     """Form → client authentication on a read connection (no write lock for a caller that
@@ -76,7 +58,7 @@ async def revoke(request: Request, registry: RegistryDep) -> Response:
             registry, db, form, basic="authorization" in request.headers
         )
     token = form.require("token")
-    await _admit(registry, agent, assertion)
+    await admit_client(registry, agent.id, "revoke", assertion)
     now = registry.now()
     async with registry.sessions() as session, session.begin():
         rows = await _revoke_refresh(session, agent, token, now)

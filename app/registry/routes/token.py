@@ -12,21 +12,18 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from app.api.bodies import read_form
-from app.api.errors import RateLimited, json_response, unavailable
+from app.api.errors import json_response
 from app.api.metrics import METRICS
-from app.cache.base import CacheUnavailable
-from app.core.client_auth import AgentAssertion
 from app.core.dpop import DPoPProof
 from app.core.errors import (
-    InvalidClient,
     InvalidDPoPProof,
     UnauthorizedClient,
     UnsupportedGrantType,
 )
 from app.core.params import FormParams
 from app.registry.grants import ciba, exchange, refresh
-from app.registry.services.clients import agent_keys, assertion_replay_key, verify_agent
-from app.registry.services.limits import client_rate, counting_failures
+from app.registry.services.clients import admit_client, agent_keys, verify_agent
+from app.registry.services.limits import counting_failures
 from app.registry.services.proofs import proof_replay_key, replayed_proof, verify_dpop
 from app.registry.state import Registry, RegistryDep
 from app.store.sql import connect
@@ -63,27 +60,6 @@ def _check_key_is_registered(agent: AgentRecord, proof: DPoPProof) -> None:
         raise InvalidDPoPProof("The DPoP key is not one of the client's registered keys.")
 
 
-async def _admit(
-    registry: Registry, agent: AgentRecord, assertion: AgentAssertion, proof: DPoPProof
-) -> None:
-    """One Redis round trip for the client's rate limit and both single-use ``jti``s, after
-    every stateless check passed (so a broken request never burns a legitimate ``jti``)."""
-    try:
-        retry_after, (assertion_new, proof_new) = await registry.cache.admit(
-            client_rate(registry, agent.id, "token"),
-            [assertion_replay_key(registry, assertion), proof_replay_key(registry, proof)],
-            registry.now(),
-        )
-    except CacheUnavailable as exc:
-        raise unavailable(str(exc), "redis") from exc
-    if retry_after:
-        raise RateLimited(headers={"Retry-After": str(retry_after)})
-    if not assertion_new:
-        raise InvalidClient(detail="client assertion jti replayed")
-    if not proof_new:
-        raise replayed_proof()
-
-
 @router.post("/token")
 async def token(request: Request, registry: RegistryDep) -> Response:
     form = await read_form(request)
@@ -94,7 +70,11 @@ async def token(request: Request, registry: RegistryDep) -> Response:
     handler = _check_grant_type(agent, form.require("grant_type"))
     proof = verify_dpop(registry, request, "/token")
     _check_key_is_registered(agent, proof)
-    await _admit(registry, agent, assertion, proof)
+    (proof_new,) = await admit_client(
+        registry, agent.id, "token", assertion, proof_replay_key(registry, proof)
+    )
+    if not proof_new:
+        raise replayed_proof()
     body = await handler(registry, agent, proof, form)
     METRICS.inc(
         "agentauth_tokens_issued_total",

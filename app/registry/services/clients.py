@@ -8,7 +8,7 @@ from types import MappingProxyType
 
 import orjson
 
-from app.api.errors import unavailable
+from app.api.errors import RateLimited, unavailable
 from app.cache.base import CacheUnavailable, Once
 from app.core.client_auth import (
     AgentAssertion,
@@ -18,6 +18,7 @@ from app.core.client_auth import (
 )
 from app.core.errors import InvalidClient
 from app.core.jwk import JWKError, PublicJWK, parse_jwks
+from app.registry.services.limits import client_rate
 from app.registry.state import Registry
 from app.store.sql import Db
 from app.store.token_store import AgentRecord, active_agent
@@ -80,3 +81,24 @@ async def authenticate_agent(
     if not first_use:
         raise InvalidClient(detail="client assertion jti replayed")
     return agent
+
+
+async def admit_client(
+    registry: Registry, agent_id: str, endpoint: str, assertion: AgentAssertion, *others: Once
+) -> list[bool]:
+    """One cache round trip, after every stateless check passed (so a broken request never
+    burns a legitimate ``jti``): the client's rate at ``endpoint``, its assertion's single
+    use, and that of ``others``, whose first-use flags are returned."""
+    try:
+        retry_after, (assertion_new, *firsts) = await registry.cache.admit(
+            client_rate(registry, agent_id, endpoint),
+            [assertion_replay_key(registry, assertion), *others],
+            registry.now(),
+        )
+    except CacheUnavailable as exc:
+        raise unavailable(str(exc), "redis") from exc
+    if retry_after:
+        raise RateLimited(headers={"Retry-After": str(retry_after)})
+    if not assertion_new:
+        raise InvalidClient(detail="client assertion jti replayed")
+    return firsts

@@ -7,8 +7,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 
 import httpx
 import pytest
@@ -20,24 +19,12 @@ from app.registry.services.revocation import run_heartbeats
 from app.registry.worker import run_worker
 from app.settings import Settings
 from app.verifier.app import create_app as create_verifier
-from tests.support.processes import RedisServer, TcpProxy, private_redis
+from tests.support.processes import RedisServer, TcpProxy
 from tests.support.registry import AgentClient, RegistryClient
 from tests.support.verifier import Merchant, api, granted_agent, shop_with_grant, verify_body
 
 RECOVERY = 2.0
 BOUND = 1.0  # AGENTAUTH_REVOCATION_STALENESS_BOUND, the default
-
-
-@pytest.fixture
-def redis_process(tmp_path: Path) -> Iterator[RedisServer]:
-    with private_redis(tmp_path) as server:
-        yield server
-
-
-@pytest.fixture
-def redis_url(redis_process: RedisServer) -> str:
-    """The registry and verifier of these tests use the private server."""
-    return redis_process.url
 
 
 async def introspection(shop: Merchant, token: str) -> bool | None:

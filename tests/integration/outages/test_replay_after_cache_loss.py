@@ -5,15 +5,12 @@ test starts its own redis-server on a free port and flushes it."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import urlencode
 
 import httpx
-import pytest
 
 from app.cache.redis import RedisCache
-from tests.support.processes import RedisServer, private_redis
+from tests.support.processes import RedisServer
 from tests.support.registry import (
     ACCESS_TOKEN_TYPE,
     CIBA,
@@ -27,17 +24,6 @@ from tests.support.registry import (
 SHOP = "https://cache-loss.example.com/api"
 DETAILS = [{"type": "api", "locations": [SHOP], "actions": ["read"]}]
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
-
-
-@pytest.fixture
-def redis_process(tmp_path: Path) -> Iterator[RedisServer]:
-    with private_redis(tmp_path) as server:
-        yield server
-
-
-@pytest.fixture
-def redis_url(redis_process: RedisServer) -> str:
-    return redis_process.url
 
 
 async def lose_cache_data(registry: RegistryClient, redis_process: RedisServer) -> None:

@@ -387,3 +387,33 @@ def test_summary_shows_data_types_and_privileges() -> None:
     assert text == (
         "Read data, data types contacts and photos, privileges admin, at shop.example.com"
     )
+
+
+def test_summary_shows_member_values_of_every_json_kind() -> None:
+    kind = "https://shop.example.com/rar/order"
+    schema = {
+        "type": "object",
+        "properties": {
+            "actions": {},
+            "gift": {"title": "Gift wrap"},
+            "note": {},
+            "items": {"type": "array", "items": {"type": "object", "properties": {}}},
+            "quantity": {"title": "Quantity"},
+        },
+    }
+    text = summary_of(
+        {
+            "type": kind,
+            "locations": [SHOP],
+            "actions": ["purchase"],
+            "gift": True,
+            "note": None,
+            "items": [{"sku": "A-1"}, {"sku": "B-2"}],
+            "quantity": 3,
+        },
+        {SHOP: {kind: schema}},
+    )
+    assert text == (
+        f"Make purchases ({kind}), with Gift wrap: yes; items: {{sku: \u201cA-1\u201d}} and"
+        " {sku: \u201cB-2\u201d}; note: none; Quantity: 3, at shop.example.com"
+    )

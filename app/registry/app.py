@@ -125,9 +125,11 @@ def create_app(
             nonces=_nonces(settings),
             clock=clock,
         )
-        await keys.load(sessions, registry.now())
+        created = await keys.load(sessions, registry.now())
         try:  # items issued from now on are single-use in this cache (docs: "Data epoch")
             await registry.cache.ensure_epoch(registry.now())
+            if created is not None:  # verifiers that started first serve it at once
+                await registry.cache.publish_key_change(created)
         except CacheUnavailable:
             log.warning("the cache is unreachable; its data epoch is set on first use")
         app.state.registry = registry

@@ -32,20 +32,31 @@ from app.verifier.state import Verifier, build_verifier
 
 log = logging.getLogger("agentauth.verifier")
 STARTUP_WAIT = 5.0
+KEY_RELOAD = 30.0  # seconds between reloads of the key set once loaded
 
 
 async def _load_keys(verifier: Verifier, stop: asyncio.Event) -> None:
-    """Keys are needed before anything verifies; retry until the database answers. The
-    registered callers are read then too, so a flood of unknown ids never delays them."""
+    """Keys are needed before anything verifies: retry every second until the database
+    answers with at least one (a registry that has not started yet has none). The registered
+    callers are read then too, so a flood of unknown ids never delays them. Afterwards the
+    set is reloaded every ``KEY_RELOAD`` seconds, besides the registry's announcements, so a
+    new key is served even if an announcement was missed."""
+    interval = 1.0
     while not stop.is_set():
         try:
-            await verifier.keys.load()
-            await verifier.callers.preload()
-            return
+            if verifier.keys.loaded:
+                await verifier.keys.reload()
+            else:
+                await verifier.keys.load()
+                if verifier.keys.loaded:
+                    await verifier.callers.preload()
+                    interval = KEY_RELOAD
+                else:
+                    log.warning("the registry has published no signing key yet; retrying")
         except StoreUnavailable as exc:
             log.warning("signing keys not loaded yet, retrying: %s", exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=1)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval)
 
 
 async def _housekeeping(verifier: Verifier, stop: asyncio.Event) -> None:

@@ -1,8 +1,9 @@
 """The registry's public signing keys, as the verifier holds them.
 
-Loaded from the read-only database at start, reloaded when the registry announces a key
-change, and refreshed at most once per ``min_interval`` when a token names an unknown
-``kid`` (so junk ``kid`` values cannot turn into a database load). The JWK set document is
+Loaded from the read-only database at start (until there is at least one), reloaded when
+the registry announces a key change and every ``RELOAD_EVERY`` seconds in any case, and
+refreshed at most once per ``min_interval`` when a token names an unknown ``kid`` (so junk
+``kid`` values cannot turn into a database load). The JWK set document is
 served from here, so it keeps working while the registry is down.
 """
 
@@ -63,7 +64,9 @@ class VerifierKeys:
         self._entries = sorted(entries, key=lambda entry: (entry[1], entry[0].kid or ""))
         self._known = {key.kid for key, _ in entries if key.kid is not None}
         self._publish()
-        self.loaded = True
+        # Loaded means there is something to verify with (a registry that has not started
+        # yet has no key): readiness waits for it, and the loader keeps trying.
+        self.loaded = bool(self.keys)
 
     async def reload(self) -> None:
         """Reload after a key change; keeps the current set when the database is down."""

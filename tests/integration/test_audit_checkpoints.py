@@ -25,19 +25,14 @@ from app.registry.services.audit import event_hash
 from app.registry.worker import Worker
 from app.settings import Settings
 from app.store.models import AuditEvent, AuditHead
-from tests.support.databases import migrated_database
+from tests.support.databases import own_database_fixtures
 from tests.support.processes import S3Server, free_port
 from tests.support.registry import RegistryClient
 
 SEED = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
 
 
-@pytest.fixture(scope="module", params=["postgresql", "sqlite"])
-def database_url(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    with migrated_database(request.param, tmp_path_factory.mktemp("audit")) as url:
-        yield url
+database_url, verifier_database_url = own_database_fixtures("audit")
 
 
 @pytest.fixture(scope="module")

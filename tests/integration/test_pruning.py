@@ -5,28 +5,19 @@ requests that expired unanswered), a bounded number per run, and never evidence
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
-import pytest
 from sqlalchemy import func, select
 
 from app.registry.services.pruning import CHALLENGE_GRACE, REQUEST_RETENTION, prune_expired
 from app.registry.worker import Worker
 from app.store.models import BrowserSession, Challenge, GrantRequest
-from tests.support.databases import migrated_database
+from tests.support.databases import own_database_fixtures
 from tests.support.registry import RegistryClient
 
 SHOP = "https://pruning.example.com/api"
 
 
-@pytest.fixture(scope="module", params=["postgresql", "sqlite"])
-def database_url(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    """A database of this module's own: pruning deletes across every table, and the counts
-    below are of everything in it."""
-    with migrated_database(request.param, tmp_path_factory.mktemp("pruning")) as url:
-        yield url
+database_url, verifier_database_url = own_database_fixtures("pruning")
 
 
 DETAILS = json.dumps([{"type": "api", "locations": [SHOP], "actions": ["read"]}])

@@ -15,8 +15,10 @@ import socket
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
 
 import asyncpg
+import pytest
 from sqlalchemy.engine import make_url
 
 from app.store.migrate import upgrade
@@ -112,3 +114,28 @@ def migrated_database(kind: str, workdir: Path) -> Iterator[str]:
     with postgres_database() as url:
         upgrade(url)
         yield url
+
+
+def own_database_fixtures(name: str) -> tuple[Any, Any]:
+    """``database_url`` and ``verifier_database_url`` fixtures for a module that needs a
+    database of its own (it rewrites, prunes or must start empty), on both databases::
+
+        database_url, verifier_database_url = own_database_fixtures("audit")
+    """
+
+    @pytest.fixture(scope="module", params=["postgresql", "sqlite"])
+    def database_url(
+        request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    ) -> Iterator[str]:
+        with migrated_database(request.param, tmp_path_factory.mktemp(name)) as url:
+            yield url
+
+    @pytest.fixture(scope="module")
+    def verifier_database_url(database_url: str) -> Iterator[str]:
+        if not database_url.startswith("postgresql"):
+            yield database_url
+            return
+        with readonly_role(database_url) as url:
+            yield url
+
+    return database_url, verifier_database_url

@@ -24,12 +24,16 @@ class KeyManager:
         self._max_token_ttl = max_token_ttl
         self.key_set = SigningKeySet([], max_token_ttl=max_token_ttl)
 
-    async def load(self, sessions: async_sessionmaker[AsyncSession], now: int) -> None:
-        """Load every key; create and store the first one when there is none."""
+    async def load(self, sessions: async_sessionmaker[AsyncSession], now: int) -> str | None:
+        """Load every key; create and store the first one when there is none (its ``kid``
+        is returned, to be announced to the verifiers)."""
+        created = None
         async with sessions() as session, session.begin():
             rows = (await session.scalars(select(SigningKeyRow))).all()
             if not rows:
-                await self._store(session, new_signing_key(alg=self._alg, activates_at=now), now)
+                first = new_signing_key(alg=self._alg, activates_at=now)
+                await self._store(session, first, now)
+                created = first.kid
                 rows = (await session.scalars(select(SigningKeyRow))).all()
         known = {key.kid: key for key in self.key_set.keys}
         # Periodic reloads only decrypt keys this process has not seen yet.
@@ -41,6 +45,7 @@ class KeyManager:
             for row in rows
         ]
         self.key_set = SigningKeySet(keys, max_token_ttl=self._max_token_ttl)
+        return created
 
     async def _store(self, session: AsyncSession, key: SigningKey, now: int) -> None:
         session.add(

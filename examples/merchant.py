@@ -19,12 +19,7 @@ from typing import Annotated, Any
 import uvicorn
 from fastapi import Depends, FastAPI, Request
 
-from app.sdk.merchant import (
-    AgentAuthMiddleware,
-    VerifierClient,
-    protected_resource_metadata,
-    requires,
-)
+from app.sdk.merchant import AgentAuthMiddleware, VerifierClient, requires
 
 
 async def amount(request: Request) -> dict[str, str]:
@@ -34,13 +29,17 @@ async def amount(request: Request) -> dict[str, str]:
 
 def create_shop(verifier: VerifierClient, public_url: str, issuer: str) -> FastAPI:
     shop = FastAPI(title="Example shop")
+    # The middleware also serves the RFC 9728 metadata, at
+    # /.well-known/oauth-protected-resource/api for the resource .../api, and names it in
+    # its 401 challenges.
     shop.add_middleware(
-        AgentAuthMiddleware, verifier=verifier, public_url=public_url, prefix="/api"
+        AgentAuthMiddleware,
+        verifier=verifier,
+        public_url=public_url,
+        prefix="/api",
+        resource=f"{public_url}/api",
+        authorization_servers=[issuer],
     )
-
-    @shop.get("/.well-known/oauth-protected-resource")
-    async def metadata() -> dict[str, Any]:
-        return protected_resource_metadata(f"{public_url}/api", [issuer])
 
     @shop.post("/api/pay")
     async def pay(

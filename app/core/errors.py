@@ -35,8 +35,10 @@ def www_authenticate(
     description: str | None = None,
     algs: Iterable[str] = (),
     realm: str | None = None,
+    resource_metadata: str | None = None,
 ) -> str:
-    """Build a ``WWW-Authenticate`` challenge (RFC 6750 §3, RFC 9449 §7.1)."""
+    """Build a ``WWW-Authenticate`` challenge (RFC 6750 §3, RFC 9449 §7.1; RFC 9728 §5.1
+    ``resource_metadata``)."""
     params: list[str] = []
     if realm is not None:
         params.append(f"realm={_quote(realm)}")
@@ -47,6 +49,8 @@ def www_authenticate(
     alg_list = " ".join(algs)
     if alg_list:
         params.append(f"algs={_quote(alg_list)}")
+    if resource_metadata is not None:
+        params.append(f"resource_metadata={_quote(resource_metadata)}")
     return f"{scheme} {', '.join(params)}" if params else scheme
 
 

@@ -21,7 +21,7 @@ import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import httpx
 from starlette.exceptions import HTTPException
@@ -32,6 +32,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from app.core.dpop import DPOP_ALGS
 from app.core.errors import www_authenticate
 
+WELL_KNOWN = "/.well-known/oauth-protected-resource"
 ALGS = DPOP_ALGS[:2]  # ES256 and EdDSA ("Ed25519" is an alias the proofs may also use)
 STATUS_BY_REASON = {
     "insufficient_capability": 403,
@@ -99,16 +100,38 @@ class AgentRequest:
     dpop: str
     method: str
     url: str
+    resource_metadata: str | None = None  # where this resource's RFC 9728 metadata is
 
 
-def _challenge(error: str | None = None) -> dict[str, str]:
-    return {"WWW-Authenticate": www_authenticate("DPoP", error=error, algs=ALGS)}
+def _challenge(error: str | None = None, resource_metadata: str | None = None) -> dict[str, str]:
+    challenge = www_authenticate(
+        "DPoP", error=error, algs=ALGS, resource_metadata=resource_metadata
+    )
+    return {"WWW-Authenticate": challenge}
+
+
+def metadata_path(resource: str) -> str:
+    """Where RFC 9728 metadata for ``resource`` is served (§3.1): the well-known path
+    inserted between the host and the resource's path, so ``https://shop.example/api`` has
+    it at ``/.well-known/oauth-protected-resource/api``."""
+    path = urlsplit(resource).path.rstrip("/")
+    return WELL_KNOWN + path
+
+
+def metadata_url(resource: str) -> str:
+    parts = urlsplit(resource)
+    return f"{parts.scheme}://{parts.netloc}{metadata_path(resource)}"
 
 
 class AgentAuthMiddleware:
     """Refuses HTTP requests below ``prefix`` that do not carry DPoP credentials. It only
     checks that they are present: a route is protected by depending on :func:`requires`,
-    which verifies them (once per request: the proof is single use)."""
+    which verifies them (once per request: the proof is single use).
+
+    Given ``resource`` (the identifier the resource server registered) and
+    ``authorization_servers``, it also serves the RFC 9728 metadata at the path §3.1 puts
+    it (:func:`metadata_path`), and every 401 challenge names it (``resource_metadata``,
+    §5.1)."""
 
     def __init__(
         self,
@@ -117,13 +140,29 @@ class AgentAuthMiddleware:
         verifier: Verifier,
         public_url: str | None = None,
         prefix: str = "/",
+        resource: str | None = None,
+        authorization_servers: list[str] | None = None,
     ) -> None:
         self.app = app
         self.verifier = verifier
         self.public_url = public_url.rstrip("/") if public_url else None
         self.prefix = prefix
+        self.metadata: dict[str, Any] | None = None
+        self.metadata_path: str | None = None
+        self.metadata_url: str | None = None
+        if resource is not None:
+            self.metadata = protected_resource_metadata(resource, authorization_servers or [])
+            self.metadata_path, self.metadata_url = metadata_path(resource), metadata_url(resource)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and self.metadata is not None
+            and scope["path"] == self.metadata_path
+        ):
+            headers = {"Cache-Control": "public, max-age=300"}
+            await JSONResponse(self.metadata, headers=headers)(scope, receive, send)
+            return
         if scope["type"] != "http" or not scope["path"].startswith(self.prefix):
             await self.app(scope, receive, send)
             return
@@ -133,14 +172,20 @@ class AgentAuthMiddleware:
         if not authorization.startswith("DPoP ") or len(proofs) != 1:
             error = "invalid_request" if authorization.startswith("DPoP ") else None
             body = {"error": error or "invalid_token", "error_description": "DPoP token needed"}
-            await JSONResponse(body, 401, headers=_challenge(error))(scope, receive, send)
+            headers = _challenge(error, self.metadata_url)
+            await JSONResponse(body, 401, headers=headers)(scope, receive, send)
             return
         url = str(request.url)
         if self.public_url is not None:
             url = self.public_url + request.url.path
             url += f"?{request.url.query}" if request.url.query else ""
         scope.setdefault("state", {})["agentauth"] = AgentRequest(
-            self.verifier, authorization[5:].strip(), proofs[0], request.method, url
+            self.verifier,
+            authorization[5:].strip(),
+            proofs[0],
+            request.method,
+            url,
+            self.metadata_url,
         )
         await self.app(scope, receive, send)
 
@@ -184,7 +229,11 @@ def requires(
         )
         if not decision.get("allowed"):
             reason = str(decision.get("reason", "invalid_token"))
-            headers = {"WWW-Authenticate": str(decision.get("www_authenticate", "DPoP"))}
+            challenge = str(decision.get("www_authenticate", "DPoP"))
+            if pending.resource_metadata is not None:
+                separator = ", " if " " in challenge else " "
+                challenge += f'{separator}resource_metadata="{pending.resource_metadata}"'
+            headers = {"WWW-Authenticate": challenge}
             raise HTTPException(STATUS_BY_REASON.get(reason, 401), reason, headers=headers)
         request.state.agentauth_grant = decision
         return decision
@@ -195,8 +244,9 @@ def requires(
 def protected_resource_metadata(
     resource: str, authorization_servers: list[str], **extra: Any
 ) -> dict[str, Any]:
-    """RFC 9728 metadata for ``/.well-known/oauth-protected-resource``: DPoP-bound tokens
-    only, ES256 or EdDSA proofs."""
+    """RFC 9728 metadata for ``resource`` (serve it at :func:`metadata_path`; its
+    ``resource`` must be the identifier itself, §3.3): DPoP-bound tokens only, ES256 or
+    EdDSA proofs."""
     return {
         "resource": resource,
         "authorization_servers": authorization_servers,

@@ -17,7 +17,6 @@ from app.sdk.merchant import (
     AgentAuthMiddleware,
     Verifier,
     VerifierClient,
-    protected_resource_metadata,
     requires,
 )
 from tests.support.registry import ISSUER, RegistryClient
@@ -33,11 +32,13 @@ async def amount_from_body(request: Request) -> dict[str, str]:
 
 def shop_app(verifier: Verifier, shop: str) -> FastAPI:
     app = FastAPI()
-    app.add_middleware(AgentAuthMiddleware, verifier=verifier, prefix="/api")
-
-    @app.get("/.well-known/oauth-protected-resource")
-    async def metadata() -> dict[str, Any]:
-        return protected_resource_metadata(shop, [ISSUER])
+    app.add_middleware(
+        AgentAuthMiddleware,
+        verifier=verifier,
+        prefix="/api",
+        resource=shop,
+        authorization_servers=[ISSUER],
+    )
 
     @app.post("/api/pay")
     async def pay(
@@ -109,11 +110,14 @@ async def test_shop_accepts_the_agent_and_refuses_everything_else(
         anonymous = await shop.post("/api/pay", json={"value": "1.00"})
         assert anonymous.status_code == 401
         assert anonymous.headers["www-authenticate"].startswith("DPoP ")
+        where = f'resource_metadata="{origin}/.well-known/oauth-protected-resource/api"'
+        assert where in anonymous.headers["www-authenticate"]  # RFC 9728 §5.1
 
         thief = DPoPAuth(AgentKey.generate(), agent.tokens.access_token)
         stolen = await shop.post("/api/pay", json={"value": "1.00"}, auth=thief)
         assert stolen.status_code == 401
         assert 'error="invalid_token"' in stolen.headers["www-authenticate"]
+        assert where in stolen.headers["www-authenticate"]
 
         elsewhere = DPoPAuth(agent.key, await agent.exchange(OTHER_SHOP))  # aud: the other shop
         wrong_audience = await shop.post("/api/pay", json={"value": "1.00"}, auth=elsewhere)
@@ -128,9 +132,14 @@ async def test_shop_accepts_the_agent_and_refuses_everything_else(
         unreadable = await shop.post("/api/pay", content=b"{not json", headers=junk)
         assert unreadable.status_code == 400
 
-        described = (await shop.get("/.well-known/oauth-protected-resource")).json()
-        assert described["resource"] == f"{origin}/api"
-        assert described["dpop_bound_access_tokens_required"] is True
+        # RFC 9728 §3.1: the well-known path goes between the host and the resource's path,
+        # and §3.3: the document's resource is the identifier itself.
+        described = await shop.get("/.well-known/oauth-protected-resource/api")
+        assert described.status_code == 200
+        assert described.json()["resource"] == f"{origin}/api"
+        assert described.json()["authorization_servers"] == [ISSUER]
+        assert described.json()["dpop_bound_access_tokens_required"] is True
+        assert (await shop.get("/.well-known/oauth-protected-resource")).status_code == 404
 
 
 async def test_local_checking_refuses_counted_limits_and_replays(

@@ -97,7 +97,7 @@ class Agent:
             body.pop(name, None)
         hdr = {"typ": "dpop+jwt", "alg": self.alg, "jwk": self.jwk()}
         hdr.update(header or {})
-        return self.sign(hdr, body)
+        return self.sign({k: v for k, v in hdr.items() if v is not None}, body)  # None: drop
 
     def assertion(
         self,
@@ -127,7 +127,7 @@ class Agent:
         if typ is not None:
             hdr["typ"] = typ
         hdr.update(header or {})
-        return self.sign(hdr, body)
+        return self.sign({k: v for k, v in hdr.items() if v is not None}, body)  # None: drop
 
     def actor_token(self, **kwargs: Any) -> str:
         return self.assertion(typ="actor+jwt", **kwargs)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,6 +122,35 @@ def _check_claims(
     return jti, exp, iat
 
 
+def _unverified_header(token: str) -> Mapping[str, Any]:
+    """The JOSE header read without verifying anything, only to see whether it names a key
+    (``{}`` when it is unreadable: verification then fails on its own)."""
+    try:
+        header = parse_json_object(b64url_decode(split_compact(token)[0]))
+    except (JWSError, JWKError, JSONError):
+        return {}
+    return header
+
+
+def _verified_by_any(
+    token: str, typs: Collection[str | None], keys: Iterable[PublicJWK]
+) -> dict[str, Any]:
+    """The claims of ``token`` verified by the first of ``keys`` that verifies it."""
+    first: JWSError | None = None
+    for key in keys:
+
+        def this_key(_: Mapping[str, Any], key: PublicJWK = key) -> PublicJWK:
+            return key
+
+        try:
+            _, claims = decode_jws(token, typs=typs, algs=AGENT_JWT_ALGS, resolve_key=this_key)
+        except JWSError as exc:
+            first = first or exc
+            continue
+        return claims
+    raise JWSError(f"no kid, and no registered key verifies it ({first})")
+
+
 def _verify_agent_jwt(
     token: str,
     *,
@@ -140,7 +169,12 @@ def _verify_agent_jwt(
             raise JWKError("kid names none of the agent's registered keys")
         return key
 
-    _, claims = decode_jws(token, typs=typs, algs=AGENT_JWT_ALGS, resolve_key=resolve)
+    if "kid" not in _unverified_header(token):
+        # RFC 7523 does not require a kid: try each registered key (a client has at most
+        # ten; a key of another algorithm fails at once).
+        claims = _verified_by_any(token, typs, keys.values())
+    else:
+        _, claims = decode_jws(token, typs=typs, algs=AGENT_JWT_ALGS, resolve_key=resolve)
     jti, exp, iat = _check_claims(
         claims,
         client_id=client_id,

@@ -132,6 +132,17 @@ async def test_client_authentication_failures(world: Any) -> None:
     error(await stranger.post("/token", stranger.form(grant_type=CIBA)), 401, "invalid_client")
 
 
+async def test_an_assertion_without_kid_authenticates(world: Any) -> None:
+    """RFC 7523 does not require ``kid``; the registered keys are tried (a strict client
+    such as oauth4webapi sends none)."""
+    registry, _, agent = world
+    now = int(registry.clock())
+    assertion = agent.keys.assertion(iat=now, exp=now + 60, aud=ISSUER, header={"kid": None})
+    form = {**agent.form(authorization_details=json.dumps(DETAILS)), "client_assertion": assertion}
+    started = await agent.post("/bc-authorize", form, dpop=None)
+    assert started.status_code == 200, started.text
+
+
 async def test_nul_characters_never_reach_the_database(world: Any) -> None:
     """PostgreSQL text cannot hold U+0000 and no driver encodes a lone surrogate: an
     identifier or issuer carrying one is the caller's error (400/401), on both databases,

@@ -53,6 +53,28 @@ def test_valid_assertion(typ: str | None, alg: str) -> None:
     assert result == AgentAssertion(client_id=agent.client_id, jti="j1", exp=NOW + 60, iat=NOW)
 
 
+def test_an_assertion_without_kid_is_verified_with_the_registered_keys() -> None:
+    """RFC 7523 does not require ``kid``: each registered key is tried (EdDSA and ES256
+    keys side by side; the one that signed wins)."""
+    signer, other = Agent("EdDSA"), Agent("ES256")
+    keys = {**other.keys, **signer.keys}
+    assertion = signer.assertion(header={"kid": None}, jti="j2")
+    result = authenticate(signer, assertion, keys=keys)
+    assert result.jti == "j2"
+
+
+def test_an_assertion_without_kid_by_an_unregistered_key_is_refused(agent: Agent) -> None:
+    stranger = Agent()
+    stranger.client_id = agent.client_id
+    error = refused(agent, stranger.assertion(header={"kid": None}))
+    assert error.detail is not None
+    assert "no registered key verifies it" in error.detail
+
+
+def test_an_assertion_naming_an_unknown_kid_is_refused(agent: Agent) -> None:
+    refused(agent, agent.assertion(header={"kid": "not-registered"}))
+
+
 def test_read_client_assertion() -> None:
     form = {"client_assertion_type": CLIENT_ASSERTION_TYPE, "client_assertion": "a.b.c"}
     assert read_client_assertion(form) == ("a.b.c", None)

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 
 from app import __version__, cli_admin
 from app.core.keys import SIGNING_ALGS, generate_private_key, private_jwk
@@ -80,15 +81,65 @@ def keys_generate(
     typer.echo(json.dumps(public_jwk if public else jwk, indent=2))
 
 
+DEV_DATABASE = Path(".agentauth") / "agentauth.db"  # where `agentauth dev` keeps it
+DATABASE_ERROR = 3  # exit code: no database, no schema, or it cannot be reached
+
+
 def _settings() -> Settings:
+    """The settings from the environment. Without ``AGENTAUTH_DATABASE_URL``, where
+    ``agentauth dev`` keeps its database (``./.agentauth``), commands use that one."""
     try:
-        return Settings()
+        settings = Settings()
     except ValidationError as exc:
         for error in exc.errors():
             field = ".".join(str(p) for p in error["loc"])
             name = f"AGENTAUTH_{field.upper()}: " if field else ""
             typer.echo(f"error: {name}{error['msg'].removeprefix('Value error, ')}", err=True)
         raise typer.Exit(1) from None
+    if "database_url" not in settings.model_fields_set and DEV_DATABASE.exists():
+        url = f"sqlite+aiosqlite:///{DEV_DATABASE.resolve()}"
+        settings = settings.model_copy(update={"database_url": url})
+    return settings
+
+
+def _shown(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ValueError:
+        return "(an unreadable URL)"
+
+
+def _existing_database(settings: Settings) -> None:
+    """Say which database a command opens; a SQLite file that does not exist is an error
+    (opening it would create an empty one)."""
+    typer.echo(f"database: {_shown(settings.database_url)}", err=True)
+    if settings.database_url.startswith("sqlite"):
+        from sqlalchemy.engine import make_url
+
+        path = make_url(settings.database_url).database or ""
+        if path not in ("", ":memory:") and not Path(path).exists():
+            typer.echo(
+                f"error: there is no database at {path}; set AGENTAUTH_DATABASE_URL, or run"
+                " `agentauth migrate` (or `agentauth dev`) first",
+                err=True,
+            )
+            raise typer.Exit(DATABASE_ERROR)
+
+
+def _database_failure(exc: BaseException, url: str) -> typer.Exit:
+    """One line for a database that is missing, unmigrated or unreachable."""
+    text = " ".join(str(getattr(exc, "orig", None) or exc).split())
+    missing_schema = "no such table" in text or ("does not exist" in text and "relation" in text)
+    if missing_schema:
+        message = "has no AgentAuth schema; run `agentauth migrate`"
+    elif "does not exist" in text:
+        message = f"does not exist ({text[:160]}); create it first (createdb)"
+    else:
+        message = f"cannot be reached or read: {text[:200]}"
+    typer.echo(f"error: the database {_shown(url)} {message}", err=True)
+    return typer.Exit(DATABASE_ERROR)
 
 
 @app.command("migrate")
@@ -108,8 +159,11 @@ def migrate(
     from app.store.roles import ensure_readonly_role
 
     settings = _settings()
-    typer.echo("applying migrations ...", err=True)
-    upgrade(settings.database_url)
+    typer.echo(f"applying migrations to {_shown(settings.database_url)} ...", err=True)
+    try:
+        upgrade(settings.database_url)
+    except (SQLAlchemyError, OSError) as exc:
+        raise _database_failure(exc, settings.database_url) from None
     typer.echo("database is up to date")
     if readonly_role is not None:
         password = os.environ.get("AGENTAUTH_READONLY_PASSWORD")
@@ -239,6 +293,7 @@ def audit_verify(
     from app.store.db import create_engine, session_factory
 
     settings = _settings()
+    _existing_database(settings)
 
     async def run() -> dict[str, Any]:
         engine = create_engine(settings.database_url)
@@ -254,7 +309,10 @@ def audit_verify(
             report["ok"] = report["ok"] and coverage.ok
         return report
 
-    report = asyncio.run(run())
+    try:
+        report = asyncio.run(run())
+    except (SQLAlchemyError, OSError) as exc:
+        raise _database_failure(exc, settings.database_url) from None
     if as_json:
         typer.echo(json.dumps(report))
     else:

@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import inspect, select, update
+from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
 from app.cli import app
 from app.store.db import create_engine
+from app.store.migrate import upgrade
 from app.store.models import AuditEvent
 from tests.support.registry import RegistryClient
 
@@ -84,3 +86,63 @@ async def test_audit_verification_reports_progress(registry: RegistryClient) -> 
         report = await verify_chain(session, seen.append, every=1)
     assert report.ok
     assert seen == list(range(1, report.events + 1))
+
+
+def _no_agentauth_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [n for n in os.environ if n.startswith("AGENTAUTH_")]:
+        monkeypatch.delenv(name)
+
+
+def test_commands_find_the_dev_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run where `agentauth dev` keeps its data, a command reads that database and says so."""
+    _no_agentauth_environment(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".agentauth").mkdir()
+    upgrade(f"sqlite+aiosqlite:///{tmp_path / '.agentauth' / 'agentauth.db'}")
+    result = runner.invoke(app, ["audit", "verify"])
+    assert result.exit_code == 0, result.output
+    assert f"database: sqlite+aiosqlite:///{tmp_path / '.agentauth' / 'agentauth.db'}" in (
+        result.output
+    )
+    assert "audit chain intact" in result.output
+    checked = runner.invoke(app, ["config", "check"])
+    assert f"AGENTAUTH_DATABASE_URL=sqlite+aiosqlite:///{tmp_path}/.agentauth/" in checked.output
+    assert not (tmp_path / "agentauth.db").exists()  # no stray database
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("sqlite+aiosqlite:///{tmp}/missing.db", "there is no database at"),
+        ("sqlite+aiosqlite:///{tmp}/empty.db", "has no AgentAuth schema; run `agentauth migrate`"),
+        ("postgresql+asyncpg://postgres@127.0.0.1:1/x", "cannot be reached or read"),
+    ],
+)
+def test_a_missing_or_unmigrated_database_is_one_line_and_exit_3(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str, says: str
+) -> None:
+    _no_agentauth_environment(monkeypatch)
+    (tmp_path / "empty.db").touch()
+    monkeypatch.setenv("AGENTAUTH_DATABASE_URL", url.format(tmp=tmp_path))
+    result = runner.invoke(app, ["audit", "verify"])
+    assert result.exit_code == 3, result.output  # not 1, which means a broken chain
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.output
+    assert says in errors[0]
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "missing.db").exists()
+
+
+def test_migrate_names_a_database_that_does_not_exist(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite creates its file")
+    _no_agentauth_environment(monkeypatch)
+    absent = make_url(database_url).set(database="agentauth_never_created").render_as_string(False)
+    monkeypatch.setenv("AGENTAUTH_DATABASE_URL", absent)
+    result = runner.invoke(app, ["migrate"])
+    assert result.exit_code == 3, result.output
+    assert "does not exist" in result.output
+    assert "create it first" in result.output
+    assert "Traceback" not in result.output

@@ -128,6 +128,28 @@ def _existing_database(settings: Settings) -> None:
             raise typer.Exit(DATABASE_ERROR)
 
 
+def _reachable_database(url: str, columns: str) -> None:
+    """Fail with one line, before a server starts, when its database cannot be opened."""
+    import asyncio
+
+    from sqlalchemy import text
+
+    from app.store.db import create_engine
+
+    async def probe() -> None:
+        engine = create_engine(url, pool_size=1)
+        try:
+            async with engine.connect() as connection:
+                await connection.execute(text(f"SELECT {columns} LIMIT 1"))
+        finally:
+            await engine.dispose()
+
+    try:
+        asyncio.run(probe())
+    except (SQLAlchemyError, OSError) as exc:
+        raise _database_failure(exc, url) from None
+
+
 def _database_failure(exc: BaseException, url: str) -> typer.Exit:
     """One line for a database that is missing, unmigrated or unreachable."""
     text = " ".join(str(getattr(exc, "orig", None) or exc).split())
@@ -199,7 +221,10 @@ def dev(
     except RuntimeError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
-    upgrade(stack.settings.database_url)
+    try:
+        upgrade(stack.settings.database_url)
+    except (SQLAlchemyError, OSError) as exc:
+        raise _database_failure(exc, stack.settings.database_url) from None
     from app.api.logs import configure_logging
 
     configure_logging("WARNING", "text")  # the banner is the interface here
@@ -256,6 +281,10 @@ def serve(
             err=True,
         )
         raise typer.Exit(2)
+    _existing_database(settings)
+    # A table each process's role can read (the verifier's only sees some columns).
+    readable = "activates_at FROM signing_keys" if process == "verifier" else "seq FROM audit_head"
+    _reachable_database(settings.database_url, readable)
     if process == "worker":
         _run_worker(settings)
         return

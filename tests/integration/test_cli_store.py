@@ -146,3 +146,15 @@ def test_migrate_names_a_database_that_does_not_exist(
     assert "does not exist" in result.output
     assert "create it first" in result.output
     assert "Traceback" not in result.output
+
+
+def test_serve_refuses_a_database_without_schema_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _no_agentauth_environment(monkeypatch)
+    (tmp_path / "empty.db").touch()
+    monkeypatch.setenv("AGENTAUTH_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}")
+    result = runner.invoke(app, ["serve", "registry", "--port", "1"])
+    assert result.exit_code == 3, result.output
+    assert "has no AgentAuth schema" in result.output
+    assert "Traceback" not in result.output

@@ -6,6 +6,7 @@ enabled through the Chrome DevTools Protocol. The registry and the verifier run 
 from __future__ import annotations
 
 import base64
+import os
 import secrets
 import shutil
 from collections.abc import AsyncIterator, Iterator
@@ -26,7 +27,25 @@ from tests.support.verifier import Merchant, eventually, is_inactive
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ADMIN_TOKEN = "admin-" + "b" * 40
-IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
+DOC_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Where the screenshots go: a temporary directory, so a test run leaves the checkout
+    as it was; ``AGENTAUTH_SCREENSHOTS=docs/images`` refreshes the documentation's images
+    (docs/ui.md)."""
+    before = {p.name: p.read_bytes() for p in DOC_IMAGES.glob("*.png")}
+    chosen = os.environ.get("AGENTAUTH_SCREENSHOTS")
+    directory = Path(chosen) if chosen else tmp_path_factory.mktemp("screenshots")
+    directory.mkdir(parents=True, exist_ok=True)
+    yield directory
+    assert sorted(p.name for p in directory.glob("*.png")) == ["dashboard.png", "request.png"]
+    if not chosen:
+        after = {p.name: p.read_bytes() for p in DOC_IMAGES.glob("*.png")}
+        assert after == before, "a test run changed docs/images"
+
+
 SHOP = "https://shop.example.com/api"
 DETAILS = [
     {
@@ -152,7 +171,7 @@ async def agent_of(operator: RegistryClient, site: Site, owner: str) -> AgentCli
 
 
 async def test_invite_login_approve_deny_revoke_in_a_browser(
-    site: Site, operator: RegistryClient, browser: Any
+    site: Site, operator: RegistryClient, browser: Any, images: Path
 ) -> None:
     created = await operator.admin("POST", "/resource-servers", {"name": "Shop", "resource": SHOP})
     assert created.status_code == 201, created.text
@@ -182,8 +201,7 @@ async def test_invite_login_approve_deny_revoke_in_a_browser(
     body = await page.text_content("main")
     assert "Make payments of up to 50.00 EUR each" in body
     assert "Order 42" in body
-    IMAGES.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(IMAGES / "request.png"), full_page=True)
+    await page.screenshot(path=str(images / "request.png"), full_page=True)
     await page.get_by_role("button", name="Approve with passkey").click()
     await page.get_by_text("Approved.").wait_for()
     issued = await agent.token(CIBA, auth_req_id=auth_req_id)
@@ -200,7 +218,7 @@ async def test_invite_login_approve_deny_revoke_in_a_browser(
     assert (denied.status_code, denied.json()["error"]) == (400, "access_denied")
 
     await page.goto(f"{site.base}/ui/")
-    await page.screenshot(path=str(IMAGES / "dashboard.png"), full_page=True)
+    await page.screenshot(path=str(images / "dashboard.png"), full_page=True)
 
     # a state change without the CSRF header is refused
     status = await page.evaluate(
@@ -276,8 +294,11 @@ async def test_reading_without_javascript_agents_page_and_answered_requests(
     assert again.status == 409
     assert "already been approved" in await page.text_content("main")
 
-    # agents page: a one-time enrollment token with the /register command, then disable
+    # agents page: each agent's client id, a one-time enrollment token with the /register
+    # command, then disable
     await page.goto(f"{site.base}/ui/agents")
+    row = page.locator("tbody tr").first
+    assert (await row.locator("td").nth(1).text_content() or "").strip() == agent.client_id
     await page.get_by_role("button", name="Create enrollment token").click()
     await page.locator("#enrollment").wait_for(state="visible")
     token = (await page.text_content("#enrollment-token")).strip()

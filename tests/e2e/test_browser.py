@@ -128,10 +128,10 @@ async def browser() -> AsyncIterator[Any]:
         await chromium.close()
 
 
-async def passkey_page(browser: Any, **options: Any) -> Any:
+async def passkey_page(browser: Any, viewport: dict[str, int] | None = None, **options: Any) -> Any:
     """A fresh browser profile with its own virtual authenticator (``options`` override the
     CTAP2 / internal / resident key / user verification defaults)."""
-    context = await browser.new_context()
+    context = await browser.new_context(**({"viewport": viewport} if viewport else {}))
     page = await context.new_page()
     cdp = await context.new_cdp_session(page)
     await cdp.send("WebAuthn.enable")
@@ -150,6 +150,18 @@ async def passkey_page(browser: Any, **options: Any) -> Any:
         },
     )
     return page
+
+
+async def looks_answered(page: Any, outcome: str) -> None:
+    """Without a reload: both buttons disabled and dimmed, the countdown stopped."""
+    for name in ("Approve with passkey", "Deny"):
+        button = page.get_by_role("button", name=name)
+        assert await button.is_disabled()
+        assert float(await button.evaluate("b => getComputedStyle(b).opacity")) < 1
+    countdown = page.locator("main time")
+    assert await countdown.text_content() == f"answered ({outcome})"
+    await page.wait_for_timeout(1200)  # a running countdown would have ticked
+    assert await countdown.text_content() == f"answered ({outcome})"
 
 
 async def enrol(operator: RegistryClient, page: Any, site: Site, name: str) -> str:
@@ -204,6 +216,7 @@ async def test_invite_login_approve_deny_revoke_in_a_browser(
     await page.screenshot(path=str(images / "request.png"), full_page=True)
     await page.get_by_role("button", name="Approve with passkey").click()
     await page.get_by_text("Approved.").wait_for()
+    await looks_answered(page, "approved")
     issued = await agent.token(CIBA, auth_req_id=auth_req_id)
     assert issued.status_code == 200, issued.text
     assert issued.json()["token_type"] == "DPoP"
@@ -214,6 +227,8 @@ async def test_invite_login_approve_deny_revoke_in_a_browser(
     page.once("dialog", lambda dialog: dialog.accept())
     await page.get_by_role("button", name="Deny").click()
     await page.get_by_text("Denied.").wait_for()
+    await looks_answered(page, "denied")
+    assert await page.get_attribute("#status", "class") == "status denied"  # not the green one
     denied = await agent.token(CIBA, auth_req_id=second)
     assert (denied.status_code, denied.json()["error"]) == (400, "access_denied")
 
@@ -327,3 +342,26 @@ async def test_an_authenticator_without_user_verification_gets_a_clear_message(
     assert "cannot verify you" in message
     assert "Nothing was changed" in message
     assert page.url.endswith(f"/ui/invite/{created.json()['invite_token']}")
+
+
+@pytest.mark.parametrize("width", [360, 390])
+async def test_the_pages_fit_a_phone_without_sideways_scrolling(
+    site: Site, operator: RegistryClient, browser: Any, width: int
+) -> None:
+    page = await passkey_page(browser, viewport={"width": width, "height": 800})
+    owner = await enrol(operator, page, site, "Phone owner with a rather long display name")
+    agent = await agent_of(operator, site, owner)
+    long = {**DETAILS[0], "identifier": "orders/" + "x" * 120}
+    started = await agent.bc_authorize([long], binding_message="Order " + "9" * 150)
+    auth_req_id = started.json()["auth_req_id"]
+    granted = (await agent.bc_authorize(DETAILS)).json()["auth_req_id"]
+    await page.goto(f"{site.base}/ui/requests/{granted}")
+    await page.get_by_role("button", name="Approve with passkey").click()
+    await page.get_by_text("Approved.").wait_for()
+    for path in (f"/ui/requests/{auth_req_id}", "/ui/", "/ui/grants", "/ui/agents"):
+        await page.goto(site.base + path)
+        await page.locator("details").evaluate_all("all => all.forEach(d => d.open = true)")
+        overflow = await page.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0, (path, width, overflow)

@@ -19,11 +19,23 @@ const csrf = () => {
   return meta ? meta.content : "";
 };
 
-const say = (text, ok = false) => {
+const say = (text, ok = false, kind = "") => {
   const status = document.getElementById("status");
   status.textContent = text;
   status.classList.toggle("ok", ok);
+  status.classList.toggle("denied", kind === "denied");
   status.hidden = false;
+};
+
+// An answered request looks answered: its buttons are disabled, the countdown stops.
+const answered = (outcome) => {
+  document.querySelectorAll(".actions button").forEach((b) => { b.disabled = true; });
+  document.querySelectorAll("time[data-countdown]").forEach((el) => {
+    el.removeAttribute("data-countdown");
+    el.textContent = `answered (${outcome})`;
+  });
+  const card = document.querySelector("article.card");
+  if (card) card.classList.add("answered", outcome);
 };
 
 async function api(method, path, body) {
@@ -115,12 +127,12 @@ const actions = {
     const credential = await navigator.credentials.get({ publicKey: requestOptions(options) });
     const result = await api("POST", `/requests/${encodeURIComponent(id)}/approve`, { credential: credentialJSON(credential) });
     say(`Approved. Grant ${result.grant_id} is active.`, true);
-    document.querySelectorAll(".actions button").forEach((b) => { b.disabled = true; });
+    answered("approved");
   },
   async deny(button) {
     await api("POST", `/requests/${encodeURIComponent(button.dataset.request)}/deny`);
-    say("Denied. The agent will be told no.", true);
-    document.querySelectorAll(".actions button").forEach((b) => { b.disabled = true; });
+    say("Denied. The agent will be told no.", false, "denied");
+    answered("denied");
   },
   async revoke(button) {
     await api("POST", `/grants/${encodeURIComponent(button.dataset.grant)}/revoke`);
@@ -159,10 +171,10 @@ document.addEventListener("click", async (event) => {
   button.disabled = true;
   try {
     await actions[button.dataset.action](button);
+    if (!["approve", "deny"].includes(button.dataset.action)) button.disabled = false;
   } catch (error) {
     say(explain(error));
-  } finally {
-    if (!["approve", "deny"].includes(button.dataset.action)) button.disabled = false;
+    button.disabled = false; // nothing was answered: it may be tried again
   }
 });
 

@@ -20,11 +20,14 @@ app = typer.Typer(
     help="AgentAuth: an authorization server for AI agents.",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,  # plain help: no "<bool>" metavar on flags
 )
-keys_app = typer.Typer(help="Work with JSON Web Keys.", no_args_is_help=True)
-config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
+keys_app = typer.Typer(help="Work with JSON Web Keys.", no_args_is_help=True, rich_markup_mode=None)
+config_app = typer.Typer(
+    help="Inspect the configuration.", no_args_is_help=True, rich_markup_mode=None
+)
 app.add_typer(keys_app, name="keys")
-audit_app = typer.Typer(help="Inspect the audit log.", no_args_is_help=True)
+audit_app = typer.Typer(help="Inspect the audit log.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(config_app, name="config")
 app.add_typer(audit_app, name="audit")
 app.add_typer(cli_admin.humans_app, name="humans")
@@ -206,7 +209,9 @@ def dev(
         Path, typer.Option(help="Where the database and the generated secrets live.")
     ] = Path(".agentauth"),
 ) -> None:
-    """Run registry, verifier, worker and approval UI in one process (development only)."""
+    """Run the whole stack in one process (development only).
+
+    The registry, verifier, worker and approval UI, on SQLite and an in-process cache."""
     import asyncio
 
     from app.dev import plan, run
@@ -264,7 +269,9 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to bind.")] = 8080,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
 ) -> None:
-    """Run a server process (registry, verifier) with uvicorn, or the background worker."""
+    """Run the registry, a verifier or the worker.
+
+    The registry and the verifier are served by uvicorn; the worker runs in the background."""
     import uvicorn
 
     if process not in (*PROCESSES, "worker"):

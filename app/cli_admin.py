@@ -11,6 +11,7 @@ import base64
 import json
 import os
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote_plus
 
@@ -21,11 +22,21 @@ from app.core.capabilities import load_details
 from app.core.jwk import JWKError, b64url_decode
 from app.core.summary import summarize
 
-humans_app = typer.Typer(help="Invite, list and suspend humans.", no_args_is_help=True)
-servers_app = typer.Typer(help="Register and list resource servers.", no_args_is_help=True)
-enrollment_app = typer.Typer(help="One-time agent enrollment tokens.", no_args_is_help=True)
-agents_app = typer.Typer(help="List and disable agents.", no_args_is_help=True)
-token_app = typer.Typer(help="Explain and check access tokens.", no_args_is_help=True)
+humans_app = typer.Typer(
+    help="Invite, list and suspend humans.", no_args_is_help=True, rich_markup_mode=None
+)
+servers_app = typer.Typer(
+    help="Register and list resource servers.", no_args_is_help=True, rich_markup_mode=None
+)
+enrollment_app = typer.Typer(
+    help="One-time agent enrollment tokens.", no_args_is_help=True, rich_markup_mode=None
+)
+agents_app = typer.Typer(
+    help="List and disable agents.", no_args_is_help=True, rich_markup_mode=None
+)
+token_app = typer.Typer(
+    help="Explain and check access tokens.", no_args_is_help=True, rich_markup_mode=None
+)
 
 Url = Annotated[str | None, typer.Option("--url", help="Registry URL (default AGENTAUTH_ISSUER).")]
 Admin = Annotated[str | None, typer.Option("--admin-token", help="Default: AGENTAUTH_ADMIN_TOKEN.")]
@@ -90,7 +101,8 @@ def humans_invite(
 ) -> None:
     """Create a human and print the invite link to send them."""
     data = _admin("POST", "/humans", url, admin_token, {"display_name": name, "email": email})
-    _print(data, as_json, f"{data['id']}: send {name} this invite link\n{data['invite_url']}")
+    text = f"human id: {data['id']}\nsend {name} this invite link:\n{data['invite_url']}"
+    _print(data, as_json, text)
 
 
 @humans_app.command("list")
@@ -113,17 +125,35 @@ def humans_suspend(
 def servers_create(
     name: str,
     resource: str,
-    auth_method: Annotated[str, typer.Option(help="client_secret_basic or private_key_jwt")] = (
-        "client_secret_basic"
-    ),
+    auth_method: Annotated[
+        str,
+        typer.Option(
+            help="client_secret_basic (the secret also works as client_secret_post) or"
+            " private_key_jwt (with --jwks)"
+        ),
+    ] = "client_secret_basic",
+    jwks: Annotated[
+        Path | None,
+        typer.Option(help="File with the public JWK set, for --auth-method private_key_jwt."),
+    ] = None,
     url: Url = None,
     admin_token: Admin = None,
     as_json: Json = False,
 ) -> None:
     """Register a resource server; its client secret is shown once."""
-    body = {"name": name, "resource": resource, "token_endpoint_auth_method": auth_method}
+    body: dict[str, Any] = {
+        "name": name,
+        "resource": resource,
+        "token_endpoint_auth_method": auth_method,
+    }
+    if jwks is not None:
+        try:
+            body["jwks"] = json.loads(jwks.read_text())
+        except (OSError, ValueError) as exc:
+            typer.echo(f"error: --jwks {jwks}: {exc}", err=True)
+            raise typer.Exit(2) from None
     data = _admin("POST", "/resource-servers", url, admin_token, body)
-    text = f"{data['client_id']}  {data['resource']}"
+    text = f"client id: {data['client_id']}\nresource:  {data['resource']}"
     if data.get("client_secret"):
         text += f"\nclient secret (shown once): {data['client_secret']}"
     _print(data, as_json, text)
@@ -220,7 +250,12 @@ def _chain(act: object) -> str:
 
 
 @token_app.command("inspect")
-def token_inspect(token: str, as_json: Json = False) -> None:
+def token_inspect(
+    token: str,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the decoded header and claims as JSON.")
+    ] = False,
+) -> None:
     """Decode and explain a token WITHOUT verifying it (like jwt.io, but local)."""
     header, claims = _part(token, 0), _part(token, 1)
     if as_json:
@@ -256,6 +291,13 @@ def token_verify(
     as_json: Json = False,
 ) -> None:
     """Introspect a token at the verifier as a resource server (exit 1 when inactive)."""
+    if not client_id or not client_secret:
+        typer.echo(
+            "error: pass --client-id and --client-secret (or set AGENTAUTH_RS_CLIENT_ID and"
+            " AGENTAUTH_RS_CLIENT_SECRET): the verifier answers registered resource servers only",
+            err=True,
+        )
+        raise typer.Exit(2)
     # RFC 6749 §2.3.1: both parts are form-urlencoded before base64.
     credentials = f"{quote_plus(client_id)}:{quote_plus(client_secret)}"
     basic = base64.b64encode(credentials.encode()).decode()

@@ -19,8 +19,10 @@ _MAX_DESCRIPTION = 300
 
 
 def safe_description(text: str) -> str:
-    """Return ``text`` restricted to the RFC 6749 §5.2 ``error_description`` alphabet."""
-    cleaned = _UNSAFE_DESCRIPTION.sub("?", text)
+    """Return ``text`` restricted to the RFC 6749 §5.2 ``error_description`` alphabet, which
+    has no double quote or backslash: they become ``'`` and ``/`` (anything else outside it
+    ``?``), so a quoted name still reads as one."""
+    cleaned = _UNSAFE_DESCRIPTION.sub("?", text.replace('"', "'").replace("\\", "/"))
     return cleaned[:_MAX_DESCRIPTION]
 
 

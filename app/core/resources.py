@@ -33,7 +33,7 @@ def canonical_resource(url: object) -> str:
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower()
     if scheme not in ("https", "http") or not host:
-        raise ValueError("a resource must be an absolute https URI")
+        raise ValueError("a resource must be an absolute https URI (http only on loopback)")
     if scheme == "http" and not _is_loopback(host):
         raise ValueError("a resource must use https (http only on loopback)")
     if parts.username is not None or parts.password is not None:

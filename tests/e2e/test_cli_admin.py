@@ -155,3 +155,45 @@ def test_token_inspect_explains_hostile_claims_without_a_traceback(claims: dict[
     assert result.exit_code == 0, result.output
     assert result.exception is None
     assert "NOT VERIFIED" in result.output
+
+
+def test_outputs_label_what_they_print(env: dict[str, str], tmp_path: Path) -> None:
+    invited = run(env, "humans", "invite", "Frank")
+    assert invited.returncode == 0, invited.stderr
+    assert re.search(r"^human id: usr_\S+$", invited.stdout, re.M), invited.stdout
+    created = run(env, "resource-servers", "create", "Labels", "https://labels.cli.example/api")
+    assert created.returncode == 0, created.stderr
+    assert re.search(r"^client id: rs_\S+$", created.stdout, re.M), created.stdout
+    assert "client secret (shown once): " in created.stdout
+
+
+def test_a_private_key_jwt_resource_server_can_be_created_with_its_jwks(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    key = new_signing_key(alg="ES256", activates_at=0)
+    (tmp_path / "jwks.json").write_text(json.dumps({"keys": [key.public.to_dict()]}))
+    created = run(
+        env, "resource-servers", "create", "Keyed", "https://keyed.cli.example/api",
+        "--auth-method", "private_key_jwt", "--jwks", str(tmp_path / "jwks.json"), "--json",
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    assert "client_secret" not in json.loads(created.stdout)
+
+
+def test_usage_errors_are_caught_before_any_request(env: dict[str, str]) -> None:
+    unauthenticated = run(env, "token", "verify", "a.b.c", "--verifier", env["VERIFIER"])
+    assert unauthenticated.returncode == 2
+    assert "--client-id and --client-secret" in unauthenticated.stderr
+    bad_email = run(env, "humans", "invite", "Gina", "--email", "notanemail")
+    assert bad_email.returncode == 1
+    assert "email must be an address" in bad_email.stderr
+
+
+def test_help_shows_flags_without_a_type_and_whole_sentences() -> None:
+    for args in (["humans", "list", "--help"], ["token", "inspect", "--help"], ["--help"]):
+        shown = CliRunner().invoke(app, args).output
+        assert "<bool>" not in shown, shown
+        described = [line for line in shown.splitlines() if not line.startswith("Usage:")]
+        assert not any(line.rstrip().endswith("...") for line in described), shown
+    inspect_help = CliRunner().invoke(app, ["token", "inspect", "--help"]).output
+    assert "server" not in inspect_help

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import secrets
 from typing import Any
 
@@ -34,9 +35,16 @@ def _string(body: dict[str, Any], name: str, limit: int, *, required: bool = Tru
     return value
 
 
+# One @, a local part and a domain with a dot, no spaces or control characters: enough to
+# catch a typo; the address is only shown, never mailed by the registry.
+_EMAIL = re.compile(r"^[^@\s\x00-\x1f]+@[^@\s\x00-\x1f]+\.[^@\s\x00-\x1f.]+$")
+
+
 async def create_human(registry: Registry, body: dict[str, Any]) -> tuple[Human, str]:
     name = _string(body, "display_name", 200)
     email = _string(body, "email", 320, required=False)
+    if email is not None and not _EMAIL.match(email):
+        raise InvalidRequest("email must be an address such as alice@example.com.")
     now = registry.now()
     token = new_secret()
     human = Human(

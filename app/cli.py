@@ -251,6 +251,13 @@ def _run_worker(settings: Settings) -> None:
     from app.registry.worker import run_worker
 
     configure_logging(settings.log_level, settings.log_format)
+    typer.echo(
+        f"worker started: ledger and pruning on {_shown(settings.database_url)}, spends and"
+        f" heartbeats on {_shown(settings.redis_url)}"
+        + ("; signing audit checkpoints" if settings.audit_signing_key else "")
+        + " (Ctrl+C stops it)",
+        err=True,
+    )
 
     async def main() -> None:
         stop = asyncio.Event()

@@ -125,8 +125,16 @@ async def _serve(server: _Server) -> None:
         raise RuntimeError("a server could not start (is the port in use?)") from None
 
 
-async def _first_invite(plan: DevPlan) -> str | None:
-    """An invite link when nobody has been invited yet."""
+@dataclass(frozen=True)
+class Welcome:
+    """Who is there: the humans (id, name), and the first one's invite on a first start."""
+
+    humans: list[tuple[str, str]]
+    invite: str | None = None
+
+
+async def _welcome(plan: DevPlan) -> Welcome:
+    """The humans there are; on a first start, a first human and their invite link."""
     admin = plan.settings.admin_token
     assert admin is not None  # noqa: S101 - always set by plan()
     headers = {"Authorization": f"Bearer {admin.get_secret_value()}"}
@@ -134,13 +142,14 @@ async def _first_invite(plan: DevPlan) -> str | None:
     async with httpx.AsyncClient(base_url=base, headers=headers, timeout=10) as http:
         humans = (await http.get("/admin/humans")).json().get("humans", [])
         if humans:
-            return None
+            return Welcome([(h["id"], h["display_name"]) for h in humans])
         created = await http.post("/admin/humans", json={"display_name": "Developer"})
         created.raise_for_status()
-        return str(created.json()["invite_url"])
+        first = created.json()
+        return Welcome([(first["id"], "Developer")], str(first["invite_url"]))
 
 
-def banner(plan: DevPlan, invite: str | None) -> str:
+def banner(plan: DevPlan, welcome: Welcome) -> str:
     settings = plan.settings
     admin = settings.admin_token.get_secret_value() if settings.admin_token else ""
     lines = [
@@ -153,8 +162,22 @@ def banner(plan: DevPlan, invite: str | None) -> str:
         f"  admin token  {admin}",
         f"  data         {plan.data_dir.resolve()}",
     ]
-    if invite:
-        lines.append(f"  first invite {invite}  (open it to create your passkey)")
+    if welcome.invite:
+        human_id = welcome.humans[0][0]
+        lines += [
+            f"  first invite {welcome.invite}  (open it to create your passkey)",
+            f"  your id      {human_id}",
+            "Next: open the invite; then, with AGENTAUTH_ADMIN_TOKEN set to the admin token,"
+            f" `agentauth enrollment-tokens create --owner {human_id}` gives an agent its"
+            " token (docs/quickstart.md walks through a payment).",
+        ]
+    else:
+        known = ", ".join(f"{name} ({human_id})" for human_id, name in welcome.humans[:5])
+        lines += [
+            f"  humans       {known}{' ...' if len(welcome.humans) > 5 else ''}",
+            f"Log in at {settings.issuer}/ui/login with your passkey; invite someone new with"
+            " agentauth humans invite NAME.",
+        ]
     lines.append("Press Ctrl+C to stop.")
     return "\n".join(lines)
 
@@ -188,7 +211,7 @@ async def run(plan: DevPlan, *, announce: Callable[[str], None] = print) -> None
             if any(task.done() for task in tasks[:2]):
                 raise RuntimeError("a server could not start (is the port in use?)")
             await asyncio.sleep(0.05)
-        announce(banner(plan, await _first_invite(plan)))
+        announce(banner(plan, await _welcome(plan)))
         await stop.wait()
     finally:
         registry.should_exit = verifier.should_exit = True

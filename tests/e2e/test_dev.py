@@ -61,6 +61,8 @@ async def test_dev_runs_the_whole_flow_and_keeps_its_data(tmp_path: Path) -> Non
         admin = re.search(r"admin token\s+(\S+)", banner)
         assert admin is not None
         assert "first invite http://localhost/ui/invite/" in banner
+        assert re.search(r"your id +usr_\S+", banner), banner  # the quickstart asks for it
+        assert "enrollment-tokens create --owner usr_" in banner  # the next step
         assert "memory://" in banner
         assert oct((data_dir / "secrets.json").stat().st_mode & 0o777) == "0o600"
 
@@ -88,6 +90,8 @@ async def test_dev_runs_the_whole_flow_and_keeps_its_data(tmp_path: Path) -> Non
         banner = read_banner(again)
         assert f"admin token  {admin.group(1)}" in banner  # same secrets
         assert "first invite" not in banner  # the humans are still there
+        assert re.search(r"humans +Developer \(usr_\S+\)", banner), banner
+        assert "/ui/login" in banner  # how to get back in
         headers = {"Authorization": f"Bearer {admin.group(1)}"}
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{registry_port}") as http:
             humans = (await http.get("/admin/humans", headers=headers)).json()["humans"]

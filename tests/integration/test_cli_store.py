@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import select
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -158,3 +162,29 @@ def test_serve_refuses_a_database_without_schema_in_one_line(
     assert result.exit_code == 3, result.output
     assert "has no AgentAuth schema" in result.output
     assert "Traceback" not in result.output
+
+
+def test_serve_worker_says_that_it_started(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, redis_url: str
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'worker.db'}"
+    upgrade(url)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTAUTH_")}
+    env |= {"AGENTAUTH_DATABASE_URL": url, "AGENTAUTH_REDIS_URL": redis_url}
+    worker = subprocess.Popen(  # noqa: S603 - our own command
+        [str(Path(sys.executable).parent / "agentauth"), "serve", "worker"],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert worker.stderr is not None
+        readable, _, _ = select.select([worker.stderr], [], [], 15)  # bounded: never hangs
+        assert readable, "the worker printed nothing"
+        first = worker.stderr.readline()
+        assert first.startswith("worker started: "), first
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=20)
+        if worker.stderr is not None:
+            worker.stderr.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import select
+import select as io_select
 import signal
 import subprocess
 import sys
@@ -179,7 +179,7 @@ def test_serve_worker_says_that_it_started(
     )
     try:
         assert worker.stderr is not None
-        readable, _, _ = select.select([worker.stderr], [], [], 15)  # bounded: never hangs
+        readable, _, _ = io_select.select([worker.stderr], [], [], 15)  # bounded: never hangs
         assert readable, "the worker printed nothing"
         first = worker.stderr.readline()
         assert first.startswith("worker started: "), first

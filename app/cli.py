@@ -97,7 +97,8 @@ def _settings() -> Settings:
         for error in exc.errors():
             field = ".".join(str(p) for p in error["loc"])
             name = f"AGENTAUTH_{field.upper()}: " if field else ""
-            typer.echo(f"error: {name}{error['msg'].removeprefix('Value error, ')}", err=True)
+            for problem in error["msg"].removeprefix("Value error, ").splitlines():
+                typer.echo(f"error: {name}{problem}", err=True)  # one line each
         raise typer.Exit(1) from None
     if "database_url" not in settings.model_fields_set and DEV_DATABASE.exists():
         url = f"sqlite+aiosqlite:///{DEV_DATABASE.resolve()}"

@@ -187,8 +187,8 @@ class Settings(BaseSettings):
             problems.append("AGENTAUTH_REDIS_URL must point at Redis in production (not memory://)")
         if self.database_url.startswith("sqlite"):
             problems.append("AGENTAUTH_DATABASE_URL must point at PostgreSQL in production")
-        if problems:
-            raise ValueError("; ".join(problems))
+        if problems:  # one per line: `config check` and the processes print them as they are
+            raise ValueError("\n".join(problems))
         return self
 
     @property

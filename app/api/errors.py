@@ -40,11 +40,13 @@ _HTTP_CODES = {
 def json_response(
     body: object, status: int = 200, headers: dict[str, str] | None = None
 ) -> Response:
+    """JSON, ``no-store`` unless ``headers`` say how it may be cached (then without the
+    HTTP/1.0 ``Pragma: no-cache``, which would contradict them)."""
+    sent = {**NO_STORE, **(headers or {})}
+    if sent["Cache-Control"] != NO_STORE["Cache-Control"]:
+        del sent["Pragma"]
     return Response(
-        orjson.dumps(body),
-        status_code=status,
-        media_type="application/json",
-        headers={**NO_STORE, **(headers or {})},
+        orjson.dumps(body), status_code=status, media_type="application/json", headers=sent
     )
 
 

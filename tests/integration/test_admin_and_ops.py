@@ -350,3 +350,16 @@ async def test_a_flood_of_bad_credentials_never_locks_out_a_valid_caller(
     assert (await agent.bc_authorize(DETAILS)).status_code == 200
     newcomer = AgentClient(http=registry.http, clock=registry.clock)
     assert (await newcomer.register(token)).status_code == 201
+
+
+async def test_cacheable_documents_do_not_also_say_no_cache(registry: RegistryClient) -> None:
+    for path, max_age in (
+        ("/.well-known/oauth-authorization-server", 300),
+        ("/.well-known/jwks.json", 60),
+    ):
+        response = await registry.http.get(path)
+        assert response.headers["cache-control"] == f"public, max-age={max_age}"
+        assert "pragma" not in response.headers, path
+    refused_one = await registry.http.post("/token", content=b"")
+    assert refused_one.headers["cache-control"] == "no-store"
+    assert refused_one.headers["pragma"] == "no-cache"  # what must not be cached still says so

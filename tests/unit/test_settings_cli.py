@@ -175,6 +175,23 @@ def test_config_check(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "AGENTAUTH_CLOCK_SKEW" in runner.invoke(app, ["config", "check"]).output
 
 
+def test_config_check_prints_each_production_problem_on_its_own_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name, value in PRODUCTION.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AGENTAUTH_ISSUER", "http://auth.example.com")
+    monkeypatch.setenv("AGENTAUTH_REDIS_URL", "memory://")
+    errors = [
+        line
+        for line in runner.invoke(app, ["config", "check"]).output.splitlines()
+        if line.startswith("error:")
+    ]
+    assert len(errors) == 2, errors
+    assert any("AGENTAUTH_ISSUER must use https in production" in line for line in errors)
+    assert any("AGENTAUTH_REDIS_URL must point at Redis" in line for line in errors)
+
+
 def test_no_arguments_shows_help() -> None:
     result = runner.invoke(app, [])
     assert "keys" in result.output

@@ -45,7 +45,7 @@ async def run(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--issuer", default="http://localhost:8080")
     parser.add_argument("--shop", default="http://localhost:9000/api")
     parser.add_argument("--orchestrator-token", required=True)
@@ -54,6 +54,8 @@ def main() -> None:
         asyncio.run(run(parser.parse_args()))
     except AgentAuthError as error:
         raise SystemExit(f"{error.error}: {error.description}") from None
+    except httpx.HTTPError as error:  # the registry or the shop is not running
+        raise SystemExit(f"cannot reach the registry or the shop: {error}") from None
 
 
 if __name__ == "__main__":

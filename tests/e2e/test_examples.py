@@ -236,3 +236,27 @@ async def test_the_synchronous_client(stack: Stack) -> None:
         assert sent == [f"DPoP {current}"]
         await call(agent.close)
     await human.browser.aclose()
+
+
+@pytest.mark.parametrize("example", ["agent.py", "delegation.py"])
+def test_an_example_explains_itself_and_a_registry_that_is_down(
+    example: str, tmp_path: Path
+) -> None:
+    script = str(ROOT / "examples" / example)
+    helped = subprocess.run(  # noqa: S603 - our own example
+        [PYTHON, script, "--help"], capture_output=True, text=True, timeout=60, check=False
+    )
+    described = " ".join(helped.stdout.split())
+    assert "examples/merchant.py). options:" in described or "chain. options:" in described, (
+        described  # the whole first paragraph, not its first line
+    )
+    tokens = ["--enrollment-token=x"] if example == "agent.py" else [
+        "--orchestrator-token=x", "--worker-token=y"
+    ]  # fmt: skip
+    down = subprocess.run(  # noqa: S603 - our own example
+        [PYTHON, script, "--issuer", f"http://127.0.0.1:{free_port()}", *tokens],
+        capture_output=True, text=True, timeout=60, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    assert down.returncode == 1
+    assert "Traceback" not in down.stderr
+    assert down.stderr.strip().startswith("cannot reach the registry or the shop"), down.stderr

@@ -6,7 +6,7 @@
 Register the shop first with the admin token `agentauth dev` printed:
 
     curl -s -X POST http://localhost:8080/admin/resource-servers \\
-      -H "Authorization: Bearer $ADMIN_TOKEN" -H 'Content-Type: application/json' \\
+      -H "Authorization: Bearer $AGENTAUTH_ADMIN_TOKEN" -H 'Content-Type: application/json' \\
       -d '{"name": "Example shop", "resource": "http://localhost:9000/api"}'
 """
 

@@ -207,6 +207,15 @@ async def test_invite_login_approve_deny_revoke_in_a_browser(
     agent = await agent_of(operator, site, alice)
     started = await agent.bc_authorize(DETAILS, binding_message="Order 42")
     auth_req_id = started.json()["auth_req_id"]
+
+    # logged out, the approval link leads through the login back to the request
+    await page.get_by_role("button", name="Log out").click()
+    await page.wait_for_url(f"{site.base}/ui/login")
+    await page.goto(f"{site.base}/ui/requests/{auth_req_id}")
+    await page.wait_for_url(f"{site.base}/ui/login?next=/ui/requests/{auth_req_id}")
+    await page.get_by_role("button", name="Log in with a passkey").click()
+    await page.wait_for_url(f"{site.base}/ui/requests/{auth_req_id}")
+
     await page.goto(f"{site.base}/ui/")
     await page.get_by_text("Shopping agent asks for access").click()
     await page.wait_for_url(f"{site.base}/ui/requests/{auth_req_id}")
@@ -271,7 +280,7 @@ async def test_invite_login_approve_deny_revoke_in_a_browser(
 async def test_pages_need_a_session_and_bad_invites_say_so(site: Site, browser: Any) -> None:
     page = await passkey_page(browser)
     await page.goto(f"{site.base}/ui/grants")
-    assert page.url == f"{site.base}/ui/login"
+    assert page.url == f"{site.base}/ui/login?next=/ui/grants"  # and back there afterwards
     shown = await page.goto(f"{site.base}/ui/invite/not-a-real-invite")
     assert shown.status == 404
     assert "This invite cannot be used" in await page.text_content("main")

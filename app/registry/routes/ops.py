@@ -40,6 +40,22 @@ async def readyz(registry: RegistryDep) -> Response:
     return json_response({"ready": ready, "checks": checks}, 200 if ready else 503)
 
 
+# A key on a blue square, so a browser tab has an icon instead of a 404.
+_FAVICON = (
+    b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32">'
+    b'<rect width="32" height="32" rx="6" fill="#1a5fb4"/>'
+    b'<circle cx="12" cy="16" r="6" fill="none" stroke="#fff" stroke-width="3"/>'
+    b'<path d="M17 16h11M24 16v5M28 16v4" stroke="#fff" stroke-width="3"/></svg>'
+)
+
+
+@router.get("/favicon.ico")
+async def favicon() -> Response:
+    return Response(
+        _FAVICON, media_type="image/svg+xml", headers={"Cache-Control": "public, max-age=86400"}
+    )
+
+
 @router.get("/metrics")
 async def metrics(request: Request, registry: RegistryDep) -> Response:
     now = registry.now()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter
 from sqlalchemy import func, or_, select
@@ -54,7 +55,7 @@ async def _render(
 ) -> Response:
     current = await _session(request, registry)
     if current is None:
-        return RedirectResponse("/ui/login", status_code=303)
+        return _login(request)
     async with registry.sessions() as session:
         human = await session.get(Human, current.human_id)
         extra = await context.pop("load")(session, current.human_id) if "load" in context else {}
@@ -64,6 +65,35 @@ async def _render(
         {"human": human, "csrf_token": current.csrf_token, "page": page, **context, **extra},
         headers={"Cache-Control": "no-store"},
     )
+
+
+# What each audit event means, as the dashboard tells it.
+EVENT_PHRASES = {
+    "agent.disabled": "disabled an agent",
+    "agent.registered": "registered an agent",
+    "enrollment_token.created": "created an enrollment token",
+    "grant.approved": "approved a request",
+    "grant.denied": "denied a request",
+    "grant.requested": "asked for access",
+    "grant.revoked": "revoked a grant",
+    "human.invited": "invited a human",
+    "human.login": "logged in",
+    "human.requester_allowed": "allowed another human's agents to ask",
+    "human.requester_withdrawn": "withdrew a permission to ask",
+    "human.suspended": "suspended a human",
+    "keys.rotated": "rotated the signing key",
+    "passkey.registered": "created a passkey",
+    "resource_server.created": "registered a resource server",
+    "token.exchanged": "exchanged a token",
+    "token.issued": "received a token",
+    "token.refreshed": "refreshed a token",
+    "token.revoked": "revoked a token",
+}
+
+
+def _login(request: Request) -> RedirectResponse:
+    """To the login page, which comes back here afterwards."""
+    return RedirectResponse(f"/ui/login?next={quote(request.url.path, safe='/')}", 303)
 
 
 def _request_view(row: GrantRequest, agent: Agent, types: TypeRegistry) -> dict[str, Any]:
@@ -154,8 +184,10 @@ async def dashboard(request: Request, registry: RegistryDep) -> Response:
             "agents": agents,
             "grants": [
                 {
+                    "id": g.id,
                     "agent_name": names.get(g.agent_id, g.agent_id),
                     "summary": [summarize(d, types) for d in load_details(g.authorization_details)],
+                    "created_at": rfc3339(g.created_at),
                     "expires_at": rfc3339(g.expires_at),
                 }
                 for g in grants
@@ -163,9 +195,9 @@ async def dashboard(request: Request, registry: RegistryDep) -> Response:
             "activity": [
                 {
                     "at": rfc3339(e.created_at),
-                    "event": e.event,
-                    "actor": people.get(e.actor, e.actor),
-                    "subject": people.get(e.subject or "", e.subject),
+                    "event": EVENT_PHRASES.get(e.event, e.event.replace("_", " ")),
+                    "actor": people.get(e.actor, "someone else"),
+                    "subject": people.get(e.subject or "", ""),
                 }
                 for e in events
             ],
@@ -178,7 +210,7 @@ async def dashboard(request: Request, registry: RegistryDep) -> Response:
 async def request_page(auth_req_id: str, request: Request, registry: RegistryDep) -> Response:
     current = await _session(request, registry)
     if current is None:
-        return RedirectResponse("/ui/login", status_code=303)
+        return _login(request)
     try:
         async with registry.sessions() as session:
             row, agent = await pending_request(
@@ -255,6 +287,7 @@ async def grants_page(request: Request, registry: RegistryDep) -> Response:
                     "id": g.id,
                     "agent_name": name,
                     "status": g.status,
+                    "created_at": rfc3339(g.created_at),
                     "summary": [summarize(d, types) for d in load_details(g.authorization_details)],
                     "tokens": counts.get(g.id, 0),
                     "delegated": derived.get(g.id, 0),

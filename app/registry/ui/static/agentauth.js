@@ -104,6 +104,13 @@ function explain(error) {
   return (error && error.message) || "Something went wrong.";
 }
 
+// Back to the page that sent the human to log in (an approval link, say); only pages of
+// this site's UI, never another origin.
+const nextPage = () => {
+  const next = new URLSearchParams(window.location.search).get("next") || "";
+  return /^\/ui\/[A-Za-z0-9_\-\/]*$/.test(next) ? next : "/ui/";
+};
+
 const actions = {
   async register(button) {
     needWebAuthn();
@@ -118,7 +125,7 @@ const actions = {
     const options = await api("POST", "/login/options", {});
     const credential = await navigator.credentials.get({ publicKey: requestOptions(options) });
     await api("POST", "/login/verify", { credential: credentialJSON(credential) });
-    window.location.assign("/ui/");
+    window.location.assign(nextPage());
   },
   async approve(button) {
     needWebAuthn();

@@ -15,7 +15,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
-from starlette.exceptions import HTTPException
 
 from app.core.capabilities import find_capability, load_details
 from app.core.dpop import DEFAULT_MAX_AGE, replay_entry, verify_proof
@@ -26,6 +25,7 @@ from app.core.jwk import JWKError, PublicJWK, parse_jwks
 from app.core.jws import unverified_kid
 from app.core.resources import canonical_resource
 from app.core.tokens import TokenExpired, verify_access_token
+from app.sdk.merchant import refuse
 
 Remember = Callable[[str, int], Awaitable[bool]]
 
@@ -145,7 +145,7 @@ class LocalVerifier:
         try:
             money = amount_from_request(amount) if amount is not None else None
         except ValueError as exc:
-            raise HTTPException(400, f"amount: {exc}") from None
+            raise refuse(400, f"amount: {exc}") from None
         reason = decide(limits, amount=money, now=now, usage=Usage())
         if reason is not None:
             return denial(reason)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import inspect
+import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -27,7 +28,7 @@ import httpx
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.dpop import DPOP_ALGS
 from app.core.errors import www_authenticate
@@ -41,6 +42,26 @@ STATUS_BY_REASON = {
     "budget_exhausted": 403,
     "rate_limited": 429,
 }  # every other reason is about the token or the proof: 401
+
+
+# RFC 6750 §3.1 codes for the statuses the SDK answers with; every refusal has the body
+# {"error", "error_description"}, whether the middleware or a dependency refuses.
+ERROR_BY_STATUS = {
+    400: "invalid_request",
+    401: "invalid_token",
+    403: "insufficient_scope",
+    429: "rate_limited",
+    503: "temporarily_unavailable",
+}
+_MARK = "x-agentauth-refusal"  # set by refuse(), consumed by the middleware
+
+
+def refuse(
+    status: int, description: str, headers: Mapping[str, str] | None = None
+) -> HTTPException:
+    """The exception a dependency raises to refuse a request; under
+    :class:`AgentAuthMiddleware` its body is ``{"error", "error_description"}``."""
+    return HTTPException(status, description, headers={**(headers or {}), _MARK: "1"})
 
 
 class VerifierClient:
@@ -67,7 +88,7 @@ class VerifierClient:
                 "/verify", json=body, headers={"Authorization": self._authorization}
             )
         except httpx.HTTPError:
-            raise HTTPException(503, "The token verifier is unreachable.") from None
+            raise refuse(503, "The token verifier is unreachable.") from None
         try:
             answer = response.json()
         except ValueError:
@@ -75,9 +96,9 @@ class VerifierClient:
         if response.status_code == 400:
             # The request itself is malformed (an amount that is not a decimal string, ...).
             description = answer.get("error_description") if isinstance(answer, dict) else None
-            raise HTTPException(400, str(description or "Malformed request."))
+            raise refuse(400, str(description or "Malformed request."))
         if response.status_code != 200 or not isinstance(answer, dict):
-            raise HTTPException(503, "The token verifier could not decide.")
+            raise refuse(503, "The token verifier could not decide.")
         return answer
 
     async def aclose(self) -> None:
@@ -187,7 +208,55 @@ class AgentAuthMiddleware:
             url,
             self.metadata_url,
         )
-        await self.app(scope, receive, send)
+        await self.app(scope, receive, _RefusalBodies(send))
+
+
+class _RefusalBodies:
+    """Rewrites the body of a refusal raised with :func:`refuse` (the framework renders it
+    as ``{"detail": ...}``) to ``{"error", "error_description"}``, the middleware's own."""
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.start: Message | None = None
+        self.body = b""
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            names = [name.lower() for name, _ in message.get("headers", [])]
+            if _MARK.encode() not in names:
+                await self.send(message)
+                return
+            self.start = message
+            return
+        if self.start is None or message["type"] != "http.response.body":
+            await self.send(message)
+            return
+        self.body += message.get("body", b"")
+        if message.get("more_body"):
+            return
+        try:
+            description = str(json.loads(self.body).get("detail", ""))
+        except (ValueError, AttributeError):
+            description = ""
+        status = int(self.start["status"])
+        body = json.dumps(
+            {
+                "error": ERROR_BY_STATUS.get(status, "invalid_request"),
+                "error_description": description,
+            }
+        ).encode()
+        kept = [
+            (name, value)
+            for name, value in self.start.get("headers", [])
+            if name.lower() not in (_MARK.encode(), b"content-length", b"content-type")
+        ]
+        headers = [
+            *kept,
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ]
+        await self.send({**self.start, "headers": headers})
+        await self.send({"type": "http.response.body", "body": body})
 
 
 Amount = Mapping[str, str] | Callable[[Request], Mapping[str, str] | Awaitable[Mapping[str, str]]]
@@ -209,14 +278,14 @@ def requires(
     async def dependency(request: Request) -> dict[str, Any]:
         pending: AgentRequest | None = getattr(request.state, "agentauth", None)
         if pending is None:
-            raise HTTPException(401, "DPoP token needed", headers=_challenge())
+            raise refuse(401, "DPoP token needed", headers=_challenge())
         try:
             money = amount(request) if callable(amount) else amount
             if inspect.isawaitable(money):
                 money = await money
             requested = dict(money) if money is not None else None
         except (ValueError, KeyError, TypeError):  # an unreadable body, a missing member, ...
-            raise HTTPException(400, "The request does not say a readable amount.") from None
+            raise refuse(400, "The request does not say a readable amount.") from None
         decision = await pending.verifier.verify(
             token=pending.token,
             dpop=pending.dpop,
@@ -234,7 +303,7 @@ def requires(
                 separator = ", " if " " in challenge else " "
                 challenge += f'{separator}resource_metadata="{pending.resource_metadata}"'
             headers = {"WWW-Authenticate": challenge}
-            raise HTTPException(STATUS_BY_REASON.get(reason, 401), reason, headers=headers)
+            raise refuse(STATUS_BY_REASON.get(reason, 401), reason, headers=headers)
         request.state.agentauth_grant = decision
         return decision
 

@@ -103,12 +103,18 @@ async def test_shop_accepts_the_agent_and_refuses_everything_else(
         too_much = await shop.post("/api/pay", json={"value": "25.00"}, auth=agent.auth())
         assert too_much.status_code == 403
         assert 'error="insufficient_scope"' in too_much.headers["www-authenticate"]
+        # every refusal has one body shape, the middleware's and RFC 6750's codes
+        assert too_much.json() == {
+            "error": "insufficient_scope",
+            "error_description": "amount_exceeds_limit",
+        }
 
         not_allowed = await shop.get("/api/orders", auth=agent.auth())
         assert not_allowed.status_code == 403
 
         anonymous = await shop.post("/api/pay", json={"value": "1.00"})
         assert anonymous.status_code == 401
+        assert set(anonymous.json()) == {"error", "error_description"}
         assert anonymous.headers["www-authenticate"].startswith("DPoP ")
         where = f'resource_metadata="{origin}/.well-known/oauth-protected-resource/api"'
         assert where in anonymous.headers["www-authenticate"]  # RFC 9728 §5.1
@@ -126,6 +132,8 @@ async def test_shop_accepts_the_agent_and_refuses_everything_else(
 
         malformed = await shop.post("/api/pay", json={"value": "12.5.0"}, auth=agent.auth())
         assert malformed.status_code == 400  # the agent's mistake, not the verifier's
+        assert malformed.json()["error"] == "invalid_request"
+        assert "detail" not in malformed.json()
         no_amount = await shop.post("/api/pay", json={}, auth=agent.auth())
         assert no_amount.status_code == 400
         junk = {"Authorization": "DPoP x", "DPoP": "y", "Content-Type": "application/json"}

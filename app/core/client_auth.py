@@ -18,13 +18,13 @@ from app.core.errors import InvalidClient, InvalidRequest, OAuthError
 from app.core.jwk import JWKError, PublicJWK, b64url_decode
 from app.core.jws import JWSError, decode_jws, split_compact
 from app.core.strict_json import JSONError, parse_json_object
+from app.core.urns import CLIENT_ASSERTION_TYPE, JWT_TOKEN_TYPE
 
-CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 # PIN CA-12: explicit "client-authentication+jwt" (RFC 7523bis), or absent/"JWT" for legacy
 # clients. Any other explicit type (dpop+jwt, at+jwt, actor+jwt, ...) is refused.
 CLIENT_ASSERTION_TYPS: tuple[str | None, ...] = (None, "JWT", "client-authentication+jwt")
 ACTOR_TOKEN_TYP = "actor+jwt"  # noqa: S105 - a protocol identifier, not a secret
-ACTOR_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:jwt"  # noqa: S105 - a protocol identifier, not a secret
+ACTOR_TOKEN_TYPE = JWT_TOKEN_TYPE
 AGENT_JWT_ALGS = ("ES256", "EdDSA", "Ed25519")
 MAX_ASSERTION_LIFETIME = 300
 MAX_JTI_CHARS = 256

@@ -9,14 +9,15 @@ from app.core.capabilities import BUILTIN_TYPE
 from app.core.client_auth import AGENT_JWT_ALGS
 from app.core.dpop import DPOP_ALGS
 
-CIBA_GRANT_TYPE = "urn:openid:params:grant-type:ciba"
-TOKEN_EXCHANGE_GRANT_TYPE = "urn:ietf:params:oauth:grant-type:token-exchange"  # noqa: S105 - a protocol identifier, not a secret
-GRANT_TYPES = (CIBA_GRANT_TYPE, "refresh_token", TOKEN_EXCHANGE_GRANT_TYPE)
 RESOURCE_SERVER_AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt")
 
 
 def authorization_server_metadata(
-    *, issuer: str, verifier_url: str, capability_types: Iterable[str] = ()
+    *,
+    issuer: str,
+    verifier_url: str,
+    grant_types: Iterable[str],
+    capability_types: Iterable[str] = (),
 ) -> dict[str, Any]:
     """The metadata document (RFC 8414 §2; RFC 9449 §5.1; RFC 9396 §10; CIBA §4).
 
@@ -34,7 +35,7 @@ def authorization_server_metadata(
         "backchannel_authentication_endpoint": f"{issuer}/bc-authorize",
         "backchannel_token_delivery_modes_supported": ["poll"],
         "backchannel_user_code_parameter_supported": False,
-        "grant_types_supported": list(GRANT_TYPES),
+        "grant_types_supported": list(grant_types),
         "token_endpoint_auth_methods_supported": ["private_key_jwt"],
         "token_endpoint_auth_signing_alg_values_supported": list(AGENT_JWT_ALGS),
         "revocation_endpoint_auth_methods_supported": ["private_key_jwt"],

@@ -19,9 +19,9 @@ from app.core.errors import InvalidRequest, InvalidScope, InvalidTarget
 from app.core.params import FormParams
 from app.core.resources import canonical_resource
 from app.core.tokens import AccessTokenClaims, actor_depth, new_jti
+from app.core.urns import ACCESS_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT
 
-GRANT_TYPE = "urn:ietf:params:oauth:grant-type:token-exchange"
-ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"  # noqa: S105 - a protocol identifier, not a secret
+GRANT_TYPE = TOKEN_EXCHANGE_GRANT
 MAX_DELEGATION_DEPTH = 4  # hard cap on top of each grant's own max_delegation_depth (TX-34)
 _SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")  # RFC 6749 §3.3 NQCHAR
 

@@ -22,13 +22,19 @@ from typing import Any
 
 import httpx
 
+from app.core.urns import (
+    ACCESS_TOKEN_TYPE,
+    CIBA_GRANT,
+    CLIENT_ASSERTION_TYPE,
+    JWT_TOKEN_TYPE,
+    TOKEN_EXCHANGE_GRANT,
+)
 from app.sdk.dpop import AgentKey, DPoPAuth
 
-CIBA = "urn:openid:params:grant-type:ciba"
-EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
-ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"  # noqa: S105 - a URN
-JWT_TYPE = "urn:ietf:params:oauth:token-type:jwt"
-ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+CIBA = CIBA_GRANT
+EXCHANGE = TOKEN_EXCHANGE_GRANT
+JWT_TYPE = JWT_TOKEN_TYPE
+ASSERTION_TYPE = CLIENT_ASSERTION_TYPE
 REFRESH_MARGIN = 30  # seconds before expiry at which a token is refreshed
 
 

@@ -363,3 +363,20 @@ async def test_cacheable_documents_do_not_also_say_no_cache(registry: RegistryCl
     refused_one = await registry.http.post("/token", content=b"")
     assert refused_one.headers["cache-control"] == "no-store"
     assert refused_one.headers["pragma"] == "no-cache"  # what must not be cached still says so
+
+
+async def test_the_grant_registry_is_what_metadata_and_registration_say(
+    registry: RegistryClient,
+) -> None:
+    from app.registry.grants import grant_types
+
+    document = (await registry.http.get("/.well-known/oauth-authorization-server")).json()
+    assert document["grant_types_supported"] == grant_types()
+    human = await registry.human()
+    agent = await registry.agent(human)
+    token = await human.api("POST", "/enrollment-tokens", {"expires_in": 600})
+    other = AgentClient(http=registry.http, clock=registry.clock)
+    registered = await other.register(token.json()["token"])
+    assert registered.json()["grant_types"] == grant_types()
+    unknown = await agent.post("/token", agent.form(grant_type="password"))
+    assert (unknown.status_code, unknown.json()["error"]) == (400, "unsupported_grant_type")

@@ -10,6 +10,7 @@ import pytest
 from app.core.introspection import active_response, allowed_decision, inactive, introspect
 from app.core.keys import new_signing_key
 from app.core.metadata import authorization_server_metadata
+from app.registry.grants import grant_types
 from app.core.resources import canonical_resource, url_within_resource
 from app.core.tokens import AccessTokenClaims, mint_access_token
 from tests.factories import ISSUER, NOW, RESOURCE, Agent
@@ -111,7 +112,10 @@ def test_inactive_is_a_fresh_dict() -> None:
 
 def test_metadata() -> None:
     doc = authorization_server_metadata(
-        issuer=ISSUER, verifier_url="https://verify.example.com", capability_types=["urn:x"]
+        issuer=ISSUER,
+        verifier_url="https://verify.example.com",
+        grant_types=grant_types(),
+        capability_types=["urn:x"],
     )
     assert doc["issuer"] == ISSUER
     assert doc["introspection_endpoint"] == "https://verify.example.com/introspect"

@@ -14,6 +14,8 @@ from app.core.errors import (
     SlowDown,
 )
 from app.core.params import FormParams
+from app.core.urns import CIBA_GRANT
+from app.registry.grants import Grant
 from app.registry.grants.common import choose_audience
 from app.registry.services.issuance import issue_token_set
 from app.registry.state import Registry
@@ -21,7 +23,7 @@ from app.store import token_store
 from app.store.sql import transaction
 from app.store.token_store import AgentRecord, PollRecord
 
-GRANT_TYPE = "urn:openid:params:grant-type:ciba"
+GRANT_TYPE = CIBA_GRANT
 
 
 async def _poll(registry: Registry, agent: AgentRecord, auth_req_id: str, now: int) -> PollRecord:
@@ -69,3 +71,12 @@ async def handle(
             event="token.issued",
             data={"grant_type": "ciba"},
         )
+
+
+GRANT = Grant(
+    grant_type=GRANT_TYPE,
+    metric="ciba",
+    parameters=frozenset({"auth_req_id", "resource"}),
+    handle=handle,
+    order=0,
+)

@@ -12,12 +12,13 @@ from app.core.dpop import DPoPProof
 from app.core.errors import InvalidRequest, InvalidToken
 from app.core.params import FormParams
 from app.core.token_exchange import (
-    ACCESS_TOKEN_TYPE,
     ExchangeContext,
     derive_token,
     parse_exchange_request,
 )
 from app.core.tokens import AccessTokenClaims, actors
+from app.core.urns import ACCESS_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT
+from app.registry.grants import Grant
 from app.registry.services import audit
 from app.registry.services.clients import agent_keys
 from app.registry.services.issuance import record_access_token, verify_own_token
@@ -27,7 +28,7 @@ from app.store import token_store
 from app.store.sql import Db, connect, transaction
 from app.store.token_store import AgentRecord, GrantRecord
 
-GRANT_TYPE = "urn:ietf:params:oauth:grant-type:token-exchange"
+GRANT_TYPE = TOKEN_EXCHANGE_GRANT
 
 
 async def _subject(
@@ -128,3 +129,24 @@ async def handle(
             },
         )
     return issued.response(now, issued_token_type=ACCESS_TOKEN_TYPE)
+
+
+GRANT = Grant(
+    grant_type=GRANT_TYPE,
+    metric="token_exchange",
+    parameters=frozenset(
+        {
+            "subject_token",
+            "subject_token_type",
+            "actor_token",
+            "actor_token_type",
+            "requested_token_type",
+            "resource",
+            "audience",
+            "authorization_details",
+            "scope",
+        }
+    ),
+    handle=handle,
+    order=2,
+)

@@ -10,6 +10,8 @@ from app.core.capabilities import for_audience, load_details, narrow_details
 from app.core.dpop import DPoPProof
 from app.core.errors import InvalidGrant
 from app.core.params import FormParams
+from app.core.urns import REFRESH_GRANT
+from app.registry.grants import Grant
 from app.registry.grants.common import choose_audience
 from app.registry.services.admin import revoke_grant
 from app.registry.services.common import secret_hash
@@ -20,7 +22,7 @@ from app.store import token_store
 from app.store.sql import Db, transaction
 from app.store.token_store import AgentRecord, GrantRecord
 
-GRANT_TYPE = "refresh_token"
+GRANT_TYPE = REFRESH_GRANT
 
 
 class _Reused(Exception):
@@ -75,3 +77,12 @@ async def handle(
     except _Reused as reused:  # the whole grant goes, in a transaction of its own
         await revoke_grant(registry, reused.grant_id, actor=agent.id, reason="refresh token reuse")
     raise InvalidGrant("The refresh token is invalid, expired, revoked or already used.")
+
+
+GRANT = Grant(
+    grant_type=GRANT_TYPE,
+    metric="refresh_token",
+    parameters=frozenset({"refresh_token", "resource", "authorization_details", "scope"}),
+    handle=handle,
+    order=1,
+)

@@ -8,6 +8,7 @@ from starlette.responses import Response
 
 from app.api.errors import json_response
 from app.core.metadata import authorization_server_metadata
+from app.registry.grants import grant_types
 from app.registry.state import RegistryDep
 from app.store.models import ResourceServer
 
@@ -22,6 +23,7 @@ async def metadata(registry: RegistryDep) -> Response:
     document = authorization_server_metadata(
         issuer=registry.settings.issuer,
         verifier_url=registry.settings.verifier_url,
+        grant_types=grant_types(),
         capability_types=types,
     )
     return json_response(document, headers={"Cache-Control": "public, max-age=300"})

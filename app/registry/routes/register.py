@@ -15,8 +15,8 @@ from app.api.bodies import read_json
 from app.api.errors import json_response
 from app.core.errors import InvalidClientMetadata, InvalidToken, www_authenticate
 from app.core.jwk import JWKError, parse_jwks
-from app.core.metadata import GRANT_TYPES
 from app.core.text import check_display_text
+from app.registry.grants import grant_types as grant_types_supported
 from app.registry.services import audit
 from app.registry.services.common import new_id, secret_hash
 from app.registry.services.limits import counting_failures
@@ -58,13 +58,10 @@ def _validate(body: dict[str, Any]) -> dict[str, Any]:
         raise _bad("token_endpoint_auth_method must be private_key_jwt.")
     if body.get("dpop_bound_access_tokens", True) is not True:
         raise _bad("dpop_bound_access_tokens must be true: every token is DPoP-bound.")
-    grant_types = body.get("grant_types", list(GRANT_TYPES))
-    if (
-        not isinstance(grant_types, list)
-        or not grant_types
-        or not set(grant_types) <= set(GRANT_TYPES)
-    ):
-        raise _bad(f"grant_types must be a non-empty subset of {', '.join(GRANT_TYPES)}.")
+    known = grant_types_supported()
+    grant_types = body.get("grant_types", known)
+    if not isinstance(grant_types, list) or not grant_types or not set(grant_types) <= set(known):
+        raise _bad(f"grant_types must be a non-empty subset of {', '.join(known)}.")
     metadata: dict[str, Any] = {
         "client_name": name,
         # Only the validated public members are kept: nothing else of the submitted set
@@ -72,7 +69,7 @@ def _validate(body: dict[str, Any]) -> dict[str, Any]:
         "jwks": {"keys": [key.to_dict() for key in keys.values()]},
         "token_endpoint_auth_method": "private_key_jwt",
         "dpop_bound_access_tokens": True,
-        "grant_types": sorted(set(grant_types), key=GRANT_TYPES.index),
+        "grant_types": sorted(set(grant_types), key=known.index),
     }
     for field, limit in STRING_FIELDS.items():
         value = body.get(field)

@@ -4,9 +4,6 @@ grant handler."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
-
 from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
@@ -17,40 +14,34 @@ from app.api.metrics import METRICS
 from app.core.dpop import DPoPProof
 from app.core.errors import (
     InvalidDPoPProof,
+    InvalidRequest,
     UnauthorizedClient,
     UnsupportedGrantType,
 )
 from app.core.params import FormParams
-from app.registry.grants import ciba, exchange, refresh
+from app.registry.grants import Grant, grant_types, grants
 from app.registry.services.clients import admit_client, agent_keys, verify_agent
 from app.registry.services.limits import counting_failures
 from app.registry.services.proofs import proof_replay_key, replayed_proof, verify_dpop
-from app.registry.state import Registry, RegistryDep
+from app.registry.state import RegistryDep
 from app.store.sql import connect
 from app.store.token_store import AgentRecord
 
-Handler = Callable[[Registry, AgentRecord, DPoPProof, FormParams], Awaitable[dict[str, Any]]]
-HANDLERS: dict[str, Handler] = {
-    ciba.GRANT_TYPE: ciba.handle,
-    refresh.GRANT_TYPE: refresh.handle,
-    exchange.GRANT_TYPE: exchange.handle,
-}
-
-GRANT_NAMES = {
-    ciba.GRANT_TYPE: "ciba",
-    refresh.GRANT_TYPE: "refresh_token",
-    exchange.GRANT_TYPE: "token_exchange",
-}
 router = APIRouter()
 
 
-def _check_grant_type(agent: AgentRecord, grant_type: str) -> Handler:
-    handler = HANDLERS.get(grant_type)
-    if handler is None:
+def _grant(agent: AgentRecord, form: FormParams) -> Grant:
+    """The requested grant, if the server has it and this client registered for it; a
+    parameter it may not repeat was sent once."""
+    grant = grants().get(form.require("grant_type"))
+    if grant is None:
         raise UnsupportedGrantType()
-    if grant_type not in agent.client_metadata.get("grant_types", list(HANDLERS)):
+    if grant.grant_type not in agent.client_metadata.get("grant_types", grant_types()):
         raise UnauthorizedClient()
-    return handler
+    repeated = {name for name in form.multi if len(form.getlist(name)) > 1} - grant.repeatable
+    if repeated:
+        raise InvalidRequest(f"Parameter {sorted(repeated)[0]} must not be repeated.")
+    return grant
 
 
 def _check_key_is_registered(agent: AgentRecord, proof: DPoPProof) -> None:
@@ -67,7 +58,7 @@ async def token(request: Request, registry: RegistryDep) -> Response:
         agent, assertion = await verify_agent(
             registry, db, form, basic="authorization" in request.headers
         )
-    handler = _check_grant_type(agent, form.require("grant_type"))
+    grant = _grant(agent, form)
     proof = verify_dpop(registry, request, "/token")
     _check_key_is_registered(agent, proof)
     (proof_new,) = await admit_client(
@@ -75,10 +66,10 @@ async def token(request: Request, registry: RegistryDep) -> Response:
     )
     if not proof_new:
         raise replayed_proof()
-    body = await handler(registry, agent, proof, form)
+    body = await grant.handle(registry, agent, proof, form)
     METRICS.inc(
         "agentauth_tokens_issued_total",
         "Access tokens issued by grant type.",
-        grant_type=GRANT_NAMES[form["grant_type"]],
+        grant_type=grant.metric,
     )
     return json_response(body)

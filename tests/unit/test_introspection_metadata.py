@@ -10,9 +10,9 @@ import pytest
 from app.core.introspection import active_response, allowed_decision, inactive, introspect
 from app.core.keys import new_signing_key
 from app.core.metadata import authorization_server_metadata
-from app.registry.grants import grant_types
 from app.core.resources import canonical_resource, url_within_resource
 from app.core.tokens import AccessTokenClaims, mint_access_token
+from app.registry.grants import grant_types
 from tests.factories import ISSUER, NOW, RESOURCE, Agent
 
 KEY = new_signing_key(activates_at=0)

@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from app.api.metrics import dependency_error
+from app.cache.base import CacheUnavailable
 from app.core.errors import InvalidRequest, OAuthError, TemporarilyUnavailable
 from app.store.sql import database_unreachable, unstorable_text
 
@@ -70,10 +71,13 @@ async def http_error_handler(_: Request, exc: Exception) -> Response:
 
 
 def exception_response(exc: Exception) -> Response:
-    """The answer to any exception: an ``OAuthError`` as itself, anything else as a plain
-    ``server_error`` whose correlation id is logged with the stack trace."""
+    """The answer to any exception: an ``OAuthError`` as itself, an unreachable cache or
+    database as ``503 temporarily_unavailable`` (``Retry-After: 1``), anything else as a
+    plain ``server_error`` whose correlation id is logged with the stack trace."""
     if isinstance(exc, OAuthError):
         return error_response(exc)
+    if isinstance(exc, CacheUnavailable):  # Redis did not answer: fail closed, try again
+        return error_response(unavailable(str(exc), "redis"))
     if database_unreachable(exc):
         log.warning("database unavailable: %s", exc)
         return error_response(unavailable(str(exc), "postgres"))

@@ -171,7 +171,7 @@ def create_app(
     app.add_exception_handler(OAuthError, oauth_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
-    for kind in DATABASE_ERRORS:  # 503 when unreachable (else 500), before the catch-all
+    for kind in (*DATABASE_ERRORS, CacheUnavailable):  # 503 when unreachable, before the catch-all
         app.add_exception_handler(kind, unexpected_error_handler)
     app.add_exception_handler(Exception, unexpected_error_handler)
     for module in (discovery, register, ciba, token, revoke, admin, ui_api, ui_pages, ops):

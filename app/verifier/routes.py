@@ -16,10 +16,10 @@ import orjson
 from starlette.types import Receive, Scope, Send
 
 from app.api.bodies import MAX_BODY
-from app.api.errors import exception_response, unavailable
+from app.api.errors import exception_response
 from app.api.logs import REQUEST_ID, request_id_for
 from app.api.metrics import METRICS
-from app.cache.base import CacheUnavailable, Once
+from app.cache.base import Once
 from app.core.dpop import normalize_htu
 from app.core.envelope import amount_from_request
 from app.core.errors import InvalidClient, InvalidRequest
@@ -101,10 +101,7 @@ async def _authenticate(
 
 
 async def _remember_assertion(verifier: Verifier, assertion: Once) -> None:
-    try:
-        fresh = await verifier.cache.remember(assertion, verifier.now())
-    except CacheUnavailable as exc:
-        raise unavailable(str(exc), "redis") from None
+    fresh = await verifier.cache.remember(assertion, verifier.now())
     if not fresh:
         raise InvalidClient(detail="client assertion jti already used")
 

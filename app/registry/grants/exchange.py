@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.api.errors import unavailable
-from app.cache.base import CacheUnavailable, Once
+from app.cache.base import Once
 from app.core.capabilities import load_details
 from app.core.client_auth import AgentAssertion, unverified_actor, verify_actor_token
 from app.core.dpop import DPoPProof
@@ -69,12 +68,9 @@ async def _actor(registry: Registry, db: Db, token: str, now: int) -> tuple[Agen
     if assertion.jkt is not None and assertion.jkt not in {key.jkt for key in keys.values()}:
         # The same rule as at /token: a DPoP key is one of the agent's registered keys.
         raise InvalidRequest("The actor_token's cnf.jkt is not one of the actor's registered keys.")
-    try:
-        first = await registry.cache.remember(
-            Once(f"actor:{actor.id}:{assertion.jti}", 300 + 60, assertion.iat), now
-        )
-    except CacheUnavailable as exc:
-        raise unavailable(str(exc), "redis") from exc
+    first = await registry.cache.remember(
+        Once(f"actor:{actor.id}:{assertion.jti}", 300 + 60, assertion.iat), now
+    )
     if not first:
         raise InvalidRequest("The actor_token has already been used.")
     return assertion, next(iter(keys.values())).jkt

@@ -8,8 +8,8 @@ from types import MappingProxyType
 
 import orjson
 
-from app.api.errors import RateLimited, unavailable
-from app.cache.base import CacheUnavailable, Once
+from app.api.errors import RateLimited
+from app.cache.base import Once
 from app.core.client_auth import (
     AgentAssertion,
     read_client_assertion,
@@ -72,12 +72,9 @@ async def authenticate_agent(
 ) -> AgentRecord:
     """Authenticate the calling agent; its assertion ``jti`` is recorded once (CA-07)."""
     agent, verified = await verify_agent(registry, db, form, basic=basic)
-    try:
-        first_use = await registry.cache.remember(
-            assertion_replay_key(registry, verified), registry.now()
-        )
-    except CacheUnavailable as exc:
-        raise unavailable(str(exc), "redis") from exc
+    first_use = await registry.cache.remember(
+        assertion_replay_key(registry, verified), registry.now()
+    )
     if not first_use:
         raise InvalidClient(detail="client assertion jti replayed")
     return agent
@@ -89,14 +86,11 @@ async def admit_client(
     """One cache round trip, after every stateless check passed (so a broken request never
     burns a legitimate ``jti``): the client's rate at ``endpoint``, its assertion's single
     use, and that of ``others``, whose first-use flags are returned."""
-    try:
-        retry_after, (assertion_new, *firsts) = await registry.cache.admit(
-            client_rate(registry, agent_id, endpoint),
-            [assertion_replay_key(registry, assertion), *others],
-            registry.now(),
-        )
-    except CacheUnavailable as exc:
-        raise unavailable(str(exc), "redis") from exc
+    retry_after, (assertion_new, *firsts) = await registry.cache.admit(
+        client_rate(registry, agent_id, endpoint),
+        [assertion_replay_key(registry, assertion), *others],
+        registry.now(),
+    )
     if retry_after:
         raise RateLimited(headers={"Retry-After": str(retry_after)})
     if not assertion_new:

@@ -16,8 +16,7 @@ from contextlib import asynccontextmanager
 
 from starlette.requests import Request
 
-from app.api.errors import RateLimited, unavailable
-from app.cache.base import CacheUnavailable
+from app.api.errors import RateLimited
 from app.core.errors import InvalidClient, InvalidToken
 from app.registry.state import Registry
 
@@ -28,10 +27,7 @@ PER_CLIENT = {"token": 600, "revoke": 120, "bc-authorize": 60}
 
 
 async def _hit(registry: Registry, key: str, limit: int) -> None:
-    try:
-        retry_after = await registry.cache.hit(key, limit, WINDOW)
-    except CacheUnavailable as exc:
-        raise unavailable(str(exc), "redis") from exc
+    retry_after = await registry.cache.hit(key, limit, WINDOW)  # unreachable: 503 (api/errors)
     if retry_after:
         raise RateLimited(headers={"Retry-After": str(retry_after)})
 

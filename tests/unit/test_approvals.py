@@ -7,13 +7,8 @@ import struct
 
 import pytest
 
-from app.core.approvals import (
-    CHALLENGE_BYTES,
-    canonicalize,
-    challenge_binds,
-    new_challenge,
-    request_digest,
-)
+from app.core.approvals import CHALLENGE_BYTES, challenge_binds, new_challenge, request_digest
+from app.core.jcs import canonicalize
 
 # RFC 8785 Appendix B: IEEE 754 bit patterns and their ECMAScript serialisation.
 NUMBERS = [

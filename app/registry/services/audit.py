@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.approvals import canonicalize
+from app.core.jcs import canonicalize
 from app.store.models import AuditEvent, AuditHead
 from app.store.sql import Db, SessionDb, json_text
 

@@ -14,7 +14,7 @@ from app.settings import Settings
 from app.verifier.app import VerifierApp
 from app.verifier.app import create_app as create_verifier
 from tests.support.clock import Clock
-from tests.support.databases import migrated_database, readonly_role, redis_server
+from tests.support.databases import own_database_fixtures, redis_server
 from tests.support.registry import RegistryClient
 
 ISSUER = "http://localhost"
@@ -22,24 +22,8 @@ ADMIN_TOKEN = "admin-" + "x" * 40
 KEK = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()  # one per test run
 
 
-@pytest.fixture(scope="session", params=["postgresql", "sqlite"])
-def database_url(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    """Every integration test runs on PostgreSQL (production) and SQLite (the embedded
-    development default), each a fresh database migrated from scratch."""
-    with migrated_database(request.param, tmp_path_factory.mktemp("sqlite")) as url:
-        yield url
-
-
-@pytest.fixture(scope="session")
-def verifier_database_url(database_url: str) -> Iterator[str]:
-    """The verifier connects as a read-only role on PostgreSQL (SQLite has no roles)."""
-    if not database_url.startswith("postgresql"):
-        yield database_url
-        return
-    with readonly_role(database_url) as url:
-        yield url
+# Every integration test runs on PostgreSQL and on SQLite, one fresh database each.
+database_url, verifier_database_url = own_database_fixtures("sqlite", scope="session")
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ import socket
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 import pytest
@@ -116,21 +116,26 @@ def migrated_database(kind: str, workdir: Path) -> Iterator[str]:
         yield url
 
 
-def own_database_fixtures(name: str) -> tuple[Any, Any]:
-    """``database_url`` and ``verifier_database_url`` fixtures for a module that needs a
-    database of its own (it rewrites, prunes or must start empty), on both databases::
+def own_database_fixtures(
+    name: str, scope: Literal["session", "module"] = "module"
+) -> tuple[Any, Any]:
+    """``database_url`` and ``verifier_database_url`` fixtures: a fresh database migrated
+    from scratch, on PostgreSQL (production) and on SQLite (the embedded default), and the
+    URL the verifier uses (a read-only role on PostgreSQL; SQLite has no roles). The
+    integration tests share one pair for the session; a module that needs a database of its
+    own (it rewrites, prunes or must start empty) declares another::
 
         database_url, verifier_database_url = own_database_fixtures("audit")
     """
 
-    @pytest.fixture(scope="module", params=["postgresql", "sqlite"])
+    @pytest.fixture(scope=scope, params=["postgresql", "sqlite"])
     def database_url(
         request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     ) -> Iterator[str]:
         with migrated_database(request.param, tmp_path_factory.mktemp(name)) as url:
             yield url
 
-    @pytest.fixture(scope="module")
+    @pytest.fixture(scope=scope)
     def verifier_database_url(database_url: str) -> Iterator[str]:
         if not database_url.startswith("postgresql"):
             yield database_url

@@ -249,7 +249,7 @@ def _run_worker(settings: Settings) -> None:
     import signal
 
     from app.api.logs import configure_logging
-    from app.registry.worker import run_worker
+    from app.worker.process import run_worker
 
     configure_logging(settings.log_level, settings.log_format)
     typer.echo(

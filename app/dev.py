@@ -29,10 +29,10 @@ from app.cache.factory import create_cache
 from app.core.jwk import b64url_encode
 from app.registry.app import create_app as create_registry
 from app.registry.services import checkpoints
-from app.registry.worker import Worker
 from app.settings import Settings
 from app.store.db import create_engine, session_factory
 from app.verifier.app import create_app as create_verifier
+from app.worker.process import Worker
 
 
 @dataclass(frozen=True)

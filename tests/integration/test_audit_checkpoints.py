@@ -22,9 +22,9 @@ from app.cli import app as cli
 from app.core.checkpoints import audit_private_key, public_half
 from app.registry.services import checkpoints
 from app.registry.services.audit import event_hash
-from app.registry.worker import Worker
 from app.settings import Settings
 from app.store.models import AuditEvent, AuditHead
+from app.worker.process import Worker
 from tests.support.databases import own_database_fixtures
 from tests.support.processes import S3Server, free_port
 from tests.support.registry import RegistryClient

@@ -9,8 +9,8 @@ import json
 from sqlalchemy import func, select
 
 from app.registry.services.pruning import CHALLENGE_GRACE, REQUEST_RETENTION, prune_expired
-from app.registry.worker import Worker
 from app.store.models import BrowserSession, Challenge, GrantRequest
+from app.worker.process import Worker
 from tests.support.databases import own_database_fixtures
 from tests.support.registry import RegistryClient
 

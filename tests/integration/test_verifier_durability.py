@@ -12,11 +12,11 @@ import pytest
 from sqlalchemy import func, select
 
 from app.cache.redis import RedisCache
-from app.registry.worker import Worker
 from app.settings import Settings
 from app.store.models import Revocation, SpendLedger
 from app.verifier.app import VerifierApp
 from app.verifier.app import create_app as create_verifier
+from app.worker.process import Worker
 from tests.support.registry import RegistryClient
 from tests.support.verifier import (
     Merchant,

@@ -16,9 +16,9 @@ from sqlalchemy.engine import make_url
 from app.cache.redis import RedisCache
 from app.registry.app import create_app as create_registry
 from app.registry.services.revocation import run_heartbeats
-from app.registry.worker import run_worker
 from app.settings import Settings
 from app.verifier.app import create_app as create_verifier
+from app.worker.process import run_worker
 from tests.support.processes import RedisServer, TcpProxy
 from tests.support.registry import AgentClient, RegistryClient
 from tests.support.verifier import Merchant, api, granted_agent, shop_with_grant, verify_body

@@ -16,7 +16,7 @@ from typing import Any
 
 from app.core.errors import InvalidClient, InvalidRequest, OAuthError
 from app.core.jwk import JWKError, PublicJWK, b64url_decode
-from app.core.jws import JWSError, decode_jws, split_compact
+from app.core.jws import JWSError, decode_jws, split_compact, unverified_header
 from app.core.strict_json import JSONError, parse_json_object
 from app.core.urns import CLIENT_ASSERTION_TYPE, JWT_TOKEN_TYPE
 
@@ -122,16 +122,6 @@ def _check_claims(
     return jti, exp, iat
 
 
-def _unverified_header(token: str) -> Mapping[str, Any]:
-    """The JOSE header read without verifying anything, only to see whether it names a key
-    (``{}`` when it is unreadable: verification then fails on its own)."""
-    try:
-        header = parse_json_object(b64url_decode(split_compact(token)[0]))
-    except (JWSError, JWKError, JSONError):
-        return {}
-    return header
-
-
 def _verified_by_any(
     token: str, typs: Collection[str | None], keys: Iterable[PublicJWK]
 ) -> dict[str, Any]:
@@ -169,7 +159,7 @@ def _verify_agent_jwt(
             raise JWKError("kid names none of the agent's registered keys")
         return key
 
-    if "kid" not in _unverified_header(token):
+    if "kid" not in unverified_header(token):
         # RFC 7523 does not require a kid: try each registered key (a client has at most
         # ten; a key of another algorithm fails at once).
         claims = _verified_by_any(token, typs, keys.values())

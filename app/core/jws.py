@@ -138,14 +138,20 @@ def decode_jws(
     return header, claims
 
 
-def unverified_kid(token: str) -> str | None:
-    """The ``kid`` a compact JWS's header names, read without verifying anything: only for
-    choosing which key to fetch or to cache against, never for trusting the token."""
+def unverified_header(token: str) -> Mapping[str, Any]:
+    """The JOSE header of a compact JWS read without verifying anything, only to choose a
+    key or see whether one is named; ``{}`` when it is unreadable (verification then fails
+    on its own). Never for trusting the token."""
     try:
-        header: Any = orjson.loads(b64url_decode(split_compact(token)[0]))
-    except (ValueError, orjson.JSONDecodeError):
-        return None
-    kid = header.get("kid") if isinstance(header, dict) else None
+        return parse_json_object(b64url_decode(split_compact(token)[0]))
+    except (JWSError, JWKError, JSONError):
+        return {}
+
+
+def unverified_kid(token: str) -> str | None:
+    """The ``kid`` the unverified header names, for choosing which key to fetch or to cache
+    against."""
+    kid = unverified_header(token).get("kid")
     return kid if isinstance(kid, str) else None
 
 

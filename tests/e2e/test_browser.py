@@ -5,24 +5,19 @@ enabled through the Chrome DevTools Protocol. The registry and the verifier run 
 
 from __future__ import annotations
 
-import base64
 import os
-import secrets
 import shutil
 from collections.abc import AsyncIterator, Iterator
-from contextlib import ExitStack
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
 
-from app.store.migrate import upgrade
 from tests.support.clock import WallClock
-from tests.support.databases import postgres_database, readonly_role, redis_server
-from tests.support.processes import Service, free_port
 from tests.support.registry import CIBA, AgentClient, RegistryClient
+from tests.support.stack import Site, running_site
 from tests.support.verifier import Merchant, eventually, is_inactive
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -61,47 +56,11 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-@dataclass
-class Site:
-    registry: Service
-    verifier: Service
-    base: str  # what the browser opens: http://localhost:<port>
-
-
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     workdir = tmp_path_factory.mktemp("browser")
-    port = free_port()
-    base = f"http://localhost:{port}"
-    with ExitStack() as stack:
-        database_url = stack.enter_context(postgres_database())
-        upgrade(database_url)
-        readonly = stack.enter_context(readonly_role(database_url))
-        redis_url = stack.enter_context(redis_server())
-        common = {
-            "AGENTAUTH_ISSUER": "http://localhost",
-            "AGENTAUTH_WEBAUTHN_ORIGIN": base,
-            "AGENTAUTH_WEBAUTHN_RP_ID": "localhost",
-            "AGENTAUTH_REDIS_URL": redis_url,
-            "AGENTAUTH_ADMIN_TOKEN": ADMIN_TOKEN,
-            "AGENTAUTH_CACHE_NAMESPACE": f"browser-{secrets.token_hex(4)}",
-            "AGENTAUTH_KEY_ENCRYPTION_KEY": base64.urlsafe_b64encode(
-                secrets.token_bytes(32)
-            ).decode(),
-        }
-        registry = Service(
-            "registry", {**common, "AGENTAUTH_DATABASE_URL": database_url},
-            workdir / "registry.log", port,
-        )  # fmt: skip
-        verifier = Service(
-            "verifier", {**common, "AGENTAUTH_DATABASE_URL": readonly},
-            workdir / "verifier.log", free_port(),
-        )  # fmt: skip
-        registry.start()
-        verifier.start()
-        stack.callback(verifier.stop)
-        stack.callback(registry.stop)
-        yield Site(registry, verifier, base)
+    with running_site(workdir, admin_token=ADMIN_TOKEN, issuer="http://localhost") as site:
+        yield site
 
 
 @pytest.fixture
@@ -374,3 +333,17 @@ async def test_the_pages_fit_a_phone_without_sideways_scrolling(
             "document.documentElement.scrollWidth - document.documentElement.clientWidth"
         )
         assert overflow <= 0, (path, width, overflow)
+
+
+async def test_logging_in_never_leads_outside_the_ui(
+    site: Site, operator: RegistryClient, browser: Any
+) -> None:
+    page = await passkey_page(browser)
+    await enrol(operator, page, site, "Erin")
+    for elsewhere in ("//evil.example/ui/", "https://evil.example/ui/", "/ui/../admin"):
+        await page.get_by_role("button", name="Log out").click()
+        await page.wait_for_url(f"{site.base}/ui/login")
+        await page.goto(f"{site.base}/ui/login?next={quote(elsewhere, safe='')}")
+        await page.get_by_role("button", name="Log in with a passkey").click()
+        await page.wait_for_url(f"{site.base}/ui/")
+        assert page.url == f"{site.base}/ui/"

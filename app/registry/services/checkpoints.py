@@ -116,24 +116,28 @@ def store(settings: Settings) -> CheckpointStore | None:
     return CheckpointBucket(credentials, prefix.rstrip("/") + "/" if prefix else "")
 
 
-@dataclass(frozen=True)
+@dataclass
 class CheckpointWriter:
     store: CheckpointStore
     key: Ed25519PrivateKey
     issuer: str
+    written: int | None = None  # the last seq checkpointed; the store is listed only once
 
     async def write(self, sessions: async_sessionmaker[AsyncSession], now: int) -> int | None:
         """Checkpoint the chain's head if it moved since the last checkpoint; its seq."""
         async with sessions() as session:
             head = (await session.execute(select(AuditHead.seq, AuditHead.hash))).one()
         seq = int(head.seq)
-        known = await asyncio.to_thread(self.store.seqs)
-        if seq == 0 or (known and seq <= known[-1]):
+        if self.written is None:
+            known = await asyncio.to_thread(self.store.seqs)
+            self.written = known[-1] if known else 0
+        if seq == 0 or seq <= self.written:
             return None
         token = sign_checkpoint(
             Checkpoint(seq=seq, hash=head.hash, at=now), issuer=self.issuer, key=self.key
         )
         await asyncio.to_thread(self.store.write, seq, token)
+        self.written = seq
         return seq
 
 

@@ -206,8 +206,8 @@ async def test_a_verifier_cut_off_from_heartbeats_and_database_answers_503(
 async def test_the_registry_and_worker_stop_while_a_heartbeat_is_stuck_in_redis(
     settings: Settings, redis_process: RedisServer
 ) -> None:
-    """Shutdown ends even with a heartbeat waiting on a stalled Redis: redis-py absorbs the
-    cancellation of a command in flight, so the loops stop on an event, not on cancel."""
+    """Shutdown of the registry and the worker ends, within a bound, while their heartbeats
+    are waiting for an answer from a stalled Redis."""
     registry = create_registry(settings)
     stop = asyncio.Event()
     lifespan = registry.router.lifespan_context(registry)

@@ -6,6 +6,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from app.core.decision import RateCounter, SpendCounter
+
 # Key suffixes under the configured namespace (``<namespace>:revocations`` ...).
 REVOCATION_CHANNEL = "revocations"
 REVOCATION_LOG = "revocation-log"
@@ -37,20 +39,21 @@ class Once:
 
 
 @dataclass(frozen=True, slots=True)
-class Admission:
-    """Everything one ``/verify`` decision records, checked and applied atomically.
+class Record:
+    """Everything one ``/verify`` admission records, checked and applied atomically.
 
-    ``once`` keys (a DPoP proof's replay key, a caller assertion's ``jti``) may each be used
-    a single time. ``rate`` is (counter, limit, ttl); ``spend`` is (counter, amount, budget,
-    ttl) in minor units. When the spend counter is missing the outcome is ``"seed"``: the
-    caller rebuilds it from the durable ledger and retries with ``seed`` set. ``event`` is
-    appended to the spend stream when an amount is spent.
+    ``once`` keys (a DPoP proof's replay key) may each be used a single time; a ``once``
+    issued before the data epoch (``proof_iat``) counts as seen. ``rate`` and ``spend`` are
+    the grant's counters the decision named (:mod:`app.core.decision`). When the spend
+    counter is missing the outcome is ``"seed"``: the caller rebuilds it from the durable
+    ledger and retries with ``seed`` set. ``event`` is appended to the spend stream when an
+    amount is spent.
     """
 
     proof_iat: int
     once: Sequence[tuple[str, int]] = ()
-    rate: tuple[str, int, int] | None = None
-    spend: tuple[str, int, int, int] | None = None
+    rate: RateCounter | None = None
+    spend: SpendCounter | None = None
     seed: int | None = None
     event: Mapping[str, str] = field(default_factory=dict)
 
@@ -79,9 +82,9 @@ class Cache(Protocol):
         ...
 
     async def admit(
-        self, rate: tuple[str, int, int], once: Sequence[Once], now: int
+        self, rate: RateCounter, once: Sequence[Once], now: int
     ) -> tuple[int, list[bool]]:
-        """One round trip: count ``rate`` = (key, limit, window) like :meth:`hit` and record
+        """One round trip: count one use of ``rate`` like :meth:`hit` and record
         each item like :meth:`remember`; returns (retry_after, first-use flags)."""
         ...
 
@@ -92,8 +95,8 @@ class Cache(Protocol):
         """
         ...
 
-    async def admit_request(self, admission: Admission) -> Outcome:
-        """Check and record an :class:`Admission` in one atomic round trip.
+    async def admit_request(self, record: Record) -> Outcome:
+        """Check and apply a :class:`Record` in one atomic round trip.
 
         ``"lost"`` means the cache lost its data since :meth:`ensure_epoch` (the replay
         and counter state cannot be trusted); ``"replay"`` is the first ``once`` key used

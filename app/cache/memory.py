@@ -13,7 +13,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from app.cache.base import Admission, Once, Outcome, SpendEvent
+from app.cache.base import Once, Outcome, Record, SpendEvent
+from app.core.decision import RateCounter
 
 
 class MemorySubscription:
@@ -64,9 +65,9 @@ class MemoryCache:
             return True
 
     async def admit(
-        self, rate: tuple[str, int, int], once: Sequence[Once], now: int
+        self, rate: RateCounter, once: Sequence[Once], now: int
     ) -> tuple[int, list[bool]]:
-        retry_after = await self.hit(*rate)
+        retry_after = await self.hit(rate.key, rate.limit, rate.ttl)
         return retry_after, [await self.remember(item, now) for item in once]
 
     async def hit(self, key: str, limit: int, window: int) -> int:
@@ -81,44 +82,39 @@ class MemoryCache:
         count, resets = self._counters.get(key, (0, now + ttl))
         return (0, now + ttl) if resets <= now else (count, resets)
 
-    async def admit_request(self, admission: Admission) -> Outcome:
+    async def admit_request(self, record: Record) -> Outcome:
+        rate, spend = record.rate, record.spend
         async with self._lock:
             now = self._clock()
             self._sweep(now)
-            if admission.proof_iat < self._epoch:
+            if record.proof_iat < self._epoch:
                 return "replay"
             spent = None
-            if admission.spend is not None:
-                key, _, _, ttl = admission.spend
-                if f"ctr:{key}" in self._counters:
-                    spent = self._count(f"ctr:{key}", now, ttl)[0]
-                elif admission.seed is None:
+            if spend is not None:
+                if f"ctr:{spend.key}" in self._counters:
+                    spent = self._count(f"ctr:{spend.key}", now, spend.ttl)[0]
+                elif record.seed is None:
                     return "seed"  # as Redis does: the caller reads the ledger once
                 else:
-                    spent = admission.seed
-            for index, (key, _) in enumerate(admission.once):
+                    spent = record.seed
+            for index, (key, _) in enumerate(record.once):
                 if self._seen_now(key, now):
                     return "replay" if index == 0 else "assertion_replay"
-            for key, ttl in admission.once:
+            for key, ttl in record.once:
                 self._seen[key] = now + ttl
-            if admission.rate is not None:
-                key, limit, ttl = admission.rate
-                count, resets = self._count(f"ctr:{key}", now, ttl)
-                if count + 1 > limit:
+            if rate is not None:
+                count, _ = self._count(f"ctr:{rate.key}", now, rate.ttl)
+                if count + 1 > rate.limit:
                     return "rate_limited"
-            if admission.spend is not None and spent is not None:
-                key, amount, budget, ttl = admission.spend
-                if spent + amount > budget:
+            if spend is not None and spent is not None:
+                if spent + spend.amount > spend.budget:
                     return "budget_exhausted"
-                self._counters[f"ctr:{key}"] = (spent + amount, now + ttl)
-                if amount > 0:
-                    self._stream[f"{int(now * 1000)}-{next(self._stream_ids)}"] = dict(
-                        admission.event
-                    )
-            if admission.rate is not None:
-                key, limit, ttl = admission.rate
-                count, resets = self._count(f"ctr:{key}", now, ttl)
-                self._counters[f"ctr:{key}"] = (count + 1, resets)
+                self._counters[f"ctr:{spend.key}"] = (spent + spend.amount, now + spend.ttl)
+                if spend.amount > 0:
+                    self._stream[f"{int(now * 1000)}-{next(self._stream_ids)}"] = dict(record.event)
+            if rate is not None:
+                count, resets = self._count(f"ctr:{rate.key}", now, rate.ttl)
+                self._counters[f"ctr:{rate.key}"] = (count + 1, resets)
             return "ok"
 
     async def ensure_epoch(self, now: int) -> int:

@@ -22,12 +22,13 @@ from app.cache.base import (
     REVOCATION_CHANNEL,
     REVOCATION_LOG,
     SPEND_STREAM,
-    Admission,
     CacheUnavailable,
     Once,
     Outcome,
+    Record,
     SpendEvent,
 )
+from app.core.decision import RateCounter
 
 # KEYS: the data epoch, the rate counter, then the single-use keys. ARGV: now, limit (0:
 # none), window, then each key's ttl and the time its item was issued. With single-use
@@ -198,15 +199,14 @@ class RedisCache:
         return self._redis
 
     async def _rate_and_once(
-        self, rate: tuple[str, int, int] | None, once: Sequence[Once], now: int
+        self, rate: RateCounter | None, once: Sequence[Once], now: int
     ) -> list[int]:
-        key, limit, window = rate or ("", 0, 1)
         keys = [
             self.epoch_key,
-            f"{self._ns}:rate:{key}" if rate else self._none,
+            f"{self._ns}:rate:{rate.key}" if rate else self._none,
             *(f"{self._ns}:seen:{seen.key}" for seen in once),
         ]
-        args = [now, limit, window]
+        args = [now, rate.limit, rate.ttl] if rate else [now, 0, 1]
         for seen in once:
             args += [seen.ttl, seen.issued_at]
         # One EVALSHA: a pipeline carrying a script would first ask SCRIPT EXISTS.
@@ -220,7 +220,7 @@ class RedisCache:
         return bool(first)
 
     async def admit(
-        self, rate: tuple[str, int, int], once: Sequence[Once], now: int
+        self, rate: RateCounter, once: Sequence[Once], now: int
     ) -> tuple[int, list[bool]]:
         try:
             retry_after, *firsts = await self._rate_and_once(rate, once, now)
@@ -230,33 +230,29 @@ class RedisCache:
 
     async def hit(self, key: str, limit: int, window: int) -> int:
         try:
-            (retry_after,) = await self._rate_and_once((key, limit, window), [], 0)
+            (retry_after,) = await self._rate_and_once(RateCounter(key, limit, window), [], 0)
         except RedisError as exc:
             raise CacheUnavailable(f"rate limit: {exc}") from exc
         return retry_after
 
-    async def admit_request(self, admission: Admission) -> Outcome:
-        rate_key, limit, rate_ttl = admission.rate or (self._none, 0, 1)
-        spend_key, amount, budget, budget_ttl = admission.spend or (self._none, 0, -1, 1)
+    async def admit_request(self, record: Record) -> Outcome:
+        rate, spend = record.rate, record.spend
         keys = [
             self.epoch_key,
-            f"{self._ns}:ctr:{rate_key}" if admission.rate else self._none,
-            f"{self._ns}:ctr:{spend_key}" if admission.spend else self._none,
+            f"{self._ns}:ctr:{rate.key}" if rate else self._none,
+            f"{self._ns}:ctr:{spend.key}" if spend else self._none,
             self.spend_stream,
-            *(f"{self._ns}:seen:{key}" for key, _ in admission.once),
+            *(f"{self._ns}:seen:{key}" for key, _ in record.once),
         ]
         args: list[str | int] = [
-            admission.proof_iat,
-            limit,
-            rate_ttl,
-            amount,
-            budget,
-            budget_ttl,
-            -1 if admission.seed is None else admission.seed,
-            len(admission.once),
-            *(ttl for _, ttl in admission.once),
+            record.proof_iat,
+            *((rate.limit, rate.ttl) if rate else (0, 1)),
+            *((spend.amount, spend.budget, spend.ttl) if spend else (0, -1, 1)),
+            -1 if record.seed is None else record.seed,
+            len(record.once),
+            *(ttl for _, ttl in record.once),
         ]
-        for name, value in admission.event.items():
+        for name, value in record.event.items():
             args += [name, value]
         try:
             result = await self._admit(keys=keys, args=args)

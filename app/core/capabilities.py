@@ -303,6 +303,20 @@ def narrow_details(
     return out
 
 
+def claimed_at(raw: Sequence[Mapping[str, Any]], audience: str) -> list[Mapping[str, Any]]:
+    """The entries of a token's ``authorization_details`` claim that name ``audience`` among
+    their locations: what introspection shows and what a decision there may use."""
+    return [d for d in raw if audience in d.get("locations", ())]
+
+
+def capabilities_at(raw: Sequence[Mapping[str, Any]], audience: str) -> list[AuthorizationDetail]:
+    """The token's capabilities at ``audience``, parsed; unreadable ones allow nothing."""
+    try:
+        return load_details(claimed_at(raw, audience))
+    except ValueError:
+        return []
+
+
 def for_audience(
     details: Sequence[AuthorizationDetail], audience: str
 ) -> list[AuthorizationDetail]:

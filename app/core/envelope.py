@@ -267,21 +267,12 @@ def _has_every_limit(granted: Limits, candidate: Limits) -> bool:
     return all(c is not None for g, c in pairs if g is not None)
 
 
-@dataclass(frozen=True, slots=True)
-class Usage:
-    """Counters of the grant *before* this request: requests in the current rate window and
-    spend (in minor units) in the current budget period."""
-
-    requests: int = 0
-    spent_minor: int = 0
-
-
-def decide(limits: Limits | None, *, amount: Money | None, now: int, usage: Usage) -> str | None:
-    """Pure envelope decision: ``None`` to allow, else the ``/verify`` reason code.
-
-    Order: time window, per-transaction maximum, rate, cumulative budget. A capability with
-    an amount limit requires an amount in the same currency (else ``amount_exceeds_limit``).
-    """
+def envelope_denial(limits: Limits | None, *, amount: Money | None, now: int) -> str | None:
+    """The checks of ``limits`` that need no counter: ``None`` to allow, else the ``/verify``
+    reason code. Order: time window, currency, per-transaction maximum. A capability with an
+    amount limit requires an amount in the same currency (else ``amount_exceeds_limit``).
+    The rate and the budget are counted atomically by the cache (:mod:`app.core.decision`
+    names the counters)."""
     if limits is None:
         return None
     if limits.time_windows and not any(w.is_open(now) for w in limits.time_windows):
@@ -290,11 +281,6 @@ def decide(limits: Limits | None, *, amount: Money | None, now: int, usage: Usag
         return "amount_exceeds_limit"
     if limits.max_amount and amount and amount.value > limits.max_amount.value:
         return "amount_exceeds_limit"
-    if limits.rate and usage.requests + 1 > limits.rate.max_requests:
-        return "rate_limited"
-    budget_left = limits.budget.money.minor_units - usage.spent_minor if limits.budget else None
-    if budget_left is not None and amount is not None and amount.minor_units > budget_left:
-        return "budget_exhausted"
     return None
 
 

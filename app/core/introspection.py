@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from app.core.capabilities import claimed_at
 from app.core.dpop import DPOP_ALGS
 from app.core.errors import InvalidToken, www_authenticate
 from app.core.jwk import PublicJWK
@@ -36,9 +37,7 @@ def active_response(claims: AccessTokenClaims) -> dict[str, Any]:
         "jti": claims.jti,
         "cnf": {"jkt": claims.jkt},
         "token_type": "DPoP",
-        "authorization_details": [
-            d for d in claims.authorization_details if claims.aud in d.get("locations", ())
-        ],
+        "authorization_details": claimed_at(claims.authorization_details, claims.aud),
         "grant_id": claims.grant_id,
         "auth_time": claims.auth_time,
     }
@@ -104,6 +103,19 @@ def allowed_decision(claims: AccessTokenClaims, capability: Mapping[str, Any]) -
     return body
 
 
+def is_active(
+    claims: AccessTokenClaims | None,
+    *,
+    caller_resource: str,
+    is_revoked: Callable[[AccessTokenClaims], bool],
+) -> bool:
+    """Whether the introspection answer for a token is active: it verified (``claims`` is
+    not ``None``), is for the caller's audience (RFC 7662 §2.2 "not allowed to introspect"
+    otherwise) and ``is_revoked`` says no. ``is_revoked`` must raise, not return ``False``,
+    when revocation state is unknown: the caller turns that into 503."""
+    return claims is not None and claims.aud == caller_resource and not is_revoked(claims)
+
+
 def introspect(
     token: str,
     *,
@@ -114,18 +126,16 @@ def introspect(
     is_revoked: Callable[[AccessTokenClaims], bool],
     leeway: int = 0,
 ) -> dict[str, Any]:
-    """Introspect ``token`` for the resource server ``caller_resource``.
-
-    Inactive when the token fails verification, is for another audience (RFC 7662 §2.2 "not
-    allowed to introspect"), or ``is_revoked`` says so. ``is_revoked`` must raise, not
-    return ``False``, when revocation state is unknown: the caller turns that into 503.
-    """
+    """Introspect ``token`` for the resource server ``caller_resource`` (the verifier runs
+    :func:`is_active` on its cache of verified tokens)."""
     try:
-        claims = verify_access_token(
-            token, issuer=issuer, keys=keys, now=now, leeway=leeway, audience=caller_resource
+        claims: AccessTokenClaims | None = verify_access_token(
+            token, issuer=issuer, keys=keys, now=now, leeway=leeway
         )
     except InvalidToken:
-        return inactive()
-    if is_revoked(claims):
+        claims = None
+    if claims is None or not is_active(
+        claims, caller_resource=caller_resource, is_revoked=is_revoked
+    ):
         return inactive()
     return active_response(claims)

@@ -16,11 +16,12 @@ from typing import Any
 
 import httpx
 
-from app.core.capabilities import find_capability, load_details
-from app.core.dpop import DEFAULT_MAX_AGE, replay_entry, verify_proof
-from app.core.envelope import Usage, amount_from_request, decide
-from app.core.errors import InvalidDPoPProof, InvalidToken, UseDPoPNonce
-from app.core.introspection import allowed_decision, denial
+from app.core.capabilities import capabilities_at
+from app.core.decision import Denial, VerifyRequest, decide
+from app.core.dpop import DEFAULT_MAX_AGE
+from app.core.envelope import amount_from_request
+from app.core.errors import InvalidToken
+from app.core.introspection import denial
 from app.core.jwk import JWKError, PublicJWK, parse_jwks
 from app.core.jws import unverified_kid
 from app.core.resources import canonical_resource
@@ -110,45 +111,32 @@ class LocalVerifier:
             return denial("expired")
         except InvalidToken:
             return denial("invalid_token")
-        if claims.aud != self.resource:
-            return denial("audience_mismatch")
-        try:
-            proof = verify_proof(
-                [str(request["dpop"])],
-                method=str(request["method"]),
-                url=str(request["url"]),
-                now=now,
-                access_token=token,
-                bound_jkt=claims.jkt,
-            )
-        except (InvalidDPoPProof, UseDPoPNonce):
-            return denial("invalid_dpop_proof")
-        except InvalidToken:
-            return denial("dpop_key_mismatch")
-        try:
-            details = load_details(
-                [d for d in claims.authorization_details if self.resource in d.get("locations", ())]
-            )
-        except ValueError:
-            details = []
-        capability = find_capability(
-            details,
-            location=self.resource,
-            action=request.get("action"),
-            identifier=request.get("identifier"),
-            kind=request.get("type"),
-        )
-        limits = capability.limits if capability else None
-        if capability is None or (limits is not None and (limits.rate or limits.budget)):
-            return denial("insufficient_capability")
         amount = request.get("amount")
         try:
             money = amount_from_request(amount) if amount is not None else None
         except ValueError as exc:
             raise refuse(400, f"amount: {exc}") from None
-        reason = decide(limits, amount=money, now=now, usage=Usage())
-        if reason is not None:
-            return denial(reason)
-        if not await self._remember(*replay_entry(proof, DEFAULT_MAX_AGE)):
+        asked = VerifyRequest(
+            token=token,
+            dpop=str(request["dpop"]),
+            method=str(request["method"]),
+            url=str(request["url"]),
+            kind=request.get("type"),
+            action=request.get("action"),
+            identifier=request.get("identifier"),
+            amount=money,
+        )
+        decision = decide(
+            claims,
+            capabilities_at(claims.authorization_details, self.resource),
+            asked,
+            resource=self.resource,
+            now=now,
+            dpop_max_age=DEFAULT_MAX_AGE,
+            counted=False,  # no shared counters here: a rate or a budget allows nothing
+        )
+        if isinstance(decision, Denial):
+            return decision.body()
+        if not await self._remember(*decision.once):
             return denial("dpop_replay")
-        return allowed_decision(claims, capability.to_dict())
+        return decision.body()

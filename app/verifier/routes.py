@@ -20,6 +20,7 @@ from app.api.errors import exception_response
 from app.api.logs import REQUEST_ID, request_id_for
 from app.api.metrics import METRICS
 from app.cache.base import Once
+from app.core.decision import VerifyRequest
 from app.core.dpop import normalize_htu
 from app.core.envelope import amount_from_request
 from app.core.errors import InvalidClient, InvalidRequest
@@ -117,7 +118,7 @@ def _optional(body: Mapping[str, Any], name: str, limit: int) -> str | None:
     return None if body.get(name) is None else _string(body, name, limit)
 
 
-def _verify_request(body: Mapping[str, Any], resource: str) -> decisions.VerifyRequest:
+def _verify_request(body: Mapping[str, Any], resource: str) -> VerifyRequest:
     token = _string(body, "token", 16384)
     dpop = _string(body, "dpop", 16384)
     method = _string(body, "method", 16)
@@ -136,7 +137,7 @@ def _verify_request(body: Mapping[str, Any], resource: str) -> decisions.VerifyR
             amount = amount_from_request(body["amount"])
         except ValueError as exc:
             raise InvalidRequest(f"amount: {exc}.") from None
-    return decisions.VerifyRequest(
+    return VerifyRequest(
         token=token,
         dpop=dpop,
         method=method,

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import orjson
 
 from app.api.metrics import METRICS
-from app.core.capabilities import AuthorizationDetail, load_details
+from app.core.capabilities import AuthorizationDetail, capabilities_at
 from app.core.errors import InvalidToken
 from app.core.introspection import active_response
 from app.core.jws import unverified_kid
@@ -33,15 +33,7 @@ class VerifiedToken:
     def details(self) -> list[AuthorizationDetail]:
         """The capabilities for this token's audience, parsed once."""
         if self._details is None:
-            raw = [
-                d
-                for d in self.claims.authorization_details
-                if self.claims.aud in d.get("locations", ())
-            ]
-            try:
-                self._details = load_details(raw)
-            except ValueError:
-                self._details = []  # unreadable capabilities allow nothing
+            self._details = capabilities_at(self.claims.authorization_details, self.claims.aud)
         return self._details
 
 

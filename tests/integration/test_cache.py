@@ -14,6 +14,7 @@ import pytest
 from app.cache.base import Cache, CacheUnavailable, Once
 from app.cache.memory import MemoryCache
 from app.cache.redis import RedisCache
+from app.core.decision import RateCounter
 from tests.support.clock import Clock
 
 NOW = int(time.time())
@@ -48,9 +49,13 @@ async def test_hit_counts_and_reports_retry_after(cache: Cache) -> None:
 
 
 async def test_admit_counts_and_remembers_in_one_call(cache: Cache) -> None:
-    retry, fresh = await cache.admit(("client", 1, 60), [once("a", 60), once("b", 60)], NOW)
+    retry, fresh = await cache.admit(
+        RateCounter("client", 1, 60), [once("a", 60), once("b", 60)], NOW
+    )
     assert (retry, fresh) == (0, [True, True])
-    retry, fresh = await cache.admit(("client", 1, 60), [once("a", 60), once("c", 60)], NOW)
+    retry, fresh = await cache.admit(
+        RateCounter("client", 1, 60), [once("a", 60), once("c", 60)], NOW
+    )
     assert retry >= 1
     assert fresh == [False, True]
 
@@ -58,7 +63,9 @@ async def test_admit_counts_and_remembers_in_one_call(cache: Cache) -> None:
 async def test_admit_is_single_use_under_parallel_calls(cache: Cache) -> None:
     results = await asyncio.gather(
         *(
-            cache.admit(("parallel", 100, 60), [once("shared", 60), once(f"own-{i}", 60)], NOW)
+            cache.admit(
+                RateCounter("parallel", 100, 60), [once("shared", 60), once(f"own-{i}", 60)], NOW
+            )
             for i in range(20)
         )
     )
@@ -73,7 +80,9 @@ async def test_redis_admit_sets_ttls_and_survives_a_flushed_script_cache(redis_u
     cache = RedisCache(redis_url, namespace=f"test-{secrets.token_hex(6)}")
     try:
         await cache.client.script_flush()  # as after a Redis restart
-        assert await cache.admit(("ttl", 5, 30), [once("a", 90), once("b", 200)], NOW) == (
+        assert await cache.admit(
+            RateCounter("ttl", 5, 30), [once("a", 90), once("b", 200)], NOW
+        ) == (
             0,
             [True, True],
         )
@@ -97,7 +106,7 @@ async def test_redis_refuses_items_issued_before_it_lost_its_data(redis_url: str
         assert not await cache.remember(once("before", 60, NOW - 5), NOW + 10)
         assert not await cache.remember(once("unseen-but-old", 60, NOW + 9), NOW + 10)
         retry, fresh = await cache.admit(
-            ("c", 10, 60), [once("old", 60, NOW), once("new", 60, NOW + 10)], NOW + 11
+            RateCounter("c", 10, 60), [once("old", 60, NOW), once("new", 60, NOW + 10)], NOW + 11
         )
         assert (retry, fresh) == (0, [False, True])
         assert await cache.remember(once("after", 60, NOW + 10), NOW + 10)
@@ -149,7 +158,7 @@ async def test_unreachable_redis_fails_closed() -> None:
         with pytest.raises(CacheUnavailable):
             await dead.hit("x", 1, 10)
         with pytest.raises(CacheUnavailable):
-            await dead.admit(("x", 1, 10), [once("y", 10)], NOW)
+            await dead.admit(RateCounter("x", 1, 10), [once("y", 10)], NOW)
         with pytest.raises(CacheUnavailable):
             await dead.publish_revocation(1, "grant", "g", 0)
         with pytest.raises(CacheUnavailable):
@@ -159,12 +168,13 @@ async def test_unreachable_redis_fails_closed() -> None:
 
 
 def spend(key: str, amount: int, budget: int, seed: int | None = None, *, once: str = "") -> Any:
-    from app.cache.base import Admission
+    from app.cache.base import Record
+    from app.core.decision import LedgerKey, SpendCounter
 
-    return Admission(
+    return Record(
         proof_iat=10**10,
         once=[(once or secrets.token_hex(8), 60)],
-        spend=(key, amount, budget, 3600),
+        spend=SpendCounter(key, amount, budget, 3600, LedgerKey("g", "b", "EUR")),
         seed=seed,
         event={"grant": "g", "bucket": "b", "currency": "EUR", "amount": str(amount),
                "jti": "j", "at": "1"},
@@ -172,16 +182,17 @@ def spend(key: str, amount: int, budget: int, seed: int | None = None, *, once: 
 
 
 async def test_admission_single_use_rate_and_budget(cache: Cache) -> None:
-    from app.cache.base import Admission
+    from app.cache.base import Record
 
     await cache.ensure_epoch(0)
-    first = Admission(proof_iat=10**10, once=[("proof-1", 60), ("assertion-1", 60)])
+    first = Record(proof_iat=10**10, once=[("proof-1", 60), ("assertion-1", 60)])
     assert await cache.admit_request(first) == "ok"
     assert await cache.admit_request(first) == "replay"
-    other_proof = Admission(proof_iat=10**10, once=[("proof-2", 60), ("assertion-1", 60)])
+    other_proof = Record(proof_iat=10**10, once=[("proof-2", 60), ("assertion-1", 60)])
     assert await cache.admit_request(other_proof) == "assertion_replay"
     rated = [
-        Admission(proof_iat=10**10, once=[(f"r{i}", 60)], rate=("g:r", 2, 60)) for i in range(3)
+        Record(proof_iat=10**10, once=[(f"r{i}", 60)], rate=RateCounter("g:r", 2, 60))
+        for i in range(3)
     ]
     assert [await cache.admit_request(a) for a in rated] == ["ok", "ok", "rate_limited"]
     # a missing budget counter is seeded from the ledger by the caller, then counted

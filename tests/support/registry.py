@@ -86,6 +86,7 @@ class AgentClient:
     keys: Agent = field(default_factory=Agent)
     access_token: str | None = None
     refresh_token: str | None = None
+    issuer: str = ISSUER  # the registry's issuer: audience of assertions, base of htu
 
     @property
     def client_id(self) -> str:
@@ -93,10 +94,10 @@ class AgentClient:
 
     def assertion(self) -> str:
         now = int(self.clock())
-        return self.keys.assertion(iat=now, exp=now + 60, aud=ISSUER)
+        return self.keys.assertion(iat=now, exp=now + 60, aud=self.issuer)
 
     def proof(self, path: str, method: str = "POST", **claims: Any) -> str:
-        return self.keys.dpop(htm=method, htu=ISSUER + path, iat=int(self.clock()), **claims)
+        return self.keys.dpop(htm=method, htu=self.issuer + path, iat=int(self.clock()), **claims)
 
     def form(self, **params: Any) -> dict[str, Any]:
         return {

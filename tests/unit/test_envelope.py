@@ -13,10 +13,9 @@ from app.core.capabilities import parse_authorization_details
 from app.core.envelope import (
     Limits,
     NotCovered,
-    Usage,
     amount_from_request,
     budget_bucket,
-    decide,
+    envelope_denial,
     limits_cover,
     narrow_limits,
     parse_limits,
@@ -155,36 +154,31 @@ def test_amounts_are_strings_not_floats() -> None:
 
 
 @pytest.mark.parametrize(
-    ("now", "amount", "usage", "reason"),
+    ("now", "amount", "reason"),
     [
-        (MONDAY_NOON, "12.50", Usage(), None),
-        (SATURDAY_NOON, "12.50", Usage(), "outside_time_window"),
-        (at(2026, 11, 23, 8, 59), "12.50", Usage(), "outside_time_window"),
-        (at(2026, 11, 23, 17, 0), "12.50", Usage(), "outside_time_window"),
-        (at(2026, 11, 23, 16, 59), "12.50", Usage(), None),
-        (MONDAY_NOON, "50.00", Usage(), None),
-        (MONDAY_NOON, "50.01", Usage(), "amount_exceeds_limit"),
-        (MONDAY_NOON, None, Usage(), "amount_exceeds_limit"),
-        (MONDAY_NOON, "12.50", Usage(requests=59), None),
-        (MONDAY_NOON, "12.50", Usage(requests=60), "rate_limited"),
-        (MONDAY_NOON, "12.50", Usage(spent_minor=18_750), None),
-        (MONDAY_NOON, "12.50", Usage(spent_minor=18_751), "budget_exhausted"),
+        (MONDAY_NOON, "12.50", None),
+        (SATURDAY_NOON, "12.50", "outside_time_window"),
+        (at(2026, 11, 23, 8, 59), "12.50", "outside_time_window"),
+        (at(2026, 11, 23, 17, 0), "12.50", "outside_time_window"),
+        (at(2026, 11, 23, 16, 59), "12.50", None),
+        (MONDAY_NOON, "50.00", None),
+        (MONDAY_NOON, "50.01", "amount_exceeds_limit"),
+        (MONDAY_NOON, None, "amount_exceeds_limit"),
     ],
 )
-def test_decide(now: int, amount: str | None, usage: Usage, reason: str | None) -> None:
+def test_envelope_denial(now: int, amount: str | None, reason: str | None) -> None:
     money = eur(amount) if amount is not None else None
-    assert decide(parse_limits(FULL), amount=money, now=now, usage=usage) == reason
+    assert envelope_denial(parse_limits(FULL), amount=money, now=now) == reason
 
 
-def test_decide_currency_mismatch_and_no_limits() -> None:
+def test_envelope_denial_currency_mismatch_and_no_limits() -> None:
     usd = parse_amount("1", "USD")
-    assert (
-        decide(parse_limits(FULL), amount=usd, now=MONDAY_NOON, usage=Usage())
-        == "amount_exceeds_limit"
+    assert envelope_denial(parse_limits(FULL), amount=usd, now=MONDAY_NOON) == (
+        "amount_exceeds_limit"
     )
-    assert decide(None, amount=None, now=MONDAY_NOON, usage=Usage()) is None
+    assert envelope_denial(None, amount=None, now=MONDAY_NOON) is None
     rate_only = parse_limits({"rate": {"max_requests": 1, "period": "second"}})
-    assert decide(rate_only, amount=None, now=0, usage=Usage()) is None
+    assert envelope_denial(rate_only, amount=None, now=0) is None  # counted by the cache
 
 
 def test_time_windows_follow_daylight_saving() -> None:
@@ -196,8 +190,8 @@ def test_time_windows_follow_daylight_saving() -> None:
         }
     )
     summer = at(2026, 7, 5, 3, 0)
-    assert decide(window, amount=None, now=summer, usage=Usage()) is None
-    assert decide(window, amount=None, now=summer + 3600, usage=Usage()) == "outside_time_window"
+    assert envelope_denial(window, amount=None, now=summer) is None
+    assert envelope_denial(window, amount=None, now=summer + 3600) == "outside_time_window"
 
 
 def test_buckets() -> None:

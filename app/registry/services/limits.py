@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from starlette.requests import Request
 
 from app.api.errors import RateLimited
+from app.core.decision import RateCounter
 from app.core.errors import InvalidClient, InvalidToken
 from app.registry.state import Registry
 
@@ -59,11 +60,12 @@ async def counting_failures(
         raise
 
 
-def client_rate(registry: Registry, client_id: str, endpoint: str) -> tuple[str, int, int]:
-    """(key, limit, window) of one client's rate limit at ``endpoint``."""
-    return f"{endpoint}:client:{client_id}", _scaled(registry, PER_CLIENT[endpoint]), WINDOW
+def client_rate(registry: Registry, client_id: str, endpoint: str) -> RateCounter:
+    """One client's rate limit at ``endpoint``."""
+    limit = _scaled(registry, PER_CLIENT[endpoint])
+    return RateCounter(f"{endpoint}:client:{client_id}", limit, WINDOW)
 
 
 async def limit_client(registry: Registry, client_id: str, endpoint: str) -> None:
-    key, limit, _ = client_rate(registry, client_id, endpoint)
-    await _hit(registry, key, limit)
+    rate = client_rate(registry, client_id, endpoint)
+    await _hit(registry, rate.key, rate.limit)

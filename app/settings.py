@@ -1,4 +1,4 @@
-"""Process settings from ``AGENTAUTH_*`` environment variables (CONTRACT "Running it").
+"""Process settings from ``AGENTAUTH_*`` environment variables (docs/configuration.md).
 
 Development defaults make ``agentauth dev`` work with no configuration. With
 ``AGENTAUTH_ENVIRONMENT=production`` the settings refuse to load unless the issuer is https

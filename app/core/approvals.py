@@ -1,4 +1,4 @@
-"""Binding a passkey approval to exactly one grant request (ARCHITECTURE §4 step 4).
+"""Binding a passkey approval to exactly one grant request (docs/protocol.md "Approvals").
 
 The WebAuthn challenge is ``random(32) || SHA-256(JCS(request))``: the random half keeps it
 unpredictable and single-use (WebAuthn §13.4.3), the digest half binds the signature to the

@@ -251,7 +251,8 @@ def _subset(granted: tuple[str, ...] | None, requested: tuple[str, ...] | None) 
 
 
 def covers(granted: AuthorizationDetail, candidate: AuthorizationDetail) -> bool:
-    """True when ``candidate`` allows nothing that ``granted`` does not (ARCHITECTURE §5)."""
+    """True when ``candidate`` allows nothing that ``granted`` does not (docs/protocol.md
+    "Capabilities and envelopes")."""
     return (
         granted.type == candidate.type
         and set(candidate.locations) <= set(granted.locations)

@@ -20,7 +20,7 @@ from app.core.jws import JWSError, decode_jws, split_compact, unverified_header
 from app.core.strict_json import JSONError, parse_json_object
 from app.core.urns import CLIENT_ASSERTION_TYPE, JWT_TOKEN_TYPE
 
-# PIN CA-12: explicit "client-authentication+jwt" (RFC 7523bis), or absent/"JWT" for legacy
+# Explicit "client-authentication+jwt" (RFC 7523bis), or absent/"JWT" for legacy
 # clients. Any other explicit type (dpop+jwt, at+jwt, actor+jwt, ...) is refused.
 CLIENT_ASSERTION_TYPS: tuple[str | None, ...] = (None, "JWT", "client-authentication+jwt")
 ACTOR_TOKEN_TYP = "actor+jwt"  # noqa: S105 - a protocol identifier, not a secret
@@ -57,7 +57,7 @@ def read_client_assertion(form: Mapping[str, str]) -> tuple[str, str | None]:
     """Pick ``client_assertion`` and optional ``client_id`` from a parsed form.
 
     RFC 7521 §4.2: ``client_assertion_type`` must be the JWT-bearer URN and the assertion a
-    single JWT; both failures are ``invalid_client`` (PIN CA-10).
+    single JWT; both failures are ``invalid_client``.
     """
     if form.get("client_assertion_type") != CLIENT_ASSERTION_TYPE:
         raise InvalidClient(detail="client_assertion_type missing or not jwt-bearer")
@@ -99,7 +99,8 @@ def _check_claims(
 ) -> tuple[str, int, int]:
     if claims.get("iss") != client_id or claims.get("sub") != client_id:
         raise ValueError("iss and sub must both be the client_id")
-    # RFC 7523bis (PIN P9): aud is the issuer identifier, a single string.
+    # RFC 7523bis (docs/protocol.md "Client authentication"): aud is the issuer identifier,
+    # a single string.
     if claims.get("aud") != issuer:
         raise ValueError("aud must be the issuer identifier")
     exp = _int_claim(claims, "exp")
@@ -223,7 +224,7 @@ def verify_actor_token(
     leeway: int = 0,
     max_lifetime: int = MAX_ASSERTION_LIFETIME,
 ) -> AgentAssertion:
-    """Verify an actor token signed by agent ``client_id`` (CONTRACT "Token endpoint").
+    """Verify an actor token signed by agent ``client_id`` (docs/api.md "POST /token").
 
     Same claim rules as a client assertion, but ``typ`` must be exactly ``actor+jwt`` and an
     optional ``cnf.jkt`` names the DPoP key the actor will use. Failures raise 400

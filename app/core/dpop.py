@@ -69,7 +69,7 @@ def normalize_htu(url: str) -> str:
     """Normalise an HTTP URI for ``htu`` comparison (RFC 9449 §4.3 step 9, RFC 3986 §6.2).
 
     Scheme and host are lower-cased, the default port dropped, unreserved escapes decoded,
-    dot segments removed; query and fragment are discarded on both sides (PIN DP-17).
+    dot segments removed; query and fragment are discarded on both sides.
     Raises ``ValueError`` for anything that is not an absolute http(s) URI.
     """
     parts = urlsplit(url)

@@ -1,4 +1,5 @@
-"""The behavioural envelope of a capability: the ``limits`` member (ARCHITECTURE §5).
+"""The behavioural envelope of a capability: the ``limits`` member (docs/protocol.md
+"Capabilities and envelopes").
 
 ``limits`` has up to four members, each optional::
 

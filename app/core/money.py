@@ -1,4 +1,5 @@
-"""Amounts as decimal strings with an ISO 4217 currency, never floats (ARCHITECTURE §5)."""
+"""Amounts as decimal strings with an ISO 4217 currency, never floats (docs/protocol.md
+"Capabilities and envelopes")."""
 
 from __future__ import annotations
 

@@ -19,7 +19,8 @@ def _is_loopback(host: str) -> bool:
 
 
 def canonical_resource(url: object) -> str:
-    """Canonicalise a resource URL (RFC 8707 §2, checklist RI-05); raise ``ValueError``.
+    """Canonicalise a resource URL (RFC 8707 §2; docs/protocol.md "Forms, resources,
+    errors"); raise ``ValueError``.
 
     Absolute ``https`` URI (``http`` only for loopback hosts, for local development), no
     userinfo, query or fragment; scheme and host lower-cased, default port and trailing slash

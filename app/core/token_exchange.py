@@ -1,6 +1,6 @@
 """RFC 8693 token exchange: request validation and the delegation rules.
 
-Policy (checklist §4.3, PIN P12/P13): we never impersonate. Every issued token names the
+Policy (docs/protocol.md "Token exchange"): we never impersonate. Every issued token names the
 acting agent in ``act``; without an ``actor_token`` the exchange re-audiences the token for
 the same actor, with one it sub-delegates to the actor (``act`` nests the previous chain,
 outermost = current actor). Each token has exactly one audience.
@@ -22,7 +22,7 @@ from app.core.tokens import AccessTokenClaims, actor_depth, new_jti
 from app.core.urns import ACCESS_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT
 
 GRANT_TYPE = TOKEN_EXCHANGE_GRANT
-MAX_DELEGATION_DEPTH = 4  # hard cap on top of each grant's own max_delegation_depth (TX-34)
+MAX_DELEGATION_DEPTH = 4  # hard cap on top of each grant's own max_delegation_depth
 _SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")  # RFC 6749 §3.3 NQCHAR
 
 
@@ -143,12 +143,12 @@ def derive_token(
     actor: AgentAssertion | None = None,
     actor_default_jkt: str | None = None,
 ) -> AccessTokenClaims:
-    """The claims of the exchanged token (RFC 8693 §2.2.1, §4.1; ARCHITECTURE §4 step 6).
+    """The claims of the exchanged token (RFC 8693 §2.2.1, §4.1).
 
-    The caller must be the subject token's current actor and prove its key (checklist DP-B5,
-    TX-08); the audience must be a location of the grant (TX-11); capabilities only narrow
-    (TX-16); ``exp`` never outlives the subject token or the grant (TX-17); delegation depth
-    stays within the grant's ``max_delegation_depth`` (TX-34).
+    The caller must be the subject token's current actor and prove its key;
+    the audience must be a location of the grant; capabilities only narrow; ``exp`` never
+    outlives the subject token or the grant; delegation depth stays within the grant's
+    ``max_delegation_depth``.
     """
     if subject.client_id != ctx.caller:
         raise InvalidRequest("The subject_token was not issued to this client.")

@@ -68,7 +68,7 @@ def _validate_act(act: object, level: int = 0) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class AccessTokenClaims:
-    """The claims of an access token we issue (ARCHITECTURE §3)."""
+    """The claims of an access token we issue (docs/protocol.md "Access tokens")."""
 
     iss: str
     sub: str

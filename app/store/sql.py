@@ -1,11 +1,11 @@
 """Driver-level SQL for the registry's busiest path.
 
-Measured on the benchmark machine (docs/performance.md): one statement through SQLAlchemy
-costs 0.4-1 ms of CPU (an ORM session about 1 ms, a Core connection about 0.55 ms), through
-the asyncpg driver about 0.13 ms. ``POST /token`` runs six to eight statements, so its
-repository (``app.store.token_store``) talks to the driver connection that SQLAlchemy's pool
-lends: the same pool and size limit, the same connection set-up (JSON codecs on PostgreSQL,
-pragmas on SQLite), without per-statement compilation and result processing.
+A statement through the driver costs a fraction of one through SQLAlchemy's ORM or Core
+(figures in docs/performance.md "A driver-level data path"). ``POST /token`` runs six to
+eight statements, so its repository (``app.store.token_store``) talks to the driver
+connection that SQLAlchemy's pool lends: the same pool and size limit, the same connection
+set-up (JSON codecs on PostgreSQL, pragmas on SQLite), without per-statement compilation and
+result processing.
 
 Statements are written once, with ``:name`` parameters, in the SQL that PostgreSQL and SQLite
 share (``RETURNING`` included). :class:`Db` has three implementations: asyncpg, aiosqlite,

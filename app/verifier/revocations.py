@@ -1,4 +1,5 @@
-"""Revocation state, pushed by the registry and held in process (ARCHITECTURE §6).
+"""Revocation state, pushed by the registry and held in process (docs/architecture.md
+"Revocation freshness").
 
 The registry commits a revocation and publishes it with its sequence number. The verifier
 subscribes *before* loading the current set, so nothing falls between the two, then applies

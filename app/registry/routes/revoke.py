@@ -1,5 +1,5 @@
 """``POST /revoke`` (RFC 7009). Unknown, foreign, expired or already revoked tokens get 200 and
-change nothing (PIN P7: no token-existence oracle)."""
+change nothing (no token-existence oracle: docs/api.md "POST /revoke")."""
 
 from __future__ import annotations
 

@@ -45,7 +45,7 @@ def _grant(agent: AgentRecord, form: FormParams) -> Grant:
 
 
 def _check_key_is_registered(agent: AgentRecord, proof: DPoPProof) -> None:
-    """Policy (checklist DP-30): the DPoP key is one of the agent's registered keys, which
+    """Policy (docs/protocol.md "DPoP"): the DPoP key is one of the agent's registered keys, which
     ties sender-constraining to client authentication (RFC 9449 §11.11)."""
     if proof.jkt not in {key.jkt for key in agent_keys(agent).values()}:
         raise InvalidDPoPProof("The DPoP key is not one of the client's registered keys.")

@@ -219,7 +219,7 @@ async def approve(
     credential = (await read_json(request)).get("credential")
     challenge = await _consume(registry, credential, "approve")
     if challenge.subject != auth_req_id or challenge.human_id != current.human_id:
-        raise passkeys.CeremonyFailed("The challenge was issued for another request.")  # WA-06
+        raise passkeys.CeremonyFailed("The challenge was issued for another request.")
     grant = await approve_request(registry, auth_req_id, current.human_id, credential, challenge)
     return json_response({"grant_id": grant.id})
 

@@ -1,10 +1,10 @@
 """Approving and denying grant requests.
 
-The approval challenge binds ``SHA-256(JCS(request_document))`` (ARCHITECTURE §4); the document
-is rebuilt from the database when the assertion arrives, so a request changed after it was
-shown no longer matches (checklist WA-05). The stored approval keeps the document, challenge,
-authenticator data, client data and signature: anyone with the passkey's public key can
-re-verify it from the database alone (:func:`reverify`).
+The approval challenge binds ``SHA-256(JCS(request_document))`` (docs/protocol.md
+"Approvals"); the document is rebuilt from the database when the assertion arrives, so a
+request changed after it was shown no longer matches. The stored approval keeps the
+document, challenge, authenticator data, client data and signature: anyone with the
+passkey's public key can re-verify it from the database alone (:func:`reverify`).
 """
 
 from __future__ import annotations

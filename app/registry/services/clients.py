@@ -70,7 +70,7 @@ def assertion_replay_key(registry: Registry, assertion: AgentAssertion) -> Once:
 async def authenticate_agent(
     registry: Registry, db: Db, form: Mapping[str, str], *, basic: bool = False
 ) -> AgentRecord:
-    """Authenticate the calling agent; its assertion ``jti`` is recorded once (CA-07)."""
+    """Authenticate the calling agent; its assertion ``jti`` is recorded once."""
     agent, verified = await verify_agent(registry, db, form, basic=basic)
     first_use = await registry.cache.remember(
         assertion_replay_key(registry, verified), registry.now()

@@ -1,7 +1,8 @@
 """WebAuthn ceremonies with py_webauthn: registration, login and grant approval.
 
 py_webauthn verifies signatures, origin, RP id, challenge, UP/UV and sign counts; this module
-adds what the relying party owns (checklist §16.2): single-use server-side challenges, the
+adds what the relying party owns (docs/protocol.md "Approvals"): single-use server-side
+challenges, the
 credential belonging to the right human (``allowCredentials``, ``userHandle``), refusing
 cross-origin ceremonies, unique credential ids and sign-count persistence.
 """
@@ -84,7 +85,7 @@ def client_challenge(credential: object) -> bytes:
         document = json.loads(raw)
     except (KeyError, TypeError, ValueError, WebAuthnException):
         raise CeremonyFailed("The credential is malformed.") from None
-    # WebAuthn L3 §7.2: we never run ceremonies inside frames (checklist WA-11).
+    # WebAuthn L3 §7.2: we never run ceremonies inside frames.
     if document.get("crossOrigin") is True or "topOrigin" in document:
         raise CeremonyFailed("Cross-origin WebAuthn ceremonies are not accepted.")
     return client_data.challenge
@@ -164,7 +165,7 @@ async def register_passkey(
         raise CeremonyFailed(f"Passkey registration failed: {exc}") from None
     existing = await session.get(Passkey, verified.credential_id)
     if len(verified.credential_id) > 1023 or existing is not None:
-        raise CeremonyFailed("This credential is already registered.")  # WA-20
+        raise CeremonyFailed("This credential is already registered.")
     transports = (
         credential.get("response", {}).get("transports", []) if isinstance(credential, dict) else []
     )
@@ -208,9 +209,9 @@ async def verify_assertion(
         raise CeremonyFailed("The credential is malformed.") from None
     passkey = await session.get(Passkey, parsed.raw_id, with_for_update=True)
     if passkey is None or (human_id is not None and passkey.human_id != human_id):
-        raise CeremonyFailed("The passkey is not registered to this human.")  # WA-08
+        raise CeremonyFailed("The passkey is not registered to this human.")
     if allowed is not None and parsed.raw_id not in allowed:
-        raise CeremonyFailed("The passkey was not offered for this ceremony.")  # WA-07
+        raise CeremonyFailed("The passkey was not offered for this ceremony.")
     owner = await session.get(Human, passkey.human_id)
     handle = parsed.response.user_handle
     if owner is None or (handle is not None and handle != owner.user_handle):

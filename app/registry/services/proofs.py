@@ -13,7 +13,7 @@ from app.registry.state import Registry
 
 def verify_dpop(registry: Registry, request: Request, path: str) -> DPoPProof:
     """RFC 9449 §4.3 at ``issuer + path``; the URL comes from configuration, never from the
-    request's Host or X-Forwarded-* headers (checklist DP-19). Records nothing."""
+    request's Host or X-Forwarded-* headers (docs/protocol.md "DPoP"). Records nothing."""
     values = request.headers.getlist("dpop")
     if not values:
         raise InvalidDPoPProof("A DPoP proof is required.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -13,7 +13,13 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app import __version__, cli_admin
 from app.core.keys import SIGNING_ALGS, generate_private_key, private_jwk
-from app.settings import Settings
+from app.settings import (
+    CommonSettings,
+    RegistrySettings,
+    Settings,
+    VerifierSettings,
+    WorkerSettings,
+)
 
 app = typer.Typer(
     name="agentauth",
@@ -84,15 +90,17 @@ def keys_generate(
     typer.echo(json.dumps(public_jwk if public else jwk, indent=2))
 
 
+AnySettings = TypeVar("AnySettings", bound=CommonSettings)
 DEV_DATABASE = Path(".agentauth") / "agentauth.db"  # where `agentauth dev` keeps it
 DATABASE_ERROR = 3  # exit code: no database, no schema, or it cannot be reached
 
 
-def _settings() -> Settings:
-    """The settings from the environment. Without ``AGENTAUTH_DATABASE_URL``, where
-    ``agentauth dev`` keeps its database (``./.agentauth``), commands use that one."""
+def _settings(kind: type[AnySettings]) -> AnySettings:
+    """The settings of ``kind`` (one process's, or all of them) from the environment. Without
+    ``AGENTAUTH_DATABASE_URL``, where ``agentauth dev`` keeps its database (``./.agentauth``),
+    commands use that one."""
     try:
-        settings = Settings()
+        settings = kind()
     except ValidationError as exc:
         for error in exc.errors():
             field = ".".join(str(p) for p in error["loc"])
@@ -115,7 +123,7 @@ def _shown(url: str) -> str:
         return "(an unreadable URL)"
 
 
-def _existing_database(settings: Settings) -> None:
+def _existing_database(settings: CommonSettings) -> None:
     """Say which database a command opens; a SQLite file that does not exist is an error
     (opening it would create an empty one)."""
     typer.echo(f"database: {_shown(settings.database_url)}", err=True)
@@ -184,7 +192,7 @@ def migrate(
     from app.store.migrate import upgrade
     from app.store.roles import ensure_readonly_role
 
-    settings = _settings()
+    settings = _settings(Settings)
     typer.echo(f"applying migrations to {_shown(settings.database_url)} ...", err=True)
     try:
         upgrade(settings.database_url)
@@ -242,9 +250,15 @@ def dev(
 
 
 PROCESSES = {"registry": "app.registry.main:create", "verifier": "app.verifier.main:create"}
+# Each process reads only its own settings: the verifier never loads the registry's secrets.
+PROCESS_SETTINGS: dict[str, type[CommonSettings]] = {
+    "registry": RegistrySettings,
+    "verifier": VerifierSettings,
+    "worker": WorkerSettings,
+}
 
 
-def _run_worker(settings: Settings) -> None:
+def _run_worker(settings: WorkerSettings) -> None:
     import asyncio
     import signal
 
@@ -287,7 +301,7 @@ def serve(
             f"error: unknown process {process!r}; available: registry, verifier, worker", err=True
         )
         raise typer.Exit(2)
-    settings = _settings()  # fail fast with a readable message
+    settings = _settings(PROCESS_SETTINGS[process])  # fail fast with a readable message
     if settings.redis_url.startswith("memory://") and (workers > 1 or process != "registry"):
         # Replay protection, counters and revocation events must be shared between processes.
         typer.echo(
@@ -300,7 +314,7 @@ def serve(
     # A table each process's role can read (the verifier's only sees some columns).
     readable = "activates_at FROM signing_keys" if process == "verifier" else "seq FROM audit_head"
     _reachable_database(settings.database_url, readable)
-    if process == "worker":
+    if isinstance(settings, WorkerSettings):
         _run_worker(settings)
         return
     uvicorn.run(
@@ -336,7 +350,7 @@ def audit_verify(
     from app.registry.services.checkpoints import configured_check
     from app.store.db import create_engine, session_factory
 
-    settings = _settings()
+    settings = _settings(Settings)
     _existing_database(settings)
 
     async def run() -> dict[str, Any]:
@@ -419,9 +433,17 @@ def config_docs() -> None:
 
 
 @config_app.command("check")
-def config_check() -> None:
+def config_check(
+    process: Annotated[
+        str,
+        typer.Option(help="Check one process's settings: registry, verifier or worker."),
+    ] = "all",
+) -> None:
     """Load settings from the environment and print them (secrets masked)."""
-    settings = _settings()
+    if process != "all" and process not in PROCESS_SETTINGS:
+        typer.echo(f"error: unknown process {process!r}; available: registry, verifier, worker")
+        raise typer.Exit(2)
+    settings = _settings(PROCESS_SETTINGS.get(process, Settings))
     for name, value in settings.model_dump().items():
         shown = "(set)" if value is not None and "Secret" in repr(value) else value
         typer.echo(f"AGENTAUTH_{name.upper()}={shown if shown is not None else ''}")

@@ -50,7 +50,7 @@ from app.registry.routes import (
 from app.registry.services.keys import KeyManager
 from app.registry.services.revocation import run_heartbeats
 from app.registry.state import Registry
-from app.settings import Settings, decode_key_encryption_key
+from app.settings.registry import RegistrySettings, decode_key_encryption_key
 from app.store.db import create_engine, session_factory
 from app.store.sql import DATABASE_ERRORS
 
@@ -60,7 +60,7 @@ log = logging.getLogger("agentauth.registry")
 DEV_KEK_FILE = Path(".agentauth-kek")
 
 
-def _kek(settings: Settings) -> bytes:
+def _kek(settings: RegistrySettings) -> bytes:
     """The key-encryption key; in development without one, a local file (mode 0600) keeps
     the signing keys readable across restarts. Production refuses to start without it."""
     if settings.key_encryption_key is not None:
@@ -76,7 +76,7 @@ def _kek(settings: Settings) -> bytes:
     return DEV_KEK_FILE.read_bytes()
 
 
-def _nonces(settings: Settings) -> NonceSource | None:
+def _nonces(settings: RegistrySettings) -> NonceSource | None:
     if settings.dpop_nonce_secret is None:
         return None
     return NonceSource(settings.dpop_nonce_secret.get_secret_value().encode(), realm="registry")
@@ -102,7 +102,10 @@ async def validation_error_handler(_: Request, exc: Exception) -> Response:
 
 
 def create_app(
-    settings: Settings, *, clock: Callable[[], float] = time.time, cache: Cache | None = None
+    settings: RegistrySettings,
+    *,
+    clock: Callable[[], float] = time.time,
+    cache: Cache | None = None,
 ) -> FastAPI:
     """The registry. ``cache`` shares one cache with other apps in the same process (the
     embedded ``agentauth dev`` stack); its owner closes it."""

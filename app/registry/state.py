@@ -15,7 +15,7 @@ from app.core.dpop import NonceSource
 from app.core.token_cache import VerifiedTokens
 from app.core.tokens import AccessTokenClaims
 from app.registry.services.keys import KeyManager
-from app.settings import Settings
+from app.settings.registry import RegistrySettings
 
 OWN_TOKEN_CACHE_ENTRIES = 10_000
 OwnToken = tuple[str, AccessTokenClaims]  # (kid, claims) of an access token that verified
@@ -27,7 +27,7 @@ def _own_tokens() -> VerifiedTokens[OwnToken]:
 
 @dataclass
 class Registry:
-    settings: Settings
+    settings: RegistrySettings
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     cache: Cache

@@ -25,7 +25,7 @@ from app.api.logs import RequestIdMiddleware
 from app.api.metrics import METRICS, scrape
 from app.cache.base import Cache
 from app.cache.factory import create_cache
-from app.settings import Settings
+from app.settings.verifier import VerifierSettings
 from app.verifier import routes
 from app.verifier.database import StoreUnavailable
 from app.verifier.state import Verifier, build_verifier
@@ -97,7 +97,10 @@ class VerifierApp:
 
 
 def create_app(
-    settings: Settings, *, clock: Callable[[], float] = time.time, cache: Cache | None = None
+    settings: VerifierSettings,
+    *,
+    clock: Callable[[], float] = time.time,
+    cache: Cache | None = None,
 ) -> VerifierApp:
     """The verifier. ``cache`` shares one cache with other apps in the same process (the
     embedded ``agentauth dev`` stack); its owner closes it."""

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from app.cache.base import Cache
-from app.settings import Settings
+from app.settings.verifier import VerifierSettings
 from app.verifier.callers import Callers
 from app.verifier.database import ReadOnlyStore
 from app.verifier.keys import VerifierKeys
@@ -17,7 +17,7 @@ from app.verifier.tokens import TokenVerifier
 
 @dataclass
 class Verifier:
-    settings: Settings
+    settings: VerifierSettings
     cache: Cache
     store: ReadOnlyStore
     keys: VerifierKeys
@@ -34,7 +34,9 @@ class Verifier:
         return self.keys.loaded and self.revocations.fresh
 
 
-def build_verifier(settings: Settings, cache: Cache, clock: Callable[[], float]) -> Verifier:
+def build_verifier(
+    settings: VerifierSettings, cache: Cache, clock: Callable[[], float]
+) -> Verifier:
     store = ReadOnlyStore(settings.database_url)
     keys = VerifierKeys(
         store, max_token_ttl=settings.access_token_ttl + settings.clock_skew, clock=clock

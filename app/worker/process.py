@@ -32,7 +32,7 @@ from app.registry.services import checkpoints
 from app.registry.services.checkpoints import CheckpointWriter
 from app.registry.services.pruning import prune_expired
 from app.registry.services.revocation import republish_pending, run_heartbeats
-from app.settings import Settings
+from app.settings.worker import WorkerSettings
 from app.store.db import create_engine, session_factory
 from app.store.models import SpendLedger
 
@@ -146,7 +146,7 @@ class Worker:
                 await asyncio.sleep(0.5)
 
 
-async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
+async def run_worker(settings: WorkerSettings, stop: asyncio.Event) -> None:
     engine = create_engine(settings.database_url, pool_size=2)
     cache = create_cache(settings.redis_url, namespace=settings.cache_namespace)
     try:

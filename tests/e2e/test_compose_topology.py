@@ -30,7 +30,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def substitute(value: str, variables: dict[str, str]) -> str:
-    return re.sub(r"\$\{(\w+)\}", lambda m: variables[m.group(1)], value)
+    """Compose's interpolation: ``${NAME}`` must be set, ``${NAME:-default}`` need not."""
+
+    def value_of(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        return variables[name] if default is None else variables.get(name, default[2:])
+
+    return re.sub(r"\$\{(\w+)(:-[^}]*)?\}", value_of, value)
 
 
 def localise(url: str, database_url: str, redis_url: str) -> str:
@@ -51,8 +57,10 @@ def topology(tmp_path: Path) -> Iterator[dict[str, Service]]:
         "POSTGRES_PASSWORD": "owner-" + secrets.token_hex(8),
         "VERIFIER_DB_PASSWORD": "verifier-" + secrets.token_hex(8),
     }
-    env_file = {
+    dot_env = {  # what .env holds: compose interpolates it into each service's environment
+        **variables,
         "AGENTAUTH_ISSUER": "http://localhost",  # what the test clients sign for
+        "AGENTAUTH_VERIFIER_URL": "http://localhost:8081",
         "AGENTAUTH_ADMIN_TOKEN": "admin-" + "c" * 40,
         "AGENTAUTH_KEY_ENCRYPTION_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
         "AGENTAUTH_DPOP_NONCE_SECRET": "n" * 40,
@@ -68,10 +76,11 @@ def topology(tmp_path: Path) -> Iterator[dict[str, Service]]:
             if "--port" in command:
                 port = free_port()
                 command[command.index("--port") + 1] = str(port)
-            env = dict(env_file)
+            env = {}
             for key, value in spec["environment"].items():
-                value = substitute(str(value).replace("agentauth_verifier", role), variables)
-                env[key] = localise(value, database_url, redis_url) if "://" in value else value
+                value = substitute(str(value).replace("agentauth_verifier", role), dot_env)
+                backend = value.startswith(("postgresql", "redis://"))
+                env[key] = localise(value, database_url, redis_url) if backend else value
             return command, env, port
 
         command, env, _ = prepare("migrate")
@@ -112,3 +121,16 @@ async def test_the_compose_topology_runs_the_full_flow(topology: dict[str, Servi
         ready = (await verifier.get("/readyz")).json()
         assert ready["checks"]["database"] is True  # through the read-only role
         await registry.close()
+
+
+def test_only_the_registry_is_handed_the_registry_secrets() -> None:
+    compose: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    secrets_ = {
+        "AGENTAUTH_ADMIN_TOKEN",
+        "AGENTAUTH_KEY_ENCRYPTION_KEY",
+        "AGENTAUTH_DPOP_NONCE_SECRET",
+    }
+    for name, service in compose["services"].items():
+        assert "env_file" not in service, name  # a shared file would hand over everything
+        handed = secrets_ & set(service.get("environment", {}))
+        assert handed == (secrets_ if name == "registry" else set()), name

@@ -92,6 +92,12 @@ def test_every_container_is_locked_down_and_probed() -> None:
     verifier_env = deployments["verifier"]["spec"]["template"]["spec"]["containers"][0]["env"]
     database = next(e for e in verifier_env if e["name"] == "AGENTAUTH_DATABASE_URL")
     assert database["valueFrom"]["secretKeyRef"]["key"] == "verifier-database-url"
+    registry_secrets = {"AGENTAUTH_ADMIN_TOKEN", "AGENTAUTH_KEY_ENCRYPTION_KEY",
+                        "AGENTAUTH_DPOP_NONCE_SECRET"}  # fmt: skip
+    for component in ("registry", "verifier", "worker"):
+        env = deployments[component]["spec"]["template"]["spec"]["containers"][0]["env"]
+        handed = registry_secrets & {e["name"] for e in env}
+        assert handed == (registry_secrets if component == "registry" else set()), component
     job = next(d for d in documents if d["kind"] == "Job")
     assert job["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
     assert "--readonly-role" in job["spec"]["template"]["spec"]["containers"][0]["args"]

@@ -36,6 +36,8 @@ app.kubernetes.io/component: {{ .component }}
     secretKeyRef:
       name: {{ include "agentauth.secretName" .root }}
       key: redis-url
+{{- if .registry }}
+{{- /* The registry's secrets: the verifier and the worker never read them. */}}
 - name: AGENTAUTH_ADMIN_TOKEN
   valueFrom:
     secretKeyRef:
@@ -51,6 +53,7 @@ app.kubernetes.io/component: {{ .component }}
     secretKeyRef:
       name: {{ include "agentauth.secretName" .root }}
       key: dpop-nonce-secret
+{{- end }}
 {{- end -}}
 
 {{- define "agentauth.probes" -}}

@@ -132,3 +132,10 @@ def test_without_shared_counters_a_counted_capability_allows_nothing() -> None:
     admitted = run(request(), plain, counted=False)
     assert isinstance(admitted, Admission)
     assert (admitted.rate, admitted.spend) == (None, None)
+
+
+def test_unreadable_capabilities_in_a_token_allow_nothing() -> None:
+    raw = [{"type": "api", "locations": [RESOURCE], "actions": "pay"}]  # not an array
+    assert capabilities_at(raw, RESOURCE) == []
+    claims = dataclasses.replace(CLAIMS, authorization_details=raw)
+    assert run(request(amount=None), claims) == Denial("insufficient_capability")

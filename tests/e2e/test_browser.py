@@ -15,9 +15,8 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from tests.support.clock import WallClock
 from tests.support.registry import CIBA, AgentClient, RegistryClient
-from tests.support.stack import Site, running_site
+from tests.support.stack import Site, site_fixtures
 from tests.support.verifier import Merchant, eventually, is_inactive
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -56,21 +55,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    workdir = tmp_path_factory.mktemp("browser")
-    with running_site(workdir, admin_token=ADMIN_TOKEN, issuer="http://localhost") as site:
-        yield site
-
-
-@pytest.fixture
-async def operator(site: Site) -> AsyncIterator[RegistryClient]:
-    async with httpx.AsyncClient(base_url=site.registry.url, timeout=10) as http:
-        client = RegistryClient(
-            http=http, app=None, clock=WallClock(), admin_token=ADMIN_TOKEN, base_url=site.base
-        )
-        yield client
-        await client.close()
+site, operator = site_fixtures("browser", admin_token=ADMIN_TOKEN, issuer="http://localhost")
 
 
 @pytest.fixture

@@ -5,14 +5,10 @@ and checks the DPoP proof against ``cnf.jkt``. The human approves with a passkey
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-
-import httpx
 import pytest
 from authgent import DelegationError, verify_delegation_chain, verify_token
 from authgent.dpop import DPoPError, verify_dpop_proof
 
-from tests.support.clock import WallClock
 from tests.support.registry import (
     ACCESS_TOKEN_TYPE,
     CIBA,
@@ -22,27 +18,14 @@ from tests.support.registry import (
     Human,
     RegistryClient,
 )
-from tests.support.stack import Site, running_site
+from tests.support.stack import Site, site_fixtures
 
 ADMIN_TOKEN = "admin-" + "d" * 40
 RESOURCE = "https://shop.example.com/authgent"
 DETAILS = [{"type": "api", "locations": [RESOURCE], "actions": ["pay"]}]
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    with running_site(tmp_path_factory.mktemp("authgent"), admin_token=ADMIN_TOKEN) as site:
-        yield site
-
-
-@pytest.fixture
-async def operator(site: Site) -> AsyncIterator[RegistryClient]:
-    async with httpx.AsyncClient(base_url=site.registry.url, timeout=10) as http:
-        client = RegistryClient(
-            http=http, app=None, clock=WallClock(), admin_token=ADMIN_TOKEN, base_url=site.base
-        )
-        yield client
-        await client.close()
+site, operator = site_fixtures("authgent", admin_token=ADMIN_TOKEN)
 
 
 async def agent_of(operator: RegistryClient, human: Human, site: Site) -> AgentClient:

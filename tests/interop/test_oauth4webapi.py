@@ -8,36 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import httpx
-import pytest
-
 from tests.interop.conftest import HERE, node_package
-from tests.support.clock import WallClock
 from tests.support.registry import Human, RegistryClient
-from tests.support.stack import Site, running_site
+from tests.support.stack import Site, site_fixtures
 
 ADMIN_TOKEN = "admin-" + "c" * 40
 RESOURCE = "https://shop.example.com/interop"
 STEP_TIMEOUT = 60  # seconds for one step of the client; the whole run takes a few
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    with running_site(tmp_path_factory.mktemp("interop"), admin_token=ADMIN_TOKEN) as site:
-        yield site
-
-
-@pytest.fixture
-async def operator(site: Site) -> AsyncIterator[RegistryClient]:
-    async with httpx.AsyncClient(base_url=site.registry.url, timeout=10) as http:
-        client = RegistryClient(
-            http=http, app=None, clock=WallClock(), admin_token=ADMIN_TOKEN, base_url=site.base
-        )
-        yield client
-        await client.close()
+site, operator = site_fixtures("interop", admin_token=ADMIN_TOKEN)
 
 
 async def human_of(operator: RegistryClient, site: Site) -> Human:

@@ -6,14 +6,20 @@ from __future__ import annotations
 
 import base64
 import secrets
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
 
 from app.store.migrate import upgrade
+from tests.support.clock import WallClock
 from tests.support.databases import postgres_database, readonly_role, redis_server
 from tests.support.processes import Service, free_port
+from tests.support.registry import RegistryClient
 
 
 @dataclass
@@ -61,3 +67,25 @@ def running_site(
         verifier.start()
         stack.callback(verifier.stop)
         yield Site(registry, verifier, base)
+
+
+def site_fixtures(name: str, *, admin_token: str, issuer: str | None = None) -> tuple[Any, Any]:
+    """A module's ``site`` (one stack per module) and ``operator`` (an admin client of it)
+    fixtures: ``site, operator = site_fixtures("browser", admin_token=...)``."""
+
+    @pytest.fixture(scope="module")
+    def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+        workdir = tmp_path_factory.mktemp(name)
+        with running_site(workdir, admin_token=admin_token, issuer=issuer) as running:
+            yield running
+
+    @pytest.fixture
+    async def operator(site: Site) -> AsyncIterator[RegistryClient]:
+        async with httpx.AsyncClient(base_url=site.registry.url, timeout=10) as http:
+            client = RegistryClient(
+                http=http, app=None, clock=WallClock(), admin_token=admin_token, base_url=site.base
+            )
+            yield client
+            await client.close()
+
+    return site, operator

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import uvicorn
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+BENCHMARKS = Path(__file__).resolve().parent
 if str(BENCHMARKS) not in sys.path:
     # benchmarks/ is not a package. Appended, not prepended, so that a benchmark script can
     # never shadow a standard-library module; the spawned generator workers inherit sys.path.

@@ -104,16 +104,16 @@ def allowed_decision(claims: AccessTokenClaims, capability: Mapping[str, Any]) -
 
 
 def is_active(
-    claims: AccessTokenClaims | None,
+    claims: AccessTokenClaims,
     *,
     caller_resource: str,
     is_revoked: Callable[[AccessTokenClaims], bool],
 ) -> bool:
-    """Whether the introspection answer for a token is active: it verified (``claims`` is
-    not ``None``), is for the caller's audience (RFC 7662 §2.2 "not allowed to introspect"
-    otherwise) and ``is_revoked`` says no. ``is_revoked`` must raise, not return ``False``,
-    when revocation state is unknown: the caller turns that into 503."""
-    return claims is not None and claims.aud == caller_resource and not is_revoked(claims)
+    """Whether the introspection answer for a verified token is active: it is for the
+    caller's audience (RFC 7662 §2.2 "not allowed to introspect" otherwise) and
+    ``is_revoked`` says no. ``is_revoked`` must raise, not return ``False``, when revocation
+    state is unknown: the caller turns that into 503."""
+    return claims.aud == caller_resource and not is_revoked(claims)
 
 
 def introspect(
@@ -127,15 +127,12 @@ def introspect(
     leeway: int = 0,
 ) -> dict[str, Any]:
     """Introspect ``token`` for the resource server ``caller_resource`` (the verifier runs
-    :func:`is_active` on its cache of verified tokens)."""
+    :func:`is_active` on its cache of verified tokens). A token that fails verification is
+    inactive."""
     try:
-        claims: AccessTokenClaims | None = verify_access_token(
-            token, issuer=issuer, keys=keys, now=now, leeway=leeway
-        )
+        claims = verify_access_token(token, issuer=issuer, keys=keys, now=now, leeway=leeway)
     except InvalidToken:
-        claims = None
-    if claims is None or not is_active(
-        claims, caller_resource=caller_resource, is_revoked=is_revoked
-    ):
+        return inactive()
+    if not is_active(claims, caller_resource=caller_resource, is_revoked=is_revoked):
         return inactive()
     return active_response(claims)

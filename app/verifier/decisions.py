@@ -6,7 +6,8 @@ cache call.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -16,25 +17,12 @@ from app.cache.base import CacheUnavailable, Outcome, Record
 from app.core.decision import Admission, Denial, VerifyRequest, decide
 from app.core.errors import InvalidToken
 from app.core.introspection import denial, is_active
-from app.core.tokens import AccessTokenClaims, TokenExpired
+from app.core.tokens import TokenExpired
 from app.verifier.callers import Authenticated
 from app.verifier.database import StoreUnavailable
-from app.verifier.revocations import RevocationStateUnknown
 from app.verifier.state import Verifier
 
 INACTIVE = b'{"active":false}'
-
-
-def _revoked(verifier: Verifier) -> Callable[[AccessTokenClaims], bool]:
-    """This process's revocation view; unknown state is a 503, never "not revoked"."""
-
-    def is_revoked(claims: AccessTokenClaims) -> bool:
-        try:
-            return verifier.revocations.check(claims)
-        except RevocationStateUnknown:
-            raise unavailable("revocation state is not established") from None
-
-    return is_revoked
 
 
 async def introspect(verifier: Verifier, caller_resource: str, token: str) -> bytes:
@@ -44,7 +32,7 @@ async def introspect(verifier: Verifier, caller_resource: str, token: str) -> by
     except InvalidToken:
         return INACTIVE
     if not is_active(
-        verified.claims, caller_resource=caller_resource, is_revoked=_revoked(verifier)
+        verified.claims, caller_resource=caller_resource, is_revoked=verifier.is_revoked
     ):
         return INACTIVE
     return verified.active_body
@@ -68,16 +56,7 @@ async def _record(verifier: Verifier, admission: Admission) -> Outcome:
         if outcome == "seed" and admission.spend is not None:
             ledger = admission.spend.ledger
             seed = await verifier.store.spent(ledger.grant, ledger.bucket, ledger.currency)
-            outcome = await verifier.cache.admit_request(
-                Record(
-                    proof_iat=record.proof_iat,
-                    once=record.once,
-                    rate=record.rate,
-                    spend=record.spend,
-                    seed=seed,
-                    event=record.event,
-                )
-            )
+            outcome = await verifier.cache.admit_request(dataclasses.replace(record, seed=seed))
     except CacheUnavailable as exc:
         raise unavailable(f"replay protection: {exc}", "redis") from None
     except StoreUnavailable as exc:
@@ -97,7 +76,7 @@ async def verify(
         return denial("expired")
     except InvalidToken:
         return denial("invalid_token")
-    if _revoked(verifier)(verified.claims):
+    if verifier.is_revoked(verified.claims):
         return denial("revoked")
     decision = decide(
         verified.claims,

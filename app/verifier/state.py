@@ -6,12 +6,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from app.api.errors import unavailable
 from app.cache.base import Cache
+from app.core.tokens import AccessTokenClaims
 from app.settings.verifier import VerifierSettings
 from app.verifier.callers import Callers
 from app.verifier.database import ReadOnlyStore
 from app.verifier.keys import VerifierKeys
-from app.verifier.revocations import RevocationSync
+from app.verifier.revocations import RevocationStateUnknown, RevocationSync
 from app.verifier.tokens import TokenVerifier
 
 
@@ -28,6 +30,13 @@ class Verifier:
 
     def now(self) -> int:
         return int(self.clock())
+
+    def is_revoked(self, claims: AccessTokenClaims) -> bool:
+        """This process's revocation view; unknown state is a 503, never "not revoked"."""
+        try:
+            return self.revocations.check(claims)
+        except RevocationStateUnknown:
+            raise unavailable("revocation state is not established") from None
 
     @property
     def ready(self) -> bool:

@@ -37,7 +37,7 @@ from app.store.models import AuditEvent, AuditHead
 from app.store.s3 import S3Bucket
 
 # The processes that read checkpoints: the registry checks them, the worker writes them.
-AuditSettings = RegistrySettings | WorkerSettings
+CheckpointSettings = RegistrySettings | WorkerSettings
 
 _NAME = re.compile(r"^(\d{12})\.jws$")
 
@@ -101,7 +101,7 @@ class CheckpointBucket:
         self.bucket.put(self.prefix + _name(seq), (token + "\n").encode())
 
 
-def store(settings: AuditSettings) -> CheckpointStore | None:
+def store(settings: CheckpointSettings) -> CheckpointStore | None:
     """The configured place for checkpoints, if any."""
     location = settings.audit_checkpoints
     if location is None:
@@ -145,7 +145,7 @@ class CheckpointWriter:
         return seq
 
 
-def writer(settings: AuditSettings) -> CheckpointWriter | None:
+def writer(settings: CheckpointSettings) -> CheckpointWriter | None:
     """The worker's writer, when a directory and the signing key are configured."""
     place = store(settings)
     if place is None or settings.audit_signing_key is None:
@@ -155,7 +155,7 @@ def writer(settings: AuditSettings) -> CheckpointWriter | None:
     )
 
 
-def verification_key(settings: AuditSettings) -> PublicJWK | None:
+def verification_key(settings: CheckpointSettings) -> PublicJWK | None:
     """``AGENTAUTH_AUDIT_PUBLIC_KEY``, else the public half of the signing key."""
     if settings.audit_public_key is not None:
         return audit_public_key(settings.audit_public_key)
@@ -220,7 +220,7 @@ async def check(
     return Coverage(len(files), covered, rewritten=(covered + 1, first_bad), reason=reason)
 
 
-async def configured_check(session: AsyncSession, settings: AuditSettings) -> Coverage | None:
+async def configured_check(session: AsyncSession, settings: CheckpointSettings) -> Coverage | None:
     """:func:`check` against the configured directory and key; ``None`` when checkpoints
     are not configured."""
     public, place = verification_key(settings), store(settings)

@@ -90,6 +90,10 @@ def plan(data_dir: Path, host: str, registry_port: int, verifier_port: int) -> D
         # The audit key lives in its own file, never in the database (its checkpoints too).
         "audit_signing_key": _audit_seed(data_dir),
         "audit_checkpoints": str((data_dir / "audit-checkpoints").resolve()),
+        # Standard OAuth and MCP clients register themselves (public clients only), and may
+        # describe themselves with metadata documents served from this machine.
+        "registration_policy": "open-public",
+        "client_metadata_allow_private": True,
     }
     configured = Settings().model_fields_set  # what the environment (or .env) sets
     settings = Settings(**{k: v for k, v in defaults.items() if k not in configured})

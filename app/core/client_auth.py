@@ -7,12 +7,15 @@ return their ``jti`` so the caller records it once (RFC 7523 §3 item 7).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote_plus
 
 from app.core.errors import InvalidClient, InvalidRequest, OAuthError
 from app.core.jwk import JWKError, PublicJWK, b64url_decode
@@ -51,6 +54,20 @@ def secret_hash(secret: str) -> str:
 def same_secret(secret: str, stored_hash: str) -> bool:
     """Constant-time check of ``secret`` against a stored :func:`secret_hash`."""
     return hmac.compare_digest(secret_hash(secret), stored_hash)
+
+
+def basic_credentials(header: str, challenge: Mapping[str, str]) -> tuple[str, str]:
+    """``client_id`` and secret from an ``Authorization: Basic`` value (RFC 6749 §2.3.1: both
+    parts are form-urlencoded before base64); malformed credentials are ``invalid_client``
+    answered with ``challenge``."""
+    try:
+        decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise InvalidClient(headers=challenge, detail="malformed Basic credentials") from None
+    client_id, sep, secret = decoded.partition(":")
+    if not sep:
+        raise InvalidClient(headers=challenge, detail="Basic credentials without a colon")
+    return unquote_plus(client_id), unquote_plus(secret)
 
 
 def read_client_assertion(form: Mapping[str, str]) -> tuple[str, str | None]:

@@ -37,7 +37,7 @@ class VerifyRequest:
     """What a resource server asks about one request it received."""
 
     token: str
-    dpop: str
+    dpop: str | None  # the DPoP header; None for a Bearer token
     method: str
     url: str
     kind: str | None  # the capability type the request needs (the body's ``type``)
@@ -90,8 +90,8 @@ class Admission:
 
     claims: AccessTokenClaims
     capability: AuthorizationDetail
-    proof: DPoPProof
-    once: tuple[str, int]  # the proof's replay key and how long it is remembered
+    proof: DPoPProof | None  # None for a Bearer token
+    once: tuple[str, int] | None  # the proof's replay key and how long it is remembered
     rate: RateCounter | None
     spend: SpendCounter | None
     at: int
@@ -145,31 +145,41 @@ def decide(
     resource: str,
     now: int,
     dpop_max_age: int,
+    bearer_accepted: bool = False,
     counted: bool = True,
 ) -> Denial | Admission:
     """The decision for ``request`` at the resource server ``resource``.
 
     ``claims`` come from a token whose signature, issuer, type and expiry were verified, and
     ``details`` are its capabilities at ``resource``. Revocation is the caller's check,
-    made before this one. With ``counted=False`` (local checking, which has no shared
+    made before this one. A Bearer token (no ``cnf``) is allowed only where
+    ``bearer_accepted`` (the resource server declared ``dpop_required: false``); a DPoP-bound
+    token always needs its proof. With ``counted=False`` (local checking, which has no shared
     counters) a capability with a rate or budget allows nothing.
     """
     if claims.aud != resource:
         return Denial("audience_mismatch")
-    try:
-        proof = verify_proof(
-            [request.dpop],
-            method=request.method,
-            url=request.url,
-            now=now,
-            access_token=request.token,
-            bound_jkt=claims.jkt,
-            max_age=dpop_max_age,
-        )
-    except (InvalidDPoPProof, UseDPoPNonce):
+    proof = None
+    if claims.jkt is None:
+        if not bearer_accepted:
+            return Denial("invalid_token")
+    elif request.dpop is None:
         return Denial("invalid_dpop_proof")
-    except InvalidToken:
-        return Denial("dpop_key_mismatch")
+    else:
+        try:
+            proof = verify_proof(
+                [request.dpop],
+                method=request.method,
+                url=request.url,
+                now=now,
+                access_token=request.token,
+                bound_jkt=claims.jkt,
+                max_age=dpop_max_age,
+            )
+        except (InvalidDPoPProof, UseDPoPNonce):
+            return Denial("invalid_dpop_proof")
+        except InvalidToken:
+            return Denial("dpop_key_mismatch")
     capability = find_capability(
         details,
         location=resource,
@@ -190,7 +200,7 @@ def decide(
         claims=claims,
         capability=capability,
         proof=proof,
-        once=replay_entry(proof, dpop_max_age),
+        once=None if proof is None else replay_entry(proof, dpop_max_age),
         rate=rate,
         spend=spend,
         at=now,

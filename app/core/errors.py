@@ -241,6 +241,13 @@ class InvalidClientMetadata(OAuthError):
     default_description = "The client metadata is invalid."
 
 
+class InvalidRedirectUri(InvalidClientMetadata):
+    """RFC 7591 §3.2.2: a redirect URI is invalid."""
+
+    error = "invalid_redirect_uri"
+    default_description = "A redirect URI is invalid."
+
+
 class InvalidToken(OAuthError):
     """RFC 6750 §3.1: the access token (or initial access token) is invalid (401)."""
 

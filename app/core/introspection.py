@@ -35,12 +35,13 @@ def active_response(claims: AccessTokenClaims) -> dict[str, Any]:
         "exp": claims.exp,
         "iat": claims.iat,
         "jti": claims.jti,
-        "cnf": {"jkt": claims.jkt},
-        "token_type": "DPoP",
+        "token_type": claims.token_type,
         "authorization_details": claimed_at(claims.authorization_details, claims.aud),
         "grant_id": claims.grant_id,
         "auth_time": claims.auth_time,
     }
+    if claims.jkt is not None:
+        body["cnf"] = {"jkt": claims.jkt}
     if claims.scope is not None:
         body["scope"] = claims.scope
     return body

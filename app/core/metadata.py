@@ -10,6 +10,8 @@ from app.core.client_auth import AGENT_JWT_ALGS
 from app.core.dpop import DPOP_ALGS
 
 RESOURCE_SERVER_AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt")
+# How clients authenticate at /token and /revoke (docs/protocol.md "Clients").
+CLIENT_AUTH_METHODS = ("private_key_jwt", "client_secret_basic", "client_secret_post", "none")
 
 
 def authorization_server_metadata(
@@ -19,16 +21,20 @@ def authorization_server_metadata(
     grant_types: Iterable[str],
     capability_types: Iterable[str] = (),
 ) -> dict[str, Any]:
-    """The metadata document (RFC 8414 §2; RFC 9449 §5.1; RFC 9396 §10; CIBA §4).
+    """The metadata document (RFC 8414 §2; RFC 9449 §5.1; RFC 9396 §10; CIBA §4; RFC 9207
+    §3; draft-ietf-oauth-client-id-metadata-document).
 
-    Every advertised list is the allow-list the server enforces, never ``none`` or HMAC, and
-    no member is an empty array (RFC 8414 §3.2).
+    Every advertised list is the allow-list the server enforces, never HMAC, and no member is
+    an empty array (RFC 8414 §3.2). ``none`` is listed for the token endpoint only: public
+    clients of the authorization-code grant send their ``client_id`` alone. Scopes belong
+    to resource servers and are published in their RFC 9728 metadata, not here.
     """
     types = sorted({BUILTIN_TYPE, *capability_types})
     return {
         "issuer": issuer,
         "token_endpoint": f"{issuer}/token",
         "jwks_uri": f"{issuer}/.well-known/jwks.json",
+        "authorization_endpoint": f"{issuer}/authorize",
         "registration_endpoint": f"{issuer}/register",
         "revocation_endpoint": f"{issuer}/revoke",
         "introspection_endpoint": f"{verifier_url}/introspect",
@@ -36,9 +42,14 @@ def authorization_server_metadata(
         "backchannel_token_delivery_modes_supported": ["poll"],
         "backchannel_user_code_parameter_supported": False,
         "grant_types_supported": list(grant_types),
-        "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "code_challenge_methods_supported": ["S256"],
+        "authorization_response_iss_parameter_supported": True,
+        "client_id_metadata_document_supported": True,
+        "token_endpoint_auth_methods_supported": list(CLIENT_AUTH_METHODS),
         "token_endpoint_auth_signing_alg_values_supported": list(AGENT_JWT_ALGS),
-        "revocation_endpoint_auth_methods_supported": ["private_key_jwt"],
+        "revocation_endpoint_auth_methods_supported": list(CLIENT_AUTH_METHODS),
         "revocation_endpoint_auth_signing_alg_values_supported": list(AGENT_JWT_ALGS),
         "introspection_endpoint_auth_methods_supported": list(RESOURCE_SERVER_AUTH_METHODS),
         "introspection_endpoint_auth_signing_alg_values_supported": list(AGENT_JWT_ALGS),

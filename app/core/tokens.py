@@ -77,7 +77,7 @@ class AccessTokenClaims:
     act: dict[str, Any]
     iat: int
     exp: int
-    jkt: str
+    jkt: str | None  # None: a Bearer token (only for resource servers that accept them)
     grant_id: str
     auth_time: int
     authorization_details: list[dict[str, Any]]
@@ -98,14 +98,20 @@ class AccessTokenClaims:
             "iat": self.iat,
             "exp": self.exp,
             "jti": self.jti,
-            "cnf": {"jkt": self.jkt},
             "authorization_details": self.authorization_details,
             "grant_id": self.grant_id,
             "auth_time": self.auth_time,
         }
+        if self.jkt is not None:
+            claims["cnf"] = {"jkt": self.jkt}
         if self.scope is not None:
             claims["scope"] = self.scope
         return claims
+
+    @property
+    def token_type(self) -> str:
+        """``DPoP`` for a sender-constrained token, ``Bearer`` otherwise (RFC 9449 §7.1)."""
+        return "Bearer" if self.jkt is None else "DPoP"
 
     @classmethod
     def from_jwt_claims(cls, claims: Mapping[str, Any]) -> AccessTokenClaims:
@@ -119,10 +125,13 @@ class AccessTokenClaims:
             if not isinstance(value, int) or isinstance(value, bool):
                 raise ValueError(f"claim {name} missing or not an integer")
         cnf = claims.get("cnf")
-        if not isinstance(cnf, dict) or not isinstance(cnf.get("jkt"), str):
-            raise ValueError("claim cnf.jkt missing")
-        if not _JKT.match(cnf["jkt"]):
-            raise ValueError("cnf.jkt is not a SHA-256 thumbprint")
+        jkt = None
+        if cnf is not None:
+            if not isinstance(cnf, dict) or not isinstance(cnf.get("jkt"), str):
+                raise ValueError("claim cnf must carry a jkt")
+            if not _JKT.match(cnf["jkt"]):
+                raise ValueError("cnf.jkt is not a SHA-256 thumbprint")
+            jkt = cnf["jkt"]
         details = claims.get("authorization_details")
         if not isinstance(details, list) or not all(
             isinstance(d, dict) and isinstance(d.get("type"), str) for d in details
@@ -140,7 +149,7 @@ class AccessTokenClaims:
             iat=claims["iat"],
             exp=claims["exp"],
             jti=claims["jti"],
-            jkt=cnf["jkt"],
+            jkt=jkt,
             grant_id=claims["grant_id"],
             auth_time=claims["auth_time"],
             authorization_details=details,

@@ -38,6 +38,7 @@ from app.core.errors import InvalidRequest, OAuthError
 from app.registry.fast_path import TokenFastPath
 from app.registry.routes import (
     admin,
+    authorize,
     ciba,
     discovery,
     ops,
@@ -177,7 +178,8 @@ def create_app(
     for kind in (*DATABASE_ERRORS, CacheUnavailable):  # 503 when unreachable, before the catch-all
         app.add_exception_handler(kind, unexpected_error_handler)
     app.add_exception_handler(Exception, unexpected_error_handler)
-    for module in (discovery, register, ciba, token, revoke, admin, ui_api, ui_pages, ops):
+    routers = (discovery, register, authorize, ciba, token, revoke, admin, ui_api, ui_pages, ops)
+    for module in routers:
         app.include_router(module.router)
     app.mount("/ui/static", StaticFiles(directory=ui_pages.UI / "static"), name="ui-static")
     return app

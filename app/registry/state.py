@@ -35,6 +35,8 @@ class Registry:
     nonces: NonceSource | None
     clock: Callable[[], float] = field(default=time.time)
     own_tokens: VerifiedTokens[OwnToken] = field(default_factory=_own_tokens)
+    # Client ID Metadata Document URL → when (monotonic) it must be fetched again.
+    documents_fresh_until: dict[str, float] = field(default_factory=dict)
 
     def now(self) -> int:
         return int(self.clock())

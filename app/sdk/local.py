@@ -63,8 +63,11 @@ class LocalVerifier:
         remember: Remember | None = None,
         http: httpx.AsyncClient | None = None,
         refresh_interval: float = 60.0,
+        dpop_required: bool = True,
     ) -> None:
         self.issuer = issuer.rstrip("/")
+        # Mirror of the resource server's registration: False accepts Bearer tokens too.
+        self.dpop_required = dpop_required
         self.resource = canonical_resource(resource)  # as the tokens' ``aud`` is written
         self._remember = remember or InMemoryReplayGuard()
         self._http = http or httpx.AsyncClient(timeout=5)
@@ -118,7 +121,7 @@ class LocalVerifier:
             raise refuse(400, f"amount: {exc}") from None
         asked = VerifyRequest(
             token=token,
-            dpop=str(request["dpop"]),
+            dpop=None if request.get("dpop") is None else str(request["dpop"]),
             method=str(request["method"]),
             url=str(request["url"]),
             kind=request.get("type"),
@@ -133,10 +136,11 @@ class LocalVerifier:
             resource=self.resource,
             now=now,
             dpop_max_age=DEFAULT_MAX_AGE,
+            bearer_accepted=not self.dpop_required,
             counted=False,  # no shared counters here: a rate or a budget allows nothing
         )
         if isinstance(decision, Denial):
             return decision.body()
-        if not await self._remember(*decision.once):
+        if decision.once is not None and not await self._remember(*decision.once):
             return denial("dpop_replay")
         return decision.body()

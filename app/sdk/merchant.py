@@ -118,7 +118,7 @@ class AgentRequest:
 
     verifier: Verifier
     token: str
-    dpop: str
+    dpop: str | None  # None: a Bearer token, at a resource server that accepts them
     method: str
     url: str
     resource_metadata: str | None = None  # where this resource's RFC 9728 metadata is
@@ -152,7 +152,11 @@ class AgentAuthMiddleware:
     Given ``resource`` (the identifier the resource server registered) and
     ``authorization_servers``, it also serves the RFC 9728 metadata at the path §3.1 puts
     it (:func:`metadata_path`), and every 401 challenge names it (``resource_metadata``,
-    §5.1)."""
+    §5.1).
+
+    With ``dpop_required=False`` (the resource server registered ``dpop_required: false``)
+    ``Authorization: Bearer`` without a proof is let through too; the verifier still refuses
+    a DPoP-bound token presented that way."""
 
     def __init__(
         self,
@@ -163,8 +167,11 @@ class AgentAuthMiddleware:
         prefix: str = "/",
         resource: str | None = None,
         authorization_servers: list[str] | None = None,
+        dpop_required: bool = True,
+        scopes_supported: list[str] | None = None,
     ) -> None:
         self.app = app
+        self.dpop_required = dpop_required
         self.verifier = verifier
         self.public_url = public_url.rstrip("/") if public_url else None
         self.prefix = prefix
@@ -172,7 +179,10 @@ class AgentAuthMiddleware:
         self.metadata_path: str | None = None
         self.metadata_url: str | None = None
         if resource is not None:
-            self.metadata = protected_resource_metadata(resource, authorization_servers or [])
+            extra: dict[str, Any] = {"scopes_supported": scopes_supported} if scopes_supported else {}
+            self.metadata = protected_resource_metadata(
+                resource, authorization_servers or [], dpop_required=dpop_required, **extra
+            )
             self.metadata_path, self.metadata_url = metadata_path(resource), metadata_url(resource)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -190,7 +200,10 @@ class AgentAuthMiddleware:
         request = Request(scope)
         authorization = request.headers.get("authorization", "")
         proofs = request.headers.getlist("dpop")
-        if not authorization.startswith("DPoP ") or len(proofs) != 1:
+        bearer = (
+            not self.dpop_required and authorization[:7].lower() == "bearer " and not proofs
+        )
+        if not bearer and (not authorization.startswith("DPoP ") or len(proofs) != 1):
             error = "invalid_request" if authorization.startswith("DPoP ") else None
             body = {"error": error or "invalid_token", "error_description": "DPoP token needed"}
             headers = _challenge(error, self.metadata_url)
@@ -200,10 +213,11 @@ class AgentAuthMiddleware:
         if self.public_url is not None:
             url = self.public_url + request.url.path
             url += f"?{request.url.query}" if request.url.query else ""
+        token = authorization[7:] if bearer else authorization[5:]
         scope.setdefault("state", {})["agentauth"] = AgentRequest(
             self.verifier,
-            authorization[5:].strip(),
-            proofs[0],
+            token.strip(),
+            None if bearer else proofs[0],
             request.method,
             url,
             self.metadata_url,
@@ -311,16 +325,16 @@ def requires(
 
 
 def protected_resource_metadata(
-    resource: str, authorization_servers: list[str], **extra: Any
+    resource: str, authorization_servers: list[str], *, dpop_required: bool = True, **extra: Any
 ) -> dict[str, Any]:
     """RFC 9728 metadata for ``resource`` (serve it at :func:`metadata_path`; its
-    ``resource`` must be the identifier itself, §3.3): DPoP-bound tokens only, ES256 or
-    EdDSA proofs."""
+    ``resource`` must be the identifier itself, §3.3): ES256 or EdDSA proofs, and DPoP-bound
+    tokens only unless ``dpop_required`` is false."""
     return {
         "resource": resource,
         "authorization_servers": authorization_servers,
         "bearer_methods_supported": ["header"],
         "dpop_signing_alg_values_supported": list(ALGS),
-        "dpop_bound_access_tokens_required": True,
+        "dpop_bound_access_tokens_required": dpop_required,
         **extra,
     }

@@ -14,6 +14,7 @@ from app.settings.audit import AuditSettings
 from app.settings.common import CommonSettings, long_secret
 
 SigningAlg = Literal["ES256", "EdDSA"]
+RegistrationPolicy = Literal["closed", "enrollment-token", "open-public"]
 
 
 def decode_key_encryption_key(value: str) -> bytes:
@@ -100,6 +101,31 @@ class RegistrySettings(CommonSettings, AuditSettings):
         description="lifetime of a human's invite link in seconds (5 minutes to 30 days)",
     )
 
+    registration_policy: RegistrationPolicy = Field(
+        default="enrollment-token",
+        description=(
+            "who may use `POST /register`: `enrollment-token` (an initial access token), "
+            "`open-public` (also public clients without one; `agentauth dev` sets it) or "
+            "`closed` (nobody)"
+        ),
+    )
+    authorization_grant_lifetime: int = Field(
+        default=86400,
+        ge=300,
+        le=90 * 86400,
+        description=(
+            "how long a grant approved through `/authorize` lasts, in seconds (its refresh "
+            "tokens end with it)"
+        ),
+    )
+    client_metadata_allow_private: bool = Field(
+        default=False,
+        description=(
+            "fetch Client ID Metadata Documents from http, loopback and private addresses "
+            "(development only; refused in production)"
+        ),
+    )
+
     @field_validator("key_encryption_key")
     @classmethod
     def _kek(cls, value: SecretStr | None) -> SecretStr | None:
@@ -123,6 +149,8 @@ class RegistrySettings(CommonSettings, AuditSettings):
         for secret in ("admin_token", "key_encryption_key", "dpop_nonce_secret"):
             if getattr(self, secret) is None:
                 problems.append(f"AGENTAUTH_{secret.upper()} must be set in production")
+        if self.client_metadata_allow_private:
+            problems.append("AGENTAUTH_CLIENT_METADATA_ALLOW_PRIVATE must be false in production")
         return problems
 
     @property

@@ -19,6 +19,8 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
+    text,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -82,10 +84,12 @@ class EnrollmentToken(Base):
 class Agent(Base):
     __tablename__ = "agents"
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    owner_id: Mapped[str] = mapped_column(ForeignKey("humans.id"), index=True)
+    # None for a public or metadata-document client: it belongs to no one human.
+    owner_id: Mapped[str | None] = mapped_column(ForeignKey("humans.id"), index=True)
     client_name: Mapped[str] = mapped_column(String(200))
     client_metadata: Mapped[dict[str, Any]] = mapped_column(JSON)
     jwks: Mapped[dict[str, Any]] = mapped_column(JSON)
+    secret_hash: Mapped[str | None] = mapped_column(String(64))  # client_secret_basic/_post
     status: Mapped[str] = mapped_column(String(16), default="active")
     created_at: Mapped[int] = mapped_column(BigInteger)
     disabled_at: Mapped[int | None] = mapped_column(BigInteger)
@@ -100,6 +104,10 @@ class ResourceServer(Base):
     secret_hash: Mapped[str | None] = mapped_column(String(200))
     jwks: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     capability_types: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Whether Bearer (not sender-constrained) tokens are refused for this resource.
+    dpop_required: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # scope → the authorization_details objects it stands for (without locations).
+    scopes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default=text("'{}'"))
     created_at: Mapped[int] = mapped_column(BigInteger)
 
 
@@ -130,6 +138,9 @@ class GrantRequest(Base):
     decided_at: Mapped[int | None] = mapped_column(BigInteger)
     grant_id: Mapped[str | None] = mapped_column(String(40))
     tokens_issued_at: Mapped[int | None] = mapped_column(BigInteger)
+    # An authorization-code request's redirect, PKCE challenge, resources and scope; None
+    # for a CIBA request.
+    authorization_request: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class Grant(Base):
@@ -145,6 +156,7 @@ class Grant(Base):
     expires_at: Mapped[int] = mapped_column(BigInteger)
     status: Mapped[str] = mapped_column(String(16), default="active")
     revoked_at: Mapped[int | None] = mapped_column(BigInteger)
+    scope: Mapped[str | None] = mapped_column(String(1000))  # the scopes it was approved as
 
 
 class Approval(Base):
@@ -200,6 +212,20 @@ class RefreshToken(Base):
     grant_id: Mapped[str] = mapped_column(ForeignKey("grants.id"), index=True)
     agent_id: Mapped[str] = mapped_column(String(40))
     status: Mapped[str] = mapped_column(String(16), default="active")
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int] = mapped_column(BigInteger)
+    used_at: Mapped[int | None] = mapped_column(BigInteger)
+    jkt: Mapped[str | None] = mapped_column(String(64))  # the DPoP key the family is bound to
+
+
+class AuthorizationCode(Base):
+    """A single-use authorization code (stored hashed) for an approved request."""
+
+    __tablename__ = "authorization_codes"
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    auth_req_id: Mapped[str] = mapped_column(ForeignKey("grant_requests.auth_req_id"))
+    grant_id: Mapped[str] = mapped_column(ForeignKey("grants.id"), index=True)
+    client_id: Mapped[str] = mapped_column(String(40))
     created_at: Mapped[int] = mapped_column(BigInteger)
     expires_at: Mapped[int] = mapped_column(BigInteger)
     used_at: Mapped[int | None] = mapped_column(BigInteger)

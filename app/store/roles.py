@@ -14,7 +14,7 @@ from app.store.db import create_engine
 READABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "signing_keys": ("kid", "alg", "public_jwk", "activates_at"),
     "revocations": ("seq", "kind", "subject", "created_at", "expires_at", "published_at"),
-    "resource_servers": ("id", "resource", "auth_method", "secret_hash", "jwks"),
+    "resource_servers": ("id", "resource", "auth_method", "secret_hash", "jwks", "dpop_required"),
     "spend_ledger": ("grant_id", "bucket", "currency", "amount_minor"),
 }
 _ROLE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")

@@ -15,9 +15,14 @@ from app.store.sql import Db, Row
 @dataclass(frozen=True, slots=True)
 class AgentRecord:
     id: str
-    owner_id: str
+    owner_id: str | None  # None for a public or metadata-document client
     client_metadata: dict[str, Any]
     jwks: dict[str, Any]
+    secret_hash: str | None = None
+
+    @property
+    def auth_method(self) -> str:
+        return str(self.client_metadata.get("token_endpoint_auth_method", "private_key_jwt"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +35,7 @@ class GrantRecord:
     auth_time: int
     expires_at: int
     status: str
+    scope: str | None = None
 
     def active(self, now: int) -> bool:
         return self.status == "active" and self.expires_at > now
@@ -49,13 +55,13 @@ class PollRecord:
 
 
 _ACTIVE_AGENT = """
-SELECT a.id, a.owner_id, a.client_metadata, a.jwks FROM agents a
-JOIN humans h ON h.id = a.owner_id
-WHERE a.id = :id AND a.status = 'active' AND h.status = 'active'
+SELECT a.id, a.owner_id, a.client_metadata, a.jwks, a.secret_hash FROM agents a
+LEFT JOIN humans h ON h.id = a.owner_id
+WHERE a.id = :id AND a.status = 'active' AND (a.owner_id IS NULL OR h.status = 'active')
 """
 _GRANT_COLUMNS = (
     "g.id, g.agent_id, g.human_id, g.authorization_details, g.max_delegation_depth,"
-    " g.auth_time, g.expires_at, g.status"
+    " g.auth_time, g.expires_at, g.status, g.scope"
 )
 _SELECT_GRANT = f"SELECT {_GRANT_COLUMNS} FROM grants g"  # noqa: S608 - constants only
 _GRANT = _SELECT_GRANT + " WHERE g.id = :id"
@@ -69,8 +75,9 @@ _ROTATE = (
 )
 # Constant fragments only (no input reaches the text):
 _ROTATE_WITH_GRANT = (
-    f"WITH r AS ({_ROTATE} RETURNING grant_id, family_id)"  # noqa: S608
-    f" SELECT {_GRANT_COLUMNS}, r.family_id FROM r JOIN grants g ON g.id = r.grant_id"
+    f"WITH r AS ({_ROTATE} RETURNING grant_id, family_id, jkt)"  # noqa: S608
+    f" SELECT {_GRANT_COLUMNS}, r.family_id, r.jkt AS family_jkt FROM r"
+    " JOIN grants g ON g.id = r.grant_id"
 )
 _POLL = (
     'SELECT auth_req_id, agent_id, status, expires_at, "interval", grant_id,'
@@ -80,7 +87,7 @@ _POLL = (
 
 
 async def active_agent(db: Db, client_id: str) -> AgentRecord | None:
-    """The agent, if it and its owner are both active."""
+    """The client, if it and its owner (when it has one) are both active."""
     row = await db.fetchrow(_ACTIVE_AGENT, {"id": client_id})
     if row is None:
         return None
@@ -89,6 +96,7 @@ async def active_agent(db: Db, client_id: str) -> AgentRecord | None:
         owner_id=row["owner_id"],
         client_metadata=db.json(row["client_metadata"]),
         jwks=db.json(row["jwks"]),
+        secret_hash=row["secret_hash"],
     )
 
 
@@ -133,26 +141,34 @@ async def claim_tokens(db: Db, auth_req_id: str, now: int) -> bool:
     return claimed == 1
 
 
-async def rotate_refresh_token(
-    db: Db, token_hash: str, agent_id: str, now: int
-) -> tuple[str, GrantRecord] | None:
+@dataclass(frozen=True, slots=True)
+class Rotated:
+    """A refresh token just rotated: its family, the DPoP key the family is bound to (None:
+    bound to the client's authentication only) and the grant."""
+
+    family_id: str
+    jkt: str | None
+    grant: GrantRecord
+
+
+async def rotate_refresh_token(db: Db, token_hash: str, agent_id: str, now: int) -> Rotated | None:
     """Mark an active refresh token of this agent rotated, in one statement, so that of N
-    parallel uses exactly one sees ``(family_id, grant)``; ``None`` for every other use.
-    PostgreSQL reads the grant in the same statement."""
+    parallel uses exactly one sees it; ``None`` for every other use. PostgreSQL reads the
+    grant in the same statement."""
     params = {"now": now, "hash": token_hash, "agent": agent_id}
     if db.postgres:
         row = await db.fetchrow(_ROTATE_WITH_GRANT, params)
         if row is None:
             return None
-        family_id = row.pop("family_id")
+        family_id, jkt = row.pop("family_id"), row.pop("family_jkt")
     else:
-        rotated = await db.fetchrow(_ROTATE + " RETURNING grant_id, family_id", params)
+        rotated = await db.fetchrow(_ROTATE + " RETURNING grant_id, family_id, jkt", params)
         if rotated is None:
             return None
-        family_id = rotated["family_id"]
+        family_id, jkt = rotated["family_id"], rotated["jkt"]
         row = await db.fetchrow(_GRANT, {"id": rotated["grant_id"]})
     found = _grant(db, row)
-    return None if found is None else (family_id, found)
+    return None if found is None else Rotated(family_id, jkt, found)
 
 
 async def refresh_token_owner(db: Db, token_hash: str) -> tuple[str, str] | None:
@@ -176,14 +192,77 @@ async def insert_access_token(db: Db, values: dict[str, Any]) -> None:
 
 
 async def insert_refresh_token(db: Db, values: dict[str, Any]) -> None:
-    """``values``: token_hash, family_id, grant_id, agent_id, created_at, expires_at.
+    """``values``: token_hash, family_id, grant_id, agent_id, created_at, expires_at, jkt.
     Deferred like :func:`insert_access_token`."""
     await db.defer(
         "INSERT INTO refresh_tokens"
-        " (token_hash, family_id, grant_id, agent_id, status, created_at, expires_at)"
+        " (token_hash, family_id, grant_id, agent_id, status, created_at, expires_at, jkt)"
         " VALUES (:token_hash, :family_id, :grant_id, :agent_id, 'active', :created_at,"
-        " :expires_at)",
+        " :expires_at, :jkt)",
         values,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CodeRecord:
+    """An authorization code as its one successful redemption claimed it, with the request
+    it answers (``authorization_request`` of the grant request)."""
+
+    auth_req_id: str
+    grant_id: str
+    client_id: str
+    expires_at: int
+    request: dict[str, Any]
+
+
+async def claim_code(db: Db, code_hash: str, now: int) -> CodeRecord | None:
+    """Mark an unused code used, in one statement: of N parallel redemptions exactly one
+    sees the code; ``None`` for every other one and for unknown codes."""
+    row = await db.fetchrow(
+        "UPDATE authorization_codes SET used_at = :now"
+        " WHERE code_hash = :hash AND used_at IS NULL"
+        " RETURNING auth_req_id, grant_id, client_id, expires_at",
+        {"now": now, "hash": code_hash},
+    )
+    if row is None:
+        return None
+    request = await db.fetchrow(
+        "SELECT authorization_request FROM grant_requests WHERE auth_req_id = :id",
+        {"id": row["auth_req_id"]},
+    )
+    document = db.json(request["authorization_request"]) if request else None
+    return CodeRecord(**row, request=document or {})
+
+
+async def used_code_grant(db: Db, code_hash: str) -> str | None:
+    """The grant of a code that exists (used or expired), to revoke it on reuse."""
+    row = await db.fetchrow(
+        "SELECT grant_id FROM authorization_codes WHERE code_hash = :hash", {"hash": code_hash}
+    )
+    return None if row is None else str(row["grant_id"])
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceServerRecord:
+    id: str
+    resource: str
+    dpop_required: bool
+    scopes: dict[str, Any]
+
+
+async def resource_server(db: Db, resource: str) -> ResourceServerRecord | None:
+    row = await db.fetchrow(
+        "SELECT id, resource, dpop_required, scopes FROM resource_servers"
+        " WHERE resource = :resource",
+        {"resource": resource},
+    )
+    if row is None:
+        return None
+    return ResourceServerRecord(
+        id=row["id"],
+        resource=row["resource"],
+        dpop_required=bool(row["dpop_required"]),
+        scopes=db.json(row["scopes"]) or {},
     )
 
 

@@ -10,18 +10,16 @@ callers it knows.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from urllib.parse import unquote_plus
 
 from app.api.errors import unavailable
 from app.cache.base import Once
 from app.core.client_auth import (
+    basic_credentials,
     read_client_assertion,
     same_secret,
     unverified_issuer,
@@ -41,6 +39,7 @@ class Caller:
     auth_method: str
     secret_hash: str | None
     keys: Mapping[str, PublicJWK]
+    dpop_required: bool = True  # False: Bearer tokens are accepted for this resource
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,17 +53,7 @@ def _challenge(scheme_used: bool) -> dict[str, str]:
 
 
 def _basic_credentials(header: str) -> tuple[str, str]:
-    try:
-        decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        raise InvalidClient(
-            headers=_challenge(True), detail="malformed Basic credentials"
-        ) from None
-    client_id, sep, secret = decoded.partition(":")
-    if not sep:
-        raise InvalidClient(headers=_challenge(True), detail="Basic credentials without a colon")
-    # RFC 6749 §2.3.1: both parts are form-urlencoded before base64.
-    return unquote_plus(client_id), unquote_plus(secret)
+    return basic_credentials(header, _challenge(True))
 
 
 class _Allowance:
@@ -162,7 +151,12 @@ class Callers:
             except JWKError:
                 keys = {}
         caller = Caller(
-            record.client_id, record.resource, record.auth_method, record.secret_hash, keys
+            record.client_id,
+            record.resource,
+            record.auth_method,
+            record.secret_hash,
+            keys,
+            bool(record.dpop_required),
         )
         if len(self._known) >= MAX_CACHED and client_id not in self._known:
             self._known.clear()

@@ -29,6 +29,7 @@ class CallerRecord:
     auth_method: str
     secret_hash: str | None
     jwks: dict[str, Any] | None
+    dpop_required: bool
 
 
 _CALLER_COLUMNS = select(
@@ -37,6 +38,7 @@ _CALLER_COLUMNS = select(
     ResourceServer.auth_method,
     ResourceServer.secret_hash,
     ResourceServer.jwks,
+    ResourceServer.dpop_required,
 )
 
 

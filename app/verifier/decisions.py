@@ -25,8 +25,11 @@ from app.verifier.state import Verifier
 INACTIVE = b'{"active":false}'
 
 
-async def introspect(verifier: Verifier, caller_resource: str, token: str) -> bytes:
-    """The RFC 7662 response body for ``token`` as seen by the caller."""
+async def introspect(
+    verifier: Verifier, caller_resource: str, token: str, *, bearer_accepted: bool = False
+) -> bytes:
+    """The RFC 7662 response body for ``token`` as seen by the caller: a Bearer token is
+    inactive for a caller that requires DPoP."""
     try:
         verified = await verifier.tokens.verify(token, verifier.now())
     except InvalidToken:
@@ -35,6 +38,8 @@ async def introspect(verifier: Verifier, caller_resource: str, token: str) -> by
         verified.claims, caller_resource=caller_resource, is_revoked=verifier.is_revoked
     ):
         return INACTIVE
+    if verified.claims.jkt is None and not bearer_accepted:
+        return INACTIVE
     return verified.active_body
 
 
@@ -42,8 +47,8 @@ async def _record(verifier: Verifier, admission: Admission) -> Outcome:
     """One atomic cache call; the cold paths (seed a lost budget counter from the ledger,
     recover from a cache that lost its data) retry it once each."""
     record = Record(
-        proof_iat=admission.proof.iat,
-        once=[admission.once],
+        proof_iat=admission.at if admission.proof is None else admission.proof.iat,
+        once=[] if admission.once is None else [admission.once],
         rate=admission.rate,
         spend=admission.spend,
         event=admission.spend_event(),
@@ -85,6 +90,7 @@ async def verify(
         resource=authenticated.caller.resource,
         now=now,
         dpop_max_age=verifier.settings.dpop_max_age,
+        bearer_accepted=not authenticated.caller.dpop_required,
     )
     if isinstance(decision, Denial):
         return decision.body()

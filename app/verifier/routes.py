@@ -87,7 +87,10 @@ async def introspect(verifier: Verifier, headers: Mapping[bytes, bytes], raw: by
     form = parse_form(raw)
     authenticated = await _authenticate(verifier, headers, form)
     token = form.require("token")
-    return await decisions.introspect(verifier, authenticated.caller.resource, token)
+    caller = authenticated.caller
+    return await decisions.introspect(
+        verifier, caller.resource, token, bearer_accepted=not caller.dpop_required
+    )
 
 
 async def _authenticate(
@@ -120,7 +123,7 @@ def _optional(body: Mapping[str, Any], name: str, limit: int) -> str | None:
 
 def _verify_request(body: Mapping[str, Any], resource: str) -> VerifyRequest:
     token = _string(body, "token", 16384)
-    dpop = _string(body, "dpop", 16384)
+    dpop = _optional(body, "dpop", 16384)
     method = _string(body, "method", 16)
     url = _string(body, "url", 2048)
     if not set(method) <= _METHOD_CHARS:

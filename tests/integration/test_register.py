@@ -71,7 +71,7 @@ def _with_private(agent: Agent) -> dict[str, Any]:
         metadata(jwks={"keys": [Agent().jwk()]}),  # no kid
         metadata(jwks={"keys": [Agent().public.to_dict() for _ in range(11)]}),
         metadata(jwks_uri="https://agent.example/jwks"),
-        metadata(token_endpoint_auth_method="client_secret_basic"),
+        metadata(token_endpoint_auth_method="tls_client_auth"),
         metadata(dpop_bound_access_tokens=False),
         metadata(grant_types=["password"]),
         metadata(grant_types=[]),

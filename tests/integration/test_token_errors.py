@@ -174,19 +174,12 @@ async def test_disabled_agent_cannot_authenticate(world: Any) -> None:
 
 
 async def test_dpop_failures(world: Any) -> None:
-    registry, _, agent = world
+    _, _, agent = world
     params = agent.form(grant_type=CIBA, auth_req_id="x")
     error(await agent.post("/token", params, dpop=None), 400, "invalid_dpop_proof")
     wrong_htu = agent.proof("/revoke")
     error(
         await agent.post("/token", agent.form(grant_type=CIBA), dpop=wrong_htu),
-        400,
-        "invalid_dpop_proof",
-    )
-    other_key = AgentClient(http=registry.http, clock=registry.clock)
-    foreign = other_key.proof("/token")
-    error(
-        await agent.post("/token", agent.form(grant_type=CIBA), dpop=foreign),
         400,
         "invalid_dpop_proof",
     )
@@ -197,6 +190,30 @@ async def test_dpop_failures(world: Any) -> None:
         ("DPoP", agent.proof("/token")),
     ]
     error(await agent.http.post("/token", content=body, headers=headers), 400, "invalid_dpop_proof")
+
+
+async def test_a_dpop_key_need_not_be_a_registered_key(world: Any) -> None:
+    """RFC 9449 §5: the proof's key is what tokens are bound to; client authentication is
+    separate. A proof by a key the agent never registered gets past the DPoP checks."""
+    registry, _, agent = world
+    foreign = AgentClient(http=registry.http, clock=registry.clock).proof("/token")
+    response = await agent.post(
+        "/token", agent.form(grant_type=CIBA, auth_req_id="x"), dpop=foreign
+    )
+    error(response, 400, "invalid_grant")  # the unknown auth_req_id, past DPoP
+
+
+async def test_a_client_can_require_its_registered_dpop_keys(world: Any) -> None:
+    registry, human, _ = world
+    strict = await registry.agent(human, dpop_key_policy="registered")
+    foreign = AgentClient(http=registry.http, clock=registry.clock).proof("/token")
+    response = await strict.post(
+        "/token", strict.form(grant_type=CIBA, auth_req_id="x"), dpop=foreign
+    )
+    body = error(response, 400, "invalid_dpop_proof")
+    assert "registered keys" in body["error_description"]
+    own = await strict.post("/token", strict.form(grant_type=CIBA, auth_req_id="x"))
+    error(own, 400, "invalid_grant")
 
 
 async def test_dpop_nonce_when_required(world: Any, settings: Any) -> None:
@@ -477,11 +494,12 @@ async def test_actor_token_is_single_use(world: Any) -> None:
 async def test_an_actor_tokens_key_must_be_one_of_the_actors_registered_keys(
     world: Any,
 ) -> None:
-    """As at /token (DP-30): the key a delegated token is bound to is a registered key of
-    the agent that will hold it, never any key the actor token names."""
+    """As at /token: an actor that registered ``dpop_key_policy: registered`` holds
+    delegated tokens bound to its registered keys only, never to any key its actor token
+    names."""
     registry, human, agent = world
     await tokens_for(world, max_delegation_depth="1")
-    actor = await registry.agent(human)
+    actor = await registry.agent(human, dpop_key_policy="registered")
     now = int(registry.clock())
     foreign = Agent().jkt
     params = {

@@ -122,12 +122,28 @@ def test_metadata() -> None:
     assert doc["token_endpoint"] == f"{ISSUER}/token"
     assert doc["authorization_details_types_supported"] == ["api", "urn:x"]
     assert "urn:ietf:params:oauth:grant-type:token-exchange" in doc["grant_types_supported"]
-    assert doc["token_endpoint_auth_methods_supported"] == ["private_key_jwt"]
+    assert doc["authorization_endpoint"] == f"{ISSUER}/authorize"
+    assert doc["response_types_supported"] == ["code"]
+    assert doc["code_challenge_methods_supported"] == ["S256"]
+    assert doc["authorization_response_iss_parameter_supported"] is True
+    assert doc["client_id_metadata_document_supported"] is True
+    assert doc["token_endpoint_auth_methods_supported"] == [
+        "private_key_jwt",
+        "client_secret_basic",
+        "client_secret_post",
+        "none",
+    ]
+    assert "scopes_supported" not in doc  # each resource server publishes its own
     for name, value in doc.items():
         if isinstance(value, list):
             assert value, f"{name} is empty"  # MD-16
-            assert "none" not in value
             assert not any(str(v).startswith("HS") for v in value)
+            # "none" only where a public client authenticates by its client_id alone.
+            if name not in (
+                "token_endpoint_auth_methods_supported",
+                "revocation_endpoint_auth_methods_supported",
+            ):
+                assert "none" not in value
 
 
 @pytest.mark.parametrize(

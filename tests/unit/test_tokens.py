@@ -197,7 +197,6 @@ def test_audience_array_is_rejected(agent: Agent, key: SigningKey) -> None:
         "iat",
         "exp",
         "jti",
-        "cnf",
         "act",
         "grant_id",
         "auth_time",
@@ -208,6 +207,14 @@ def test_missing_claim(agent: Agent, key: SigningKey, claim: str) -> None:  # AT
     claims = claims_for(agent).to_jwt_claims()
     del claims[claim]
     rejected(_resign(key, claims), key)
+
+
+def test_a_token_without_cnf_is_a_bearer_token(agent: Agent, key: SigningKey) -> None:
+    claims = claims_for(agent).to_jwt_claims()
+    del claims["cnf"]
+    verified = verify(_resign(key, claims), key)
+    assert verified.jkt is None
+    assert verified.token_type == "Bearer"
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,9 @@ if TYPE_CHECKING:
     from app.registry.state import Registry
     from app.store.token_store import AgentRecord
 
-Handler = Callable[["Registry", "AgentRecord", "DPoPProof", FormParams], Awaitable[dict[str, Any]]]
+Handler = Callable[
+    ["Registry", "AgentRecord", "DPoPProof | None", FormParams], Awaitable[dict[str, Any]]
+]
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,9 @@ class Grant:
     handle: Handler
     order: int  # its place in the advertised and registered lists
     repeatable: frozenset[str] = REPEATABLE  # parameters that may be sent more than once
+    # Whether a DPoP proof is required (``/token`` refuses the request without one) or the
+    # grant decides, issuing Bearer tokens where the resource server accepts them.
+    dpop_required: bool = True
 
 
 @cache

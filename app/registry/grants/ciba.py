@@ -16,7 +16,7 @@ from app.core.errors import (
 from app.core.params import FormParams
 from app.core.urns import CIBA_GRANT
 from app.registry.grants import Grant
-from app.registry.grants.common import choose_audience
+from app.registry.grants.common import choose_audience, proof_of
 from app.registry.services.issuance import issue_token_set
 from app.registry.state import Registry
 from app.store import token_store
@@ -46,7 +46,7 @@ async def _poll(registry: Registry, agent: AgentRecord, auth_req_id: str, now: i
 
 
 async def handle(
-    registry: Registry, agent: AgentRecord, proof: DPoPProof, form: FormParams
+    registry: Registry, agent: AgentRecord, proof: DPoPProof | None, form: FormParams
 ) -> dict[str, Any]:
     now = registry.now()
     request = await _poll(registry, agent, form.require("auth_req_id"), now)
@@ -63,7 +63,7 @@ async def handle(
             db,
             grant,
             actor=agent.id,
-            jkt=proof.jkt,
+            jkt=proof_of(proof).jkt,
             audience=audience,
             details=details,
             family_id=None,

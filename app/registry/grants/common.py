@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from app.core.capabilities import AuthorizationDetail
-from app.core.errors import InvalidTarget
+from app.core.dpop import DPoPProof
+from app.core.errors import InvalidDPoPProof, InvalidRequest, InvalidTarget
 from app.core.params import FormParams
 from app.core.resources import canonical_resource
+from app.store import token_store
+from app.store.sql import Db
 
 
 def choose_audience(form: FormParams, details: Sequence[AuthorizationDetail]) -> str:
@@ -24,3 +27,22 @@ def choose_audience(form: FormParams, details: Sequence[AuthorizationDetail]) ->
     if len(targets) != 1 or not targets <= allowed:
         raise InvalidTarget("The resource must be exactly one location of this grant.")
     return targets.pop()
+
+
+def proof_of(proof: DPoPProof | None) -> DPoPProof:
+    """The proof of a grant that requires one (``/token`` already refused a request
+    without it)."""
+    if proof is None:
+        raise InvalidDPoPProof("A DPoP proof is required.")
+    return proof
+
+
+async def check_bearer_accepted(db: Db, audience: str) -> None:
+    """A token without a DPoP binding is issued only for a resource server that declared
+    ``dpop_required: false`` (docs/protocol.md "Bearer tokens")."""
+    server = await token_store.resource_server(db, audience)
+    if server is None or server.dpop_required:
+        raise InvalidRequest(
+            f"The resource server {audience[:200]} accepts only DPoP-bound tokens;"
+            " send a DPoP proof with the token request."
+        )

@@ -18,6 +18,7 @@ from app.core.token_exchange import (
 from app.core.tokens import AccessTokenClaims, actors
 from app.core.urns import ACCESS_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT
 from app.registry.grants import Grant
+from app.registry.grants.common import proof_of
 from app.registry.services import audit
 from app.registry.services.clients import agent_keys
 from app.registry.services.issuance import record_access_token, verify_own_token
@@ -65,8 +66,12 @@ async def _actor(registry: Registry, db: Db, token: str, now: int) -> tuple[Agen
         now=now,
         leeway=registry.settings.clock_skew,
     )
-    if assertion.jkt is not None and assertion.jkt not in {key.jkt for key in keys.values()}:
-        # The same rule as at /token: a DPoP key is one of the agent's registered keys.
+    if (
+        assertion.jkt is not None
+        and actor.client_metadata.get("dpop_key_policy") == "registered"
+        and assertion.jkt not in {key.jkt for key in keys.values()}
+    ):
+        # The same rule as at /token: an agent that asked for it uses registered DPoP keys.
         raise InvalidRequest("The actor_token's cnf.jkt is not one of the actor's registered keys.")
     first = await registry.cache.remember(
         Once(f"actor:{actor.id}:{assertion.jti}", 300 + 60, assertion.iat), now
@@ -77,7 +82,7 @@ async def _actor(registry: Registry, db: Db, token: str, now: int) -> tuple[Agen
 
 
 async def handle(
-    registry: Registry, agent: AgentRecord, proof: DPoPProof, form: FormParams
+    registry: Registry, agent: AgentRecord, proof: DPoPProof | None, form: FormParams
 ) -> dict[str, Any]:
     now = registry.now()
     request = parse_exchange_request(form)
@@ -91,7 +96,7 @@ async def handle(
             requested = await parse_details(db, request.authorization_details)
     context = ExchangeContext(
         caller=agent.id,
-        caller_jkt=proof.jkt,
+        caller_jkt=proof_of(proof).jkt,
         grant_details=load_details(grant.authorization_details),
         grant_max_depth=grant.max_delegation_depth,
         grant_expires_at=grant.expires_at,

@@ -8,11 +8,11 @@ from typing import Any
 
 from app.core.capabilities import for_audience, load_details, narrow_details
 from app.core.dpop import DPoPProof
-from app.core.errors import InvalidGrant
+from app.core.errors import InvalidDPoPProof, InvalidGrant
 from app.core.params import FormParams
 from app.core.urns import REFRESH_GRANT
 from app.registry.grants import Grant
-from app.registry.grants.common import choose_audience
+from app.registry.grants.common import check_bearer_accepted, choose_audience, proof_of
 from app.registry.services.admin import revoke_grant
 from app.registry.services.common import secret_hash
 from app.registry.services.issuance import issue_token_set
@@ -20,7 +20,7 @@ from app.registry.services.resource_servers import parse_details
 from app.registry.state import Registry
 from app.store import token_store
 from app.store.sql import Db, transaction
-from app.store.token_store import AgentRecord, GrantRecord
+from app.store.token_store import AgentRecord, Rotated
 
 GRANT_TYPE = REFRESH_GRANT
 
@@ -33,10 +33,9 @@ class _Reused(Exception):
         self.grant_id = grant_id
 
 
-async def _rotate(db: Db, agent: AgentRecord, token_hash: str, now: int) -> tuple[str, GrantRecord]:
-    """Mark the token rotated and return ``(family_id, grant)``; raises :class:`_Reused`
-    when it was already used or revoked, and ``invalid_grant`` for unknown and foreign
-    tokens."""
+async def _rotate(db: Db, agent: AgentRecord, token_hash: str, now: int) -> Rotated:
+    """Mark the token rotated; raises :class:`_Reused` when it was already used or revoked,
+    and ``invalid_grant`` for unknown and foreign tokens."""
     rotated = await token_store.rotate_refresh_token(db, token_hash, agent.id, now)
     if rotated is not None:
         return rotated
@@ -46,17 +45,34 @@ async def _rotate(db: Db, agent: AgentRecord, token_hash: str, now: int) -> tupl
     raise _Reused(owner[1])
 
 
+def _binding(agent: AgentRecord, rotated: Rotated, proof: DPoPProof | None) -> str | None:
+    """The DPoP key of the new access token. A family bound to a key (a public client's)
+    needs a proof by that key (RFC 9449 §5); an agent's family is bound to its client
+    authentication and needs a proof by any key; a Bearer family stays Bearer."""
+    if rotated.jkt is not None:
+        if proof is None or proof.jkt != rotated.jkt:
+            raise InvalidDPoPProof("The refresh token is bound to another DPoP key.")
+        return proof.jkt
+    if agent.auth_method == "private_key_jwt":
+        return proof_of(proof).jkt
+    return None if proof is None else proof.jkt
+
+
 async def handle(
-    registry: Registry, agent: AgentRecord, proof: DPoPProof, form: FormParams
+    registry: Registry, agent: AgentRecord, proof: DPoPProof | None, form: FormParams
 ) -> dict[str, Any]:
     now = registry.now()
     token_hash = secret_hash(form.require("refresh_token"))
     try:
         async with transaction(registry.engine) as db:
-            family_id, grant = await _rotate(db, agent, token_hash, now)
+            rotated = await _rotate(db, agent, token_hash, now)
+            family_id, grant = rotated.family_id, rotated.grant
+            jkt = _binding(agent, rotated, proof)
             if grant.active(now):
                 details = load_details(grant.authorization_details)
                 audience = choose_audience(form, details)
+                if jkt is None:
+                    await check_bearer_accepted(db, audience)
                 available = for_audience(details, audience)
                 if "authorization_details" in form:
                     requested = await parse_details(db, form["authorization_details"])
@@ -66,13 +82,14 @@ async def handle(
                     db,
                     grant,
                     actor=agent.id,
-                    jkt=proof.jkt,
+                    jkt=jkt,
                     audience=audience,
                     details=available,
                     family_id=family_id,
                     now=now,
                     event="token.refreshed",
                     data={},
+                    refresh_jkt=rotated.jkt,
                 )
     except _Reused as reused:  # the whole grant goes, in a transaction of its own
         await revoke_grant(registry, reused.grant_id, actor=agent.id, reason="refresh token reuse")
@@ -85,4 +102,5 @@ GRANT = Grant(
     parameters=frozenset({"refresh_token", "resource", "authorization_details", "scope"}),
     handle=handle,
     order=1,
+    dpop_required=False,
 )

@@ -84,6 +84,8 @@ def _server(s: ResourceServer) -> dict[str, Any]:
         "resource": s.resource,
         "token_endpoint_auth_method": s.auth_method,
         "authorization_details_types": s.capability_types,
+        "dpop_required": s.dpop_required,
+        "scopes": s.scopes,
         "created_at": rfc3339(s.created_at),
     }
 
@@ -119,7 +121,12 @@ async def suspend_human(human_id: str, registry: AdminDep) -> Response:
 @router.post("/resource-servers")
 async def create_resource_server(request: Request, registry: AdminDep) -> Response:
     server, secret = await admin_service.create_resource_server(registry, await read_json(request))
-    body: dict[str, Any] = {"client_id": server.id, "resource": server.resource}
+    body: dict[str, Any] = {
+        "client_id": server.id,
+        "resource": server.resource,
+        "dpop_required": server.dpop_required,
+        "scopes": server.scopes,
+    }
     if secret is not None:
         body["client_secret"] = secret
     return json_response(body, 201)

@@ -62,6 +62,7 @@ async def bc_authorize(request: Request, registry: RegistryDep) -> Response:
         if (
             human is None
             or human.status != "active"
+            or agent.owner_id is None
             or not await requesters.may_ask(session, human, agent.owner_id)
         ):
             raise UnknownUserId()

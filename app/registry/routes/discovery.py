@@ -16,6 +16,7 @@ router = APIRouter()
 
 
 @router.get("/.well-known/oauth-authorization-server")
+@router.get("/.well-known/openid-configuration")  # the same document: MCP clients try both
 async def metadata(registry: RegistryDep) -> Response:
     async with registry.sessions() as session:
         types_by_server = (await session.scalars(select(ResourceServer.capability_types))).all()

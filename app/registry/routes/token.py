@@ -1,5 +1,6 @@
 """``POST /token``: parse form → authenticate client (a failure counts against the address)
-→ check DPoP → admit (the client's rate and single-use ``jti``s, one Redis round trip) →
+→ check DPoP (when the grant or the client requires it, or a proof is sent)
+→ admit (the client's rate and single-use ``jti``s, one Redis round trip) →
 grant handler."""
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ from app.core.errors import (
 )
 from app.core.params import FormParams
 from app.registry.grants import Grant, grant_types, grants
-from app.registry.services.clients import admit_client, agent_keys, verify_agent
+from app.registry.services.clients import admit_client, agent_keys, authenticate_client
 from app.registry.services.limits import counting_failures
 from app.registry.services.proofs import proof_replay_key, replayed_proof, verify_dpop
-from app.registry.state import RegistryDep
+from app.registry.state import Registry, RegistryDep
 from app.store.sql import connect
 from app.store.token_store import AgentRecord
 
@@ -44,27 +45,42 @@ def _grant(agent: AgentRecord, form: FormParams) -> Grant:
     return grant
 
 
-def _check_key_is_registered(agent: AgentRecord, proof: DPoPProof) -> None:
-    """Policy (docs/protocol.md "DPoP"): the DPoP key is one of the agent's registered keys, which
-    ties sender-constraining to client authentication (RFC 9449 §11.11)."""
+def _check_proof_key(agent: AgentRecord, proof: DPoPProof) -> None:
+    """RFC 9449 §5: the proof's key is what the tokens are bound to, whatever key the client
+    authenticates with. A client that registered ``dpop_key_policy: registered`` asked for
+    the stricter rule: its proofs use one of its registered keys."""
+    if agent.client_metadata.get("dpop_key_policy") != "registered":
+        return
     if proof.jkt not in {key.jkt for key in agent_keys(agent).values()}:
         raise InvalidDPoPProof("The DPoP key is not one of the client's registered keys.")
+
+
+def _proof(
+    registry: Registry, request: Request, agent: AgentRecord, grant: Grant
+) -> DPoPProof | None:
+    """The request's DPoP proof; required by most grants and by clients that registered
+    ``dpop_bound_access_tokens: true`` (RFC 9449 §5.2)."""
+    if "dpop" not in request.headers:
+        if grant.dpop_required or agent.client_metadata.get("dpop_bound_access_tokens", True):
+            raise InvalidDPoPProof("A DPoP proof is required.")
+        return None
+    proof = verify_dpop(registry, request, "/token")
+    _check_proof_key(agent, proof)
+    return proof
 
 
 @router.post("/token")
 async def token(request: Request, registry: RegistryDep) -> Response:
     form = await read_form(request)
     async with counting_failures(registry, request, "token"), connect(registry.engine) as db:
-        agent, assertion = await verify_agent(
-            registry, db, form, basic="authorization" in request.headers
+        agent, assertion = await authenticate_client(
+            registry, db, form, request.headers.get("authorization")
         )
     grant = _grant(agent, form)
-    proof = verify_dpop(registry, request, "/token")
-    _check_key_is_registered(agent, proof)
-    (proof_new,) = await admit_client(
-        registry, agent.id, "token", assertion, proof_replay_key(registry, proof)
-    )
-    if not proof_new:
+    proof = _proof(registry, request, agent, grant)
+    replay = [] if proof is None else [proof_replay_key(registry, proof)]
+    firsts = await admit_client(registry, agent.id, "token", assertion, *replay)
+    if not all(firsts):
         raise replayed_proof()
     body = await grant.handle(registry, agent, proof, form)
     METRICS.inc(

@@ -220,15 +220,21 @@ async def approve(
     challenge = await _consume(registry, credential, "approve")
     if challenge.subject != auth_req_id or challenge.human_id != current.human_id:
         raise passkeys.CeremonyFailed("The challenge was issued for another request.")
-    grant = await approve_request(registry, auth_req_id, current.human_id, credential, challenge)
-    return json_response({"grant_id": grant.id})
+    approved = await approve_request(registry, auth_req_id, current.human_id, credential, challenge)
+    body = {"grant_id": approved.grant.id}
+    if approved.redirect_to is not None:
+        body["redirect_to"] = approved.redirect_to
+    return json_response(body)
 
 
 @router.post("/requests/{auth_req_id}/deny")
 async def deny(auth_req_id: str, registry: RegistryDep, current: SessionDep) -> Response:
     await _pending_request(registry, auth_req_id, current.human_id)
-    await deny_request(registry, auth_req_id, current.human_id)
-    return json_response({"auth_req_id": auth_req_id, "status": "denied"})
+    redirect_to = await deny_request(registry, auth_req_id, current.human_id)
+    body = {"auth_req_id": auth_req_id, "status": "denied"}
+    if redirect_to is not None:
+        body["redirect_to"] = redirect_to
+    return json_response(body)
 
 
 @router.get("/grants")

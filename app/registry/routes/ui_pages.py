@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter
 from sqlalchemy import func, or_, select
@@ -89,6 +89,17 @@ EVENT_PHRASES = {
     "token.refreshed": "refreshed a token",
     "token.revoked": "revoked a token",
 }
+
+
+def problem_page(request: Request, heading: str, message: str, status: int) -> Response:
+    """A page that tells the human what went wrong, and nothing more."""
+    return templates.TemplateResponse(
+        request,
+        "problem.html",
+        {"human": None, "heading": heading, "message": message},
+        status_code=status,
+        headers={"Cache-Control": "no-store"},
+    )
 
 
 def _login(request: Request) -> RedirectResponse:
@@ -219,13 +230,9 @@ async def request_page(auth_req_id: str, request: Request, registry: RegistryDep
             types = await type_schemas(session)
     except (NotFound, Conflict) as exc:
         heading = "Request not found" if isinstance(exc, NotFound) else "This request is closed"
-        return templates.TemplateResponse(
-            request,
-            "problem.html",
-            {"human": None, "heading": heading, "message": exc.description},
-            status_code=exc.status,
-        )
+        return problem_page(request, heading, exc.description, exc.status)
     view = _request_view(row, agent, types)
+    flow = row.authorization_request
 
     async def load(session: Any, _: str) -> dict[str, Any]:
         owner = await session.get(Human, agent.owner_id)
@@ -234,7 +241,8 @@ async def request_page(auth_req_id: str, request: Request, registry: RegistryDep
                 select(ResourceServer).where(ResourceServer.resource.in_(view["locations"]))
             )
         ).all()
-        return {"owner_name": owner.display_name if owner else agent.owner_id, "servers": servers}
+        owner_name = owner.display_name if owner else agent.owner_id
+        return {"owner_name": owner_name, "servers": servers}
 
     return await _render(
         request,
@@ -242,6 +250,8 @@ async def request_page(auth_req_id: str, request: Request, registry: RegistryDep
         "request.html",
         "request",
         r=view,
+        flow=flow,
+        redirect_host=urlsplit(flow["redirect_uri"]).netloc if flow else None,
         raw_details=json.dumps(row.authorization_details, indent=2, ensure_ascii=False),
         lifetime=_duration(row.grant_lifetime),
         load=load,

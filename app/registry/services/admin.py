@@ -11,8 +11,8 @@ from sqlalchemy import select
 
 from app.api.errors import Conflict, NotFound
 from app.cache.base import CacheUnavailable
-from app.core.capabilities import check_type_schema
-from app.core.errors import InvalidRequest
+from app.core.capabilities import check_type_schema, parse_authorization_details
+from app.core.errors import InvalidAuthorizationDetails, InvalidRequest
 from app.core.jwk import JWKError, parse_jwks
 from app.core.keys import SigningKey
 from app.core.resources import canonical_resource
@@ -24,6 +24,19 @@ from app.store.models import Agent, EnrollmentToken, Grant, Human, Invite, Resou
 ENROLLMENT_TTL = (60, 86_400, 30 * 86_400)
 RS_AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt")
 MAX_TYPES = 16
+MAX_SCOPES = 64
+RS_MEMBERS = frozenset(
+    {
+        "name",
+        "resource",
+        "authorization_details_types",
+        "token_endpoint_auth_method",
+        "jwks",
+        "dpop_required",
+        "scopes",
+    }
+)
+_SCOPE_NAME = re.compile(r"^[\x21\x23-\x5B\x5D-\x7E]{1,128}$")  # RFC 6749 §3.3 scope-token
 
 
 def _string(body: dict[str, Any], name: str, limit: int, *, required: bool = True) -> str | None:
@@ -84,9 +97,34 @@ def _capability_types(body: dict[str, Any]) -> dict[str, Any]:
     return types
 
 
+def _scopes(body: dict[str, Any], resource: str, types: dict[str, Any]) -> dict[str, Any]:
+    """scope → the capabilities it stands for, each a valid ``authorization_details`` object
+    at this resource (``locations`` is added when the scope is asked for)."""
+    scopes = body.get("scopes", {})
+    if not isinstance(scopes, dict) or len(scopes) > MAX_SCOPES:
+        raise InvalidRequest(f"scopes must map up to {MAX_SCOPES} scope names to capabilities.")
+    for name, templates in scopes.items():
+        if not _SCOPE_NAME.match(name):
+            raise InvalidRequest(f"Scope name {name[:40]!r} is not an RFC 6749 scope token.")
+        if not isinstance(templates, list) or not templates:
+            raise InvalidRequest(f"Scope {name}: a non-empty list of capabilities.")
+        if any(not isinstance(t, dict) or "locations" in t for t in templates):
+            raise InvalidRequest(f"Scope {name}: capabilities are objects without locations.")
+        try:
+            parse_authorization_details(
+                [{**t, "locations": [resource]} for t in templates], {resource: types}
+            )
+        except InvalidAuthorizationDetails as exc:
+            raise InvalidRequest(f"Scope {name}: {exc.description}") from None
+    return scopes
+
+
 async def create_resource_server(
     registry: Registry, body: dict[str, Any]
 ) -> tuple[ResourceServer, str | None]:
+    unknown = sorted(set(body) - RS_MEMBERS)
+    if unknown:
+        raise InvalidRequest(f"Unknown member: {unknown[0][:80]}.")
     name = _string(body, "name", 200)
     try:
         resource = canonical_resource(body.get("resource"))
@@ -106,6 +144,10 @@ async def create_resource_server(
             raise InvalidRequest(f"jwks: {exc}.") from None
     else:
         secret, jwks = new_secret(), None
+    dpop_required = body.get("dpop_required", True)
+    if not isinstance(dpop_required, bool):
+        raise InvalidRequest("dpop_required must be a boolean.")
+    types = _capability_types(body)
     now = registry.now()
     server = ResourceServer(
         id=new_id("rs_"),
@@ -114,7 +156,9 @@ async def create_resource_server(
         auth_method=method,
         secret_hash=secret_hash(secret) if secret else None,
         jwks=jwks,
-        capability_types=_capability_types(body),
+        capability_types=types,
+        dpop_required=dpop_required,
+        scopes=_scopes(body, resource, types),
         created_at=now,
     )
     async with registry.sessions() as session, session.begin():

@@ -10,6 +10,7 @@ passkey's public key can re-verify it from the database alone (:func:`reverify`)
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -24,28 +25,34 @@ from webauthn.helpers import (
 
 from app.api.errors import Conflict, NotFound
 from app.core.approvals import challenge_binds, request_digest
-from app.registry.services import audit, passkeys
+from app.registry.services import audit, authorization, passkeys
 from app.registry.services.common import new_id
 from app.registry.state import Registry
 from app.store.models import Agent, Approval, Challenge, Grant, GrantRequest, Passkey
+from app.store.sql import SessionDb
 
 PURPOSE = "agentauth-grant-approval/v1"
 
 
 def agent_view(agent: Agent) -> dict[str, Any]:
     """Who asks: the agent's identity as the human sees it (and as the approval binds it)."""
-    return {
+    view = {
         "client_id": agent.id,
         "client_name": agent.client_name,
         "software_id": agent.client_metadata.get("software_id"),
         "software_version": agent.client_metadata.get("software_version"),
         "owner": agent.owner_id,
     }
+    document_url = agent.client_metadata.get("client_id_metadata_document")
+    if document_url is not None:  # the client is the application that URL describes
+        view["client_id_metadata_document"] = document_url
+    return view
 
 
 def request_document(row: GrantRequest, agent: Agent) -> dict[str, Any]:
-    """Everything the human approves, in canonical form."""
-    return {
+    """Everything the human approves, in canonical form: for an authorization-code request
+    also where the answer goes and the client's PKCE challenge (``authorization_request``)."""
+    document = {
         "purpose": PURPOSE,
         "auth_req_id": row.auth_req_id,
         "human": row.human_id,
@@ -56,6 +63,15 @@ def request_document(row: GrantRequest, agent: Agent) -> dict[str, Any]:
         "grant_lifetime": row.grant_lifetime,
         "expires_at": row.expires_at,
     }
+    if row.authorization_request is not None:
+        document["authorization_request"] = row.authorization_request
+    return document
+
+
+@dataclass(frozen=True)
+class Approved:
+    grant: Grant
+    redirect_to: str | None  # an authorization-code request: the client's redirect with code
 
 
 async def pending_request(
@@ -78,7 +94,7 @@ async def pending_request(
 
 async def approve_request(
     registry: Registry, auth_req_id: str, human_id: str, credential: object, challenge: Challenge
-) -> Grant:
+) -> Approved:
     now = registry.now()
     async with registry.sessions() as session, session.begin():
         row, agent = await pending_request(session, auth_req_id, human_id, now, lock=True)
@@ -113,6 +129,7 @@ async def approve_request(
             auth_time=now,
             created_at=now,
             expires_at=now + row.grant_lifetime,
+            scope=(row.authorization_request or {}).get("scope"),
         )
         session.add(grant)
         row.status, row.decided_at, row.grant_id = "approved", now, grant.id
@@ -144,10 +161,24 @@ async def approve_request(
             now=now,
             data={"auth_req_id": auth_req_id, "agent": agent.id},
         )
-    return grant
+        redirect_to = None
+        if row.authorization_request is not None:
+            await session.flush()
+            code = await authorization.issue_code(
+                SessionDb(session),
+                auth_req_id=auth_req_id,
+                grant_id=grant.id,
+                client_id=agent.id,
+                now=now,
+            )
+            issuer = registry.settings.issuer
+            redirect_to = authorization.approved_location(row.authorization_request, code, issuer)
+    return Approved(grant, redirect_to)
 
 
-async def deny_request(registry: Registry, auth_req_id: str, human_id: str) -> None:
+async def deny_request(registry: Registry, auth_req_id: str, human_id: str) -> str | None:
+    """Deny the request; for an authorization-code request, the client's redirect with
+    ``access_denied`` is returned."""
     now = registry.now()
     async with registry.sessions() as session, session.begin():
         row, agent = await pending_request(session, auth_req_id, human_id, now, lock=True)
@@ -162,6 +193,9 @@ async def deny_request(registry: Registry, auth_req_id: str, human_id: str) -> N
             )
         )
         await audit.append(session, "grant.denied", actor=human_id, subject=auth_req_id, now=now)
+    if row.authorization_request is None:
+        return None
+    return authorization.denied_location(row.authorization_request, registry.settings.issuer)
 
 
 def reverify(approval: Approval, public_key: bytes) -> bool:

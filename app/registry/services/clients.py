@@ -1,4 +1,10 @@
-"""Agent authentication: ``private_key_jwt`` (RFC 7523) with single-use assertions."""
+"""Client authentication at the token and revocation endpoints.
+
+Agents use ``private_key_jwt`` (RFC 7523) with single-use assertions; confidential clients
+``client_secret_basic`` or ``client_secret_post`` (RFC 6749 §2.3.1); public clients send
+their ``client_id`` alone (``none``). A client authenticates with exactly the method it
+registered, and with one method per request (RFC 6749 §2.3).
+"""
 
 from __future__ import annotations
 
@@ -12,16 +18,21 @@ from app.api.errors import RateLimited
 from app.cache.base import Once
 from app.core.client_auth import (
     AgentAssertion,
+    basic_credentials,
     read_client_assertion,
+    same_secret,
     unverified_issuer,
     verify_client_assertion,
 )
 from app.core.errors import InvalidClient
 from app.core.jwk import JWKError, PublicJWK, parse_jwks
+from app.registry.services.client_documents import document_client
 from app.registry.services.limits import client_rate
 from app.registry.state import Registry
 from app.store.sql import Db
 from app.store.token_store import AgentRecord, active_agent
+
+BASIC_CHALLENGE = {"WWW-Authenticate": 'Basic realm="agentauth"'}
 
 
 @lru_cache(maxsize=4096)
@@ -36,6 +47,55 @@ def agent_keys(agent: AgentRecord) -> Mapping[str, PublicJWK]:
     """The agent's registered keys, imported once per distinct key set (keys are immutable
     after registration, so the JWKS itself is the cache key)."""
     return _parse_jwks(orjson.dumps(agent.jwks, option=orjson.OPT_SORT_KEYS))
+
+
+async def find_client(registry: Registry, db: Db, client_id: str) -> AgentRecord | None:
+    """The active client ``client_id``: a registered one, or the client a Client ID Metadata
+    Document describes when ``client_id`` is its URL."""
+    if client_id.startswith(("https://", "http://")):
+        return await document_client(registry, db, client_id)
+    return await active_agent(db, client_id)
+
+
+async def authenticate_client(
+    registry: Registry, db: Db, form: Mapping[str, str], authorization: str | None
+) -> tuple[AgentRecord, AgentAssertion | None]:
+    """The calling client and, for ``private_key_jwt``, its assertion (whose ``jti`` the
+    caller records with :func:`admit_client`)."""
+    basic = authorization is not None and authorization[:6].lower() == "basic "
+    used = [
+        name
+        for name, present in (
+            ("client_secret_basic", basic),
+            ("private_key_jwt", "client_assertion" in form),
+            ("client_secret_post", "client_secret" in form),
+        )
+        if present
+    ]
+    if len(used) > 1:
+        raise InvalidClient("Use exactly one client authentication method.")
+    if used == ["private_key_jwt"]:
+        return await verify_agent(registry, db, form)
+    secret: str | None
+    if basic:
+        assert authorization is not None  # noqa: S101 - narrowed above
+        client_id, secret = basic_credentials(authorization, BASIC_CHALLENGE)
+        if form.get("client_id", client_id) != client_id:
+            raise InvalidClient(detail="client_id parameter does not match Basic credentials")
+    else:
+        client_id, secret = form.get("client_id") or "", form.get("client_secret")
+    if not client_id:
+        raise InvalidClient(detail="no client authentication")
+    client = await find_client(registry, db, client_id)
+    method = used[0] if used else "none"
+    if client is None or client.auth_method != method:
+        headers = BASIC_CHALLENGE if basic else None
+        raise InvalidClient(headers=headers, detail=f"unknown client or not {method}")
+    if method != "none" and (
+        secret is None or client.secret_hash is None or not same_secret(secret, client.secret_hash)
+    ):
+        raise InvalidClient(headers=BASIC_CHALLENGE if basic else None, detail="bad secret")
+    return client, None
 
 
 async def verify_agent(
@@ -81,18 +141,25 @@ async def authenticate_agent(
 
 
 async def admit_client(
-    registry: Registry, agent_id: str, endpoint: str, assertion: AgentAssertion, *others: Once
+    registry: Registry,
+    agent_id: str,
+    endpoint: str,
+    assertion: AgentAssertion | None,
+    *others: Once,
 ) -> list[bool]:
     """One cache round trip, after every stateless check passed (so a broken request never
     burns a legitimate ``jti``): the client's rate at ``endpoint``, its assertion's single
-    use, and that of ``others``, whose first-use flags are returned."""
-    retry_after, (assertion_new, *firsts) = await registry.cache.admit(
-        client_rate(registry, agent_id, endpoint),
-        [assertion_replay_key(registry, assertion), *others],
-        registry.now(),
+    use (when it authenticated with one), and that of ``others``, whose first-use flags are
+    returned."""
+    onces = [*others] if assertion is None else [assertion_replay_key(registry, assertion), *others]
+    retry_after, firsts = await registry.cache.admit(
+        client_rate(registry, agent_id, endpoint), onces, registry.now()
     )
     if retry_after:
         raise RateLimited(headers={"Retry-After": str(retry_after)})
+    if assertion is None:
+        return list(firsts)
+    assertion_new, *rest = firsts
     if not assertion_new:
         raise InvalidClient(detail="client assertion jti replayed")
-    return firsts
+    return rest

@@ -31,7 +31,7 @@ class Issued:
     def response(self, now: int, **extra: Any) -> dict[str, Any]:
         body: dict[str, Any] = {
             "access_token": self.access_token,
-            "token_type": "DPoP",
+            "token_type": self.claims.token_type,
             "expires_in": self.claims.exp - now,
             "authorization_details": self.claims.authorization_details,
         }
@@ -88,10 +88,11 @@ def grant_claims(
     registry: Registry,
     grant: GrantRecord,
     *,
-    jkt: str,
+    jkt: str | None,
     audience: str,
     details: list[AuthorizationDetail],
     now: int,
+    scope: str | None = None,
 ) -> AccessTokenClaims:
     """Claims of a depth-0 token for the grant holder at ``audience``."""
     return AccessTokenClaims(
@@ -106,10 +107,15 @@ def grant_claims(
         grant_id=grant.id,
         auth_time=grant.auth_time,
         authorization_details=[d.to_dict() for d in for_audience(details, audience)],
+        scope=grant.scope if scope is None else scope,
     )
 
 
-async def new_refresh_token(db: Db, grant: GrantRecord, family_id: str | None, now: int) -> str:
+async def new_refresh_token(
+    db: Db, grant: GrantRecord, family_id: str | None, now: int, jkt: str | None = None
+) -> str:
+    """A refresh token in ``family_id`` (a new family when ``None``), bound to the DPoP key
+    ``jkt`` when the family is (a public client's tokens)."""
     token = new_secret()
     await token_store.insert_refresh_token(
         db,
@@ -120,6 +126,7 @@ async def new_refresh_token(db: Db, grant: GrantRecord, family_id: str | None, n
             "agent_id": grant.agent_id,
             "created_at": now,
             "expires_at": grant.expires_at,
+            "jkt": jkt,
         },
     )
     return token
@@ -131,27 +138,35 @@ async def issue_token_set(
     grant: GrantRecord,
     *,
     actor: str,
-    jkt: str,
+    jkt: str | None,
     audience: str,
     details: list[AuthorizationDetail],
     family_id: str | None,
     now: int,
     event: str,
     data: dict[str, Any],
+    scope: str | None = None,
+    refresh: bool = True,
+    refresh_jkt: str | None = None,
 ) -> dict[str, Any]:
-    """Inside the caller's transaction: a depth-0 access token for ``audience``, a refresh
-    token in ``family_id`` (a new family when ``None``) and their audit event (``event`` by
-    ``actor``, with ``data`` plus the token's ``jti`` and ``aud``); returns the token
-    response."""
-    claims = grant_claims(registry, grant, jkt=jkt, audience=audience, details=details, now=now)
+    """Inside the caller's transaction: a depth-0 access token for ``audience`` (DPoP-bound
+    to ``jkt``, Bearer when ``None``), a refresh token in ``family_id`` (a new family when
+    ``None``; bound to ``refresh_jkt``) unless ``refresh`` is false, and their audit event
+    (``event`` by ``actor``, with ``data`` plus the token's ``jti`` and ``aud``); returns the
+    token response."""
+    claims = grant_claims(
+        registry, grant, jkt=jkt, audience=audience, details=details, now=now, scope=scope
+    )
     issued = await record_access_token(registry, db, claims, None)
-    refresh = await new_refresh_token(db, grant, family_id, now)
     await audit.append(
         db,
         event,
         actor=actor,
         subject=grant.id,
         now=now,
-        data={**data, "jti": claims.jti, "aud": audience},
+        data={**data, "jti": claims.jti, "aud": audience, "token_type": claims.token_type},
     )
-    return {**issued.response(now), "refresh_token": refresh}
+    if not refresh:
+        return issued.response(now)
+    token = await new_refresh_token(db, grant, family_id, now, refresh_jkt)
+    return {**issued.response(now), "refresh_token": token}

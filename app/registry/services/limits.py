@@ -22,7 +22,7 @@ from app.core.errors import InvalidClient, InvalidToken
 from app.registry.state import Registry
 
 WINDOW = 60
-PER_ADDRESS = {"ui": 600}
+PER_ADDRESS = {"ui": 600, "register": 20, "authorize": 120}
 FAILURES_PER_ADDRESS = {"token": 300, "revoke": 300, "register": 30, "bc-authorize": 120}
 PER_CLIENT = {"token": 600, "revoke": 120, "bc-authorize": 60}
 

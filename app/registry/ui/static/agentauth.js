@@ -108,6 +108,8 @@ function explain(error) {
 // this site's UI, never another origin.
 const nextPage = () => {
   const next = new URLSearchParams(window.location.search).get("next") || "";
+  // An authorization request waiting for the login comes back to /authorize on this site.
+  if (/^\/authorize\?[^#\\]*$/.test(next)) return next;
   return /^\/ui\/[A-Za-z0-9_\-\/]*$/.test(next) ? next : "/ui/";
 };
 
@@ -135,11 +137,13 @@ const actions = {
     const result = await api("POST", `/requests/${encodeURIComponent(id)}/approve`, { credential: credentialJSON(credential) });
     say(`Approved. Grant ${result.grant_id} is active.`, true);
     answered("approved");
+    if (result.redirect_to) window.location.assign(result.redirect_to);
   },
   async deny(button) {
-    await api("POST", `/requests/${encodeURIComponent(button.dataset.request)}/deny`);
+    const result = await api("POST", `/requests/${encodeURIComponent(button.dataset.request)}/deny`);
     say("Denied. The agent will be told no.", false, "denied");
     answered("denied");
+    if (result && result.redirect_to) window.location.assign(result.redirect_to);
   },
   async revoke(button) {
     await api("POST", `/grants/${encodeURIComponent(button.dataset.grant)}/revoke`);

@@ -179,7 +179,9 @@ class AgentAuthMiddleware:
         self.metadata_path: str | None = None
         self.metadata_url: str | None = None
         if resource is not None:
-            extra: dict[str, Any] = {"scopes_supported": scopes_supported} if scopes_supported else {}
+            extra: dict[str, Any] = (
+                {"scopes_supported": scopes_supported} if scopes_supported else {}
+            )
             self.metadata = protected_resource_metadata(
                 resource, authorization_servers or [], dpop_required=dpop_required, **extra
             )
@@ -200,9 +202,7 @@ class AgentAuthMiddleware:
         request = Request(scope)
         authorization = request.headers.get("authorization", "")
         proofs = request.headers.getlist("dpop")
-        bearer = (
-            not self.dpop_required and authorization[:7].lower() == "bearer " and not proofs
-        )
+        bearer = not self.dpop_required and authorization[:7].lower() == "bearer " and not proofs
         if not bearer and (not authorization.startswith("DPoP ") or len(proofs) != 1):
             error = "invalid_request" if authorization.startswith("DPoP ") else None
             body = {"error": error or "invalid_token", "error_description": "DPoP token needed"}

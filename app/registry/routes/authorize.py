@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from app.api.bodies import read_body
-from app.core.errors import InvalidRequest
+from app.core.errors import InvalidClient, InvalidRequest
 from app.core.params import FormParams, parse_form
 from app.registry.routes.ui_pages import problem_page
 from app.registry.services import audit
@@ -56,7 +56,10 @@ async def _authorize(request: Request, registry: Registry, params: FormParams) -
     if client_id is None:
         raise PageError("The sign-in link is not valid", "The request names no client_id.")
     async with connect(registry.engine) as db:
-        client = await find_client(registry, db, client_id)
+        try:
+            client = await find_client(registry, db, client_id)
+        except InvalidClient as exc:  # a metadata document that cannot be used
+            raise PageError("This application cannot be used", exc.description) from None
         if client is None:
             raise PageError("Unknown application", "No registered application has this client_id.")
         checked = await check_request(db, client, params)

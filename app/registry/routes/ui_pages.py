@@ -235,7 +235,7 @@ async def request_page(auth_req_id: str, request: Request, registry: RegistryDep
     flow = row.authorization_request
 
     async def load(session: Any, _: str) -> dict[str, Any]:
-        owner = await session.get(Human, agent.owner_id)
+        owner = await session.get(Human, agent.owner_id) if agent.owner_id else None
         servers = (
             await session.scalars(
                 select(ResourceServer).where(ResourceServer.resource.in_(view["locations"]))

@@ -38,9 +38,10 @@ def www_authenticate(
     algs: Iterable[str] = (),
     realm: str | None = None,
     resource_metadata: str | None = None,
+    scope: str | None = None,
 ) -> str:
-    """Build a ``WWW-Authenticate`` challenge (RFC 6750 §3, RFC 9449 §7.1; RFC 9728 §5.1
-    ``resource_metadata``)."""
+    """Build a ``WWW-Authenticate`` challenge (RFC 6750 §3 with ``scope``, RFC 9449 §7.1;
+    RFC 9728 §5.1 ``resource_metadata``)."""
     params: list[str] = []
     if realm is not None:
         params.append(f"realm={_quote(realm)}")
@@ -53,6 +54,8 @@ def www_authenticate(
         params.append(f"algs={_quote(alg_list)}")
     if resource_metadata is not None:
         params.append(f"resource_metadata={_quote(resource_metadata)}")
+    if scope:
+        params.append(f"scope={_quote(scope)}")
     return f"{scheme} {', '.join(params)}" if params else scheme
 
 

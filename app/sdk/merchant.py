@@ -101,6 +101,22 @@ class VerifierClient:
             raise refuse(503, "The token verifier could not decide.")
         return answer
 
+    async def introspect(self, token: str) -> dict[str, Any]:
+        """The verifier's RFC 7662 answer for ``token`` (``{"active": false}`` for anything
+        it does not vouch for); raises 503 when the verifier cannot answer."""
+        try:
+            response = await self._http.post(
+                "/introspect",
+                data={"token": token},
+                headers={"Authorization": self._authorization},
+            )
+            answer = response.json()
+        except (httpx.HTTPError, ValueError):
+            raise refuse(503, "The token verifier is unreachable.") from None
+        if response.status_code != 200 or not isinstance(answer, dict):
+            raise refuse(503, "The token verifier could not answer.")
+        return answer
+
     async def aclose(self) -> None:
         await self._http.aclose()
 

@@ -118,6 +118,13 @@ class RegistrySettings(CommonSettings, AuditSettings):
             "tokens end with it)"
         ),
     )
+    client_metadata_ca_file: str | None = Field(
+        default=None,
+        description=(
+            "PEM file of certificate authorities trusted, besides the system's, when fetching "
+            "Client ID Metadata Documents (a private CA)"
+        ),
+    )
     client_metadata_allow_private: bool = Field(
         default=False,
         description=(

@@ -53,9 +53,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("code_hash", name=op.f("pk_authorization_codes")),
     )
-    op.create_index(
-        op.f("ix_authorization_codes_grant_id"), "authorization_codes", ["grant_id"]
-    )
+    op.create_index(op.f("ix_authorization_codes_grant_id"), "authorization_codes", ["grant_id"])
 
 
 def downgrade() -> None:

@@ -23,7 +23,9 @@ import hashlib
 import ipaddress
 import re
 import socket
+import ssl
 import time
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -104,7 +106,18 @@ def _max_age(headers: httpx.Headers) -> int:
     return max(low, min(high, seconds))
 
 
-async def fetch_document(url: str, *, allow_private: bool) -> tuple[dict[str, Any], int]:
+@lru_cache(maxsize=8)
+def _tls(ca_file: str | None) -> ssl.SSLContext:
+    """The system's trust store, plus the operator's CA file when one is configured."""
+    context = ssl.create_default_context()
+    if ca_file is not None:
+        context.load_verify_locations(cafile=ca_file)
+    return context
+
+
+async def fetch_document(
+    url: str, *, allow_private: bool, ca_file: str | None = None
+) -> tuple[dict[str, Any], int]:
     """The document at ``url`` and how long it may be kept; raises :class:`DocumentRefused`."""
     check_document_url(url, allow_private=allow_private)
     parts = urlsplit(url)
@@ -119,7 +132,9 @@ async def fetch_document(url: str, *, allow_private: bool) -> tuple[dict[str, An
                 target += f"?{parts.query}"
             timeout = httpx.Timeout(TOTAL_TIMEOUT, connect=CONNECT_TIMEOUT)
             async with (
-                httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False) as http,
+                httpx.AsyncClient(
+                    timeout=timeout, follow_redirects=False, trust_env=False, verify=_tls(ca_file)
+                ) as http,
                 http.stream(
                     "GET",
                     target,
@@ -208,8 +223,12 @@ async def document_client(registry: Registry, db: Db, url: str) -> AgentRecord |
     lifetime is over; raises :class:`DocumentRefused` when the document cannot be used."""
     fresh = registry.documents_fresh_until
     if fresh.get(url, 0.0) <= time.monotonic():
-        allow_private = registry.settings.client_metadata_allow_private
-        document, max_age = await fetch_document(url, allow_private=allow_private)
+        settings = registry.settings
+        document, max_age = await fetch_document(
+            url,
+            allow_private=settings.client_metadata_allow_private,
+            ca_file=settings.client_metadata_ca_file,
+        )
         await _store(registry, url, document_metadata(url, document))
         if len(fresh) >= MAX_CACHED:
             fresh.clear()

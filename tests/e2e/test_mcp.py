@@ -1,0 +1,358 @@
+"""The official MCP Python SDK, unmodified, against `agentauth dev` and the example MCP server
+(examples/mcp_server.py), both real processes. The example client (examples/mcp_client.py)
+drives the SDK's OAuth client; the human logs in and consents in headless Chromium with a
+WebAuthn virtual authenticator, and the browser's redirect reaches the client's own callback
+server. Covered: discovery from the MCP server's 401, open registration and a Client ID
+Metadata Document (served over https by this test), authorization code + PKCE + resource,
+the tool call, refresh with rotation, step-up after a 403, and revocation."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import importlib.util
+import ipaddress
+import json
+import os
+import shutil
+import ssl
+import sys
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.test_examples import _line, _popen, _stop
+from tests.support.processes import free_port, wait_until_listening
+
+ROOT = Path(__file__).resolve().parents[2]
+PYTHON = sys.executable
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SCOPES = {
+    "read": [{"type": "api", "actions": ["read"]}],
+    "pay": [
+        {
+            "type": "api",
+            "actions": ["pay"],
+            "limits": {"max_amount": {"value": "10.00", "currency": "EUR"}},
+        }
+    ],
+}
+
+pytestmark = pytest.mark.skipif(
+    not Path(CHROMIUM).exists(), reason="Debian's chromium package is not installed"
+)
+
+
+def _example(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, ROOT / "examples" / f"{name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+mcp_client = _example("mcp_client")
+
+
+@dataclass
+class Certificate:
+    cert: Path
+    key: Path
+
+
+def _self_signed(directory: Path) -> Certificate:
+    """A certificate for localhost and 127.0.0.1, the CA the registry trusts for metadata
+    documents in this test (AGENTAUTH_CLIENT_METADATA_CA_FILE)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=2))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    paths = Certificate(directory / "cert.pem", directory / "key.pem")
+    paths.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths.key.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return paths
+
+
+@dataclass
+class MCPStack:
+    registry: str
+    local: str
+    admin: str
+    invite: str
+    server: str  # the MCP endpoint, http://localhost:<port>/mcp
+    certificate: Certificate
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MCPStack]:
+    data = tmp_path_factory.mktemp("mcp-dev")
+    certificate = _self_signed(data)
+    rp, vp, mp = free_port(), free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTAUTH_")}
+    dev_env = {**env, "AGENTAUTH_CLIENT_METADATA_CA_FILE": str(certificate.cert)}
+    agentauth = str(Path(PYTHON).parent / "agentauth")
+    dev = _popen(
+        [agentauth, "dev", "--data-dir", str(data), "--registry-port", str(rp),
+         "--verifier-port", str(vp)], dev_env,
+    )  # fmt: skip
+    try:
+        admin = _line(dev, r"admin token\s+(\S+)").group(1)
+        invite = _line(dev, r"first invite (\S+)").group(1)
+        wait_until_listening(rp)
+        wait_until_listening(vp)
+        server = f"http://localhost:{mp}/mcp"
+        created = httpx.post(
+            f"http://127.0.0.1:{rp}/admin/resource-servers",
+            json={
+                "name": "Example MCP shop",
+                "resource": server,
+                "dpop_required": False,
+                "scopes": SCOPES,
+            },
+            headers={"Authorization": f"Bearer {admin}"},
+        )
+        assert created.status_code == 201, created.text
+        server_env = {
+            **env,
+            "SHOP_CLIENT_ID": created.json()["client_id"],
+            "SHOP_CLIENT_SECRET": created.json()["client_secret"],
+        }
+        mcp = _popen(
+            [PYTHON, "examples/mcp_server.py", "--port", str(mp),
+             "--issuer", f"http://localhost:{rp}", "--verifier", f"http://localhost:{vp}"],
+            server_env,
+        )  # fmt: skip
+        try:
+            wait_until_listening(mp)
+            yield MCPStack(
+                f"http://localhost:{rp}", f"http://127.0.0.1:{rp}", admin, invite, server,
+                certificate,
+            )  # fmt: skip
+        finally:
+            _stop(mcp)
+    finally:
+        _stop(dev)
+
+
+@pytest.fixture
+async def page(stack: MCPStack) -> AsyncIterator[Any]:
+    """A new human's browser profile: a virtual passkey, enrolled from an invite."""
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"],
+        )  # fmt: skip
+        context = await chromium.new_context()
+        page = await context.new_page()
+        cdp = await context.new_cdp_session(page)
+        await cdp.send("WebAuthn.enable")
+        await cdp.send(
+            "WebAuthn.addVirtualAuthenticator",
+            {
+                "options": {
+                    "protocol": "ctap2",
+                    "transport": "internal",
+                    "hasResidentKey": True,
+                    "hasUserVerification": True,
+                    "isUserVerified": True,
+                    "automaticPresenceSimulation": True,
+                }
+            },
+        )
+        async with httpx.AsyncClient(base_url=stack.local) as http:
+            created = await http.post(
+                "/admin/humans",
+                json={"display_name": "Alice"},
+                headers={"Authorization": f"Bearer {stack.admin}"},
+            )
+        assert created.status_code == 201, created.text
+        await page.goto(f"{stack.registry}/ui/invite/{created.json()['invite_token']}")
+        await page.get_by_role("button", name="Create a passkey").click()
+        await page.wait_for_url(f"{stack.registry}/ui/")
+        await context.clear_cookies()  # the MCP flow starts logged out: login is part of it
+        yield page
+        await chromium.close()
+
+
+class Human:
+    """What the person does in the browser when the client sends them to /authorize."""
+
+    def __init__(self, page: Any, stack: MCPStack) -> None:
+        self.page = page
+        self.stack = stack
+        self.consents: list[str] = []  # the consent pages' text, in order
+        self.refuse = False
+        self.refused = 0  # how often the client asked while ``refuse`` was set
+
+    async def open(self, url: str) -> None:
+        if self.refuse:
+            self.refused += 1
+            raise RuntimeError("the client asked the human again")
+        assert url.startswith(f"{self.stack.registry}/authorize?"), url
+        await self.page.goto(url)
+        if "/ui/login" in self.page.url:
+            await self.page.get_by_role("button", name="Log in with a passkey").click()
+        await self.page.wait_for_url(f"{self.stack.registry}/ui/requests/*")
+        self.consents.append(await self.page.locator("main").inner_text())
+        # The redirect to the client's callback follows the approval by itself.
+        await self.page.get_by_role("button", name="Approve with passkey").click()
+        await self.page.wait_for_url("http://127.0.0.1:*/callback?*")
+
+
+async def admin(stack: MCPStack, method: str, path: str) -> httpx.Response:
+    async with httpx.AsyncClient(base_url=stack.local) as http:
+        return await http.request(
+            method, f"/admin{path}", headers={"Authorization": f"Bearer {stack.admin}"}
+        )
+
+
+async def test_the_mcp_sdk_client_gets_a_token_with_passkey_consent_and_calls_tools(
+    stack: MCPStack, page: Any
+) -> None:
+    human = Human(page, stack)
+    callback = mcp_client.Callback(free_port())
+    await callback.start()
+    storage = mcp_client.MemoryStorage()
+    try:
+        auth = mcp_client.provider(stack.server, callback, open_url=human.open, storage=storage)
+        answers = await mcp_client.call_tools(
+            stack.server,
+            auth,
+            [("balance", {}), ("pay", {"amount": "4.50", "to": "bookshop"})],
+        )
+        assert answers == ["100.00 EUR", "paid 4.50 EUR to bookshop"]
+        # Two consents: "read" first (the 401's scope), then "pay" after the 403 step-up.
+        assert len(human.consents) == 2
+        assert "read" in human.consents[0]
+        assert "pay" in human.consents[1]
+        assert storage.client is not None
+        assert storage.tokens is not None
+        assert storage.client.client_id.startswith("agt_")  # open registration
+        assert set((storage.tokens.scope or "").split()) == {"read", "pay"}
+
+        # Refresh: the access token is expired for the client; the refresh token rotates.
+        old_refresh = storage.tokens.refresh_token
+        auth.context.token_expiry_time = 1.0  # long past
+        human.refuse = True  # a refresh needs no human
+        assert await mcp_client.call_tools(stack.server, auth, [("balance", {})]) == ["100.00 EUR"]
+        assert storage.tokens.refresh_token not in (None, old_refresh)
+
+        # Revocation: the human's grants go; the next call is refused and the client would
+        # have to ask the human again.
+        token = storage.tokens.access_token
+        grants = (await admin(stack, "GET", f"/grants?agent={storage.client.client_id}")).json()
+        for grant in grants["grants"]:
+            if grant["status"] == "active":
+                revoked = await admin(stack, "POST", f"/grants/{grant['id']}/revoke")
+                assert revoked.status_code == 200, revoked.text
+        await asyncio.sleep(0.2)
+        async with httpx.AsyncClient() as http:
+            refused = await http.post(
+                stack.server,
+                json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+                headers={
+                    "Authorization": f"Bearer {token}",
+                    "Accept": "application/json, text/event-stream",
+                },
+            )
+        assert refused.status_code == 401
+        assert 'resource_metadata="' in refused.headers["www-authenticate"]
+        assert 'scope="read"' in refused.headers["www-authenticate"]
+        assert human.refused == 0
+        with pytest.raises(BaseExceptionGroup):
+            await mcp_client.call_tools(stack.server, auth, [("balance", {})])
+        assert human.refused == 1  # the revoked token sent the client back to the human
+    finally:
+        await callback.stop()
+
+
+@pytest.fixture
+async def metadata_document(stack: MCPStack) -> AsyncIterator[tuple[str, Any]]:
+    """A Client ID Metadata Document over https on 127.0.0.1, for one callback port."""
+    port, callback_port = free_port(), free_port()
+    url = f"https://localhost:{port}/mcp-client.json"
+    document = json.dumps(
+        {
+            "client_id": url,
+            "client_name": "Example MCP client (metadata document)",
+            "redirect_uris": [f"http://127.0.0.1:{callback_port}/callback"],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "response_types": ["code"],
+            "token_endpoint_auth_method": "none",
+        }
+    ).encode()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n")
+            writer.write(b"Content-Length: %d\r\n\r\n%s" % (len(document), document))
+            await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
+            pass
+        finally:
+            writer.close()
+
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(stack.certificate.cert, stack.certificate.key)
+    server = await asyncio.start_server(serve, "127.0.0.1", port, ssl=tls)
+    callback = mcp_client.Callback(callback_port)
+    await callback.start()
+    try:
+        yield url, callback
+    finally:
+        await callback.stop()
+        server.close()
+
+
+async def test_the_mcp_sdk_client_identified_by_a_metadata_document(
+    stack: MCPStack, page: Any, metadata_document: tuple[str, Any]
+) -> None:
+    url, callback = metadata_document
+    human = Human(page, stack)
+    storage = mcp_client.MemoryStorage()
+    auth = mcp_client.provider(
+        stack.server, callback, open_url=human.open, client_metadata_url=url, storage=storage
+    )
+    answers = await mcp_client.call_tools(stack.server, auth, [("balance", {})])
+    assert answers == ["100.00 EUR"]
+    assert storage.client is not None
+    assert storage.client.client_id == url  # no registration: the URL is the client_id
+    assert len(human.consents) == 1
+    assert f"as described at {url}" in human.consents[0]

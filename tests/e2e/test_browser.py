@@ -6,7 +6,6 @@ enabled through the Chrome DevTools Protocol. The registry and the verifier run 
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,11 +14,11 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from tests.support.browser import chromium, needs_chromium, passkey_page
 from tests.support.registry import CIBA, AgentClient, RegistryClient
 from tests.support.stack import Site, site_fixtures
 from tests.support.verifier import Merchant, eventually, is_inactive
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ADMIN_TOKEN = "admin-" + "b" * 40
 DOC_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
 
@@ -50,9 +49,7 @@ DETAILS = [
     }
 ]
 
-pytestmark = pytest.mark.skipif(
-    not Path(CHROMIUM).exists(), reason="Debian's chromium package is not installed"
-)
+pytestmark = needs_chromium
 
 
 site, operator = site_fixtures("browser", admin_token=ADMIN_TOKEN, issuer="http://localhost")
@@ -60,40 +57,8 @@ site, operator = site_fixtures("browser", admin_token=ADMIN_TOKEN, issuer="http:
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Any]:
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"],
-        )  # fmt: skip
-        yield chromium
-        await chromium.close()
-
-
-async def passkey_page(browser: Any, viewport: dict[str, int] | None = None, **options: Any) -> Any:
-    """A fresh browser profile with its own virtual authenticator (``options`` override the
-    CTAP2 / internal / resident key / user verification defaults)."""
-    context = await browser.new_context(**({"viewport": viewport} if viewport else {}))
-    page = await context.new_page()
-    cdp = await context.new_cdp_session(page)
-    await cdp.send("WebAuthn.enable")
-    await cdp.send(
-        "WebAuthn.addVirtualAuthenticator",
-        {
-            "options": {
-                "protocol": "ctap2",
-                "transport": "internal",
-                "hasResidentKey": True,
-                "hasUserVerification": True,
-                "isUserVerified": True,
-                "automaticPresenceSimulation": True,
-                **options,
-            }
-        },
-    )
-    return page
+    async with chromium() as launched:
+        yield launched
 
 
 async def looks_answered(page: Any, outcome: str) -> None:

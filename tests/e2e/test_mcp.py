@@ -14,7 +14,6 @@ import importlib.util
 import ipaddress
 import json
 import os
-import shutil
 import ssl
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -27,11 +26,17 @@ import httpx
 import pytest
 
 from tests.e2e.test_examples import _line, _popen, _stop
+from tests.support.browser import (
+    chromium,
+    consent_in_browser,
+    enrol_in_browser,
+    needs_chromium,
+    passkey_page,
+)
 from tests.support.processes import free_port, wait_until_listening
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SCOPES = {
     "read": [{"type": "api", "actions": ["read"]}],
     "pay": [
@@ -43,9 +48,7 @@ SCOPES = {
     ],
 }
 
-pytestmark = pytest.mark.skipif(
-    not Path(CHROMIUM).exists(), reason="Debian's chromium package is not installed"
-)
+pytestmark = needs_chromium
 
 
 def _example(name: str) -> ModuleType:
@@ -169,32 +172,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MCPStack]:
 
 @pytest.fixture
 async def page(stack: MCPStack) -> AsyncIterator[Any]:
-    """A new human's browser profile: a virtual passkey, enrolled from an invite."""
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"],
-        )  # fmt: skip
-        context = await chromium.new_context()
-        page = await context.new_page()
-        cdp = await context.new_cdp_session(page)
-        await cdp.send("WebAuthn.enable")
-        await cdp.send(
-            "WebAuthn.addVirtualAuthenticator",
-            {
-                "options": {
-                    "protocol": "ctap2",
-                    "transport": "internal",
-                    "hasResidentKey": True,
-                    "hasUserVerification": True,
-                    "isUserVerified": True,
-                    "automaticPresenceSimulation": True,
-                }
-            },
-        )
+    """A new human's browser profile: a virtual passkey, enrolled from an invite, then
+    logged out (the MCP flow includes the login)."""
+    async with chromium() as browser:
+        page = await passkey_page(browser)
         async with httpx.AsyncClient(base_url=stack.local) as http:
             created = await http.post(
                 "/admin/humans",
@@ -202,12 +183,9 @@ async def page(stack: MCPStack) -> AsyncIterator[Any]:
                 headers={"Authorization": f"Bearer {stack.admin}"},
             )
         assert created.status_code == 201, created.text
-        await page.goto(f"{stack.registry}/ui/invite/{created.json()['invite_token']}")
-        await page.get_by_role("button", name="Create a passkey").click()
-        await page.wait_for_url(f"{stack.registry}/ui/")
-        await context.clear_cookies()  # the MCP flow starts logged out: login is part of it
+        await enrol_in_browser(page, stack.registry, created.json()["invite_token"])
+        await page.context.clear_cookies()
         yield page
-        await chromium.close()
 
 
 class Human:
@@ -225,13 +203,8 @@ class Human:
             self.refused += 1
             raise RuntimeError("the client asked the human again")
         assert url.startswith(f"{self.stack.registry}/authorize?"), url
-        await self.page.goto(url)
-        if "/ui/login" in self.page.url:
-            await self.page.get_by_role("button", name="Log in with a passkey").click()
-        await self.page.wait_for_url(f"{self.stack.registry}/ui/requests/*")
-        self.consents.append(await self.page.locator("main").inner_text())
+        self.consents.append(await consent_in_browser(self.page, self.stack.registry, url))
         # The redirect to the client's callback follows the approval by itself.
-        await self.page.get_by_role("button", name="Approve with passkey").click()
         await self.page.wait_for_url("http://127.0.0.1:*/callback?*")
 
 

@@ -69,14 +69,17 @@ def running_site(
         yield Site(registry, verifier, base)
 
 
-def site_fixtures(name: str, *, admin_token: str, issuer: str | None = None) -> tuple[Any, Any]:
+def site_fixtures(
+    name: str, *, admin_token: str, issuer: str | None = None, **settings: str
+) -> tuple[Any, Any]:
     """A module's ``site`` (one stack per module) and ``operator`` (an admin client of it)
-    fixtures: ``site, operator = site_fixtures("browser", admin_token=...)``."""
+    fixtures: ``site, operator = site_fixtures("browser", admin_token=...)``; ``settings``
+    are more ``AGENTAUTH_*`` variables for both processes."""
 
     @pytest.fixture(scope="module")
     def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         workdir = tmp_path_factory.mktemp(name)
-        with running_site(workdir, admin_token=admin_token, issuer=issuer) as running:
+        with running_site(workdir, admin_token=admin_token, issuer=issuer, **settings) as running:
             yield running
 
     @pytest.fixture

@@ -136,6 +136,17 @@ def servers_create(
         Path | None,
         typer.Option(help="File with the public JWK set, for --auth-method private_key_jwt."),
     ] = None,
+    accept_bearer: Annotated[
+        bool,
+        typer.Option(
+            "--accept-bearer",
+            help="Accept Bearer tokens (dpop_required false), as MCP clients need.",
+        ),
+    ] = False,
+    scopes: Annotated[
+        Path | None,
+        typer.Option(help='JSON file: {"<scope>": [<authorization_details object>, ...]}.'),
+    ] = None,
     url: Url = None,
     admin_token: Admin = None,
     as_json: Json = False,
@@ -145,12 +156,15 @@ def servers_create(
         "name": name,
         "resource": resource,
         "token_endpoint_auth_method": auth_method,
+        "dpop_required": not accept_bearer,
     }
-    if jwks is not None:
+    for option, path, member in (("--jwks", jwks, "jwks"), ("--scopes", scopes, "scopes")):
+        if path is None:
+            continue
         try:
-            body["jwks"] = json.loads(jwks.read_text())
+            body[member] = json.loads(path.read_text())
         except (OSError, ValueError) as exc:
-            typer.echo(f"error: --jwks {jwks}: {exc}", err=True)
+            typer.echo(f"error: {option} {path}: {exc}", err=True)
             raise typer.Exit(2) from None
     data = _admin("POST", "/resource-servers", url, admin_token, body)
     text = f"client id: {data['client_id']}\nresource:  {data['resource']}"

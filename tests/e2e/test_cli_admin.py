@@ -180,6 +180,24 @@ def test_a_private_key_jwt_resource_server_can_be_created_with_its_jwks(
     assert "client_secret" not in json.loads(created.stdout)
 
 
+def test_an_mcp_resource_server_accepts_bearer_tokens_and_has_scopes(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    scopes = {"read": [{"type": "api", "actions": ["read"]}]}
+    (tmp_path / "scopes.json").write_text(json.dumps(scopes))
+    created = run(
+        env, "resource-servers", "create", "Tools", "http://localhost:9100/mcp",
+        "--accept-bearer", "--scopes", str(tmp_path / "scopes.json"), "--json",
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    data = json.loads(created.stdout)
+    assert (data["dpop_required"], data["scopes"]) == (False, scopes)
+    bad = run(env, "resource-servers", "create", "Bad", "http://localhost:9101/mcp",
+              "--scopes", str(tmp_path / "missing.json"))  # fmt: skip
+    assert bad.returncode == 2
+    assert "--scopes" in bad.stderr
+
+
 def test_usage_errors_are_caught_before_any_request(env: dict[str, str]) -> None:
     unauthenticated = run(env, "token", "verify", "a.b.c", "--verifier", env["VERIFIER"])
     assert unauthenticated.returncode == 2

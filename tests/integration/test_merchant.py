@@ -270,3 +270,59 @@ async def test_a_capability_of_a_type_without_actions_allows_no_action(
         assert "amount_exceeds_limit" in huge.text
         small = await shop.post("/api/pay", json={"value": "5.00"}, auth=agent.auth())
         assert small.status_code == 200, small.text
+
+
+@pytest.mark.parametrize("checking", ["verifier", "local"])
+async def test_a_shop_that_accepts_bearer_tokens_takes_them_without_a_proof(
+    registry: RegistryClient, verifier_http: httpx.AsyncClient, checking: str, settings: Any
+) -> None:
+    from tests.support.oauth import CodeClient
+
+    origin = f"https://bearer-{checking}.example"
+    resource = f"{origin}/api"
+    body = {
+        "name": "Bearer shop",
+        "resource": resource,
+        "dpop_required": False,
+        "scopes": {"pay": [{"type": "api", "actions": ["pay"]}]},
+    }
+    created = (await registry.admin("POST", "/resource-servers", body)).json()
+    assert registry.app is not None
+    state = registry.app.state.registry
+    state.settings = settings.model_copy(update={"registration_policy": "open-public"})
+    human = await registry.human()
+    client = CodeClient(http=registry.http, clock=registry.clock)
+    assert (await client.register()).status_code == 201
+    _, answer = await client.consent(human, scope="pay", resource=resource)
+    token = (await client.redeem(answer["code"], dpop=False)).json()["access_token"]
+
+    def shop(dpop_required: bool) -> httpx.AsyncClient:
+        verifier: Verifier = (
+            VerifierClient(
+                "http://verifier",
+                created["client_id"],
+                created["client_secret"],
+                http=verifier_http,
+            )
+            if checking == "verifier"
+            else LocalVerifier(ISSUER, resource, http=registry.http, dpop_required=dpop_required)
+        )
+        app = FastAPI()
+        app.add_middleware(
+            AgentAuthMiddleware, verifier=verifier, prefix="/api", dpop_required=dpop_required
+        )
+
+        @app.post("/api/pay")
+        async def pay(grant: Annotated[dict[str, Any], Depends(requires("pay"))]) -> Any:
+            return {"paid_for": grant["sub"]}
+
+        return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=origin)
+
+    bearer = {"Authorization": f"Bearer {token}"}
+    async with shop(dpop_required=False) as accepting:
+        paid = await accepting.post("/api/pay", json={}, headers=bearer)
+        assert paid.status_code == 200, paid.text
+        assert paid.json() == {"paid_for": human.id}
+    async with shop(dpop_required=True) as strict:
+        refused = await strict.post("/api/pay", json={}, headers=bearer)
+        assert refused.status_code == 401

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 from app.core.errors import InvalidClientMetadata, InvalidRedirectUri
 from app.core.jwk import JWKError, parse_jwks
 from app.core.text import check_display_text
-from app.core.urns import AUTHORIZATION_CODE_GRANT, REFRESH_GRANT
+from app.core.urns import AUTHORIZATION_CODE_GRANT, CIBA_GRANT, REFRESH_GRANT
 
 AUTH_METHODS = ("private_key_jwt", "client_secret_basic", "client_secret_post", "none")
 SECRET_METHODS = frozenset({"client_secret_basic", "client_secret_post"})
@@ -206,7 +206,14 @@ def validate_client_metadata(
         raise _bad("dpop_bound_access_tokens must be a boolean.")
     if method == "private_key_jwt" and not bound:
         raise _bad("dpop_bound_access_tokens must be true for private_key_jwt agents.")
-    allowed = list(known_grants) if method != "none" else list(PUBLIC_GRANTS)
+    # CIBA requests are signed by an agent's key (private_key_jwt); public clients have
+    # only the authorization-code grant and its refreshes.
+    if method == "none":
+        allowed = list(PUBLIC_GRANTS)
+    elif method in SECRET_METHODS:
+        allowed = [g for g in known_grants if g != CIBA_GRANT]
+    else:
+        allowed = list(known_grants)
     wants_code = "redirect_uris" in body
     default = [
         g for g in allowed if g != AUTHORIZATION_CODE_GRANT or wants_code or method == "none"

@@ -158,6 +158,9 @@ async def issue_token_set(
         registry, grant, jkt=jkt, audience=audience, details=details, now=now, scope=scope
     )
     issued = await record_access_token(registry, db, claims, None)
+    body = issued.response(now)
+    if refresh:  # deferred like the access token: the audit append below carries both
+        body["refresh_token"] = await new_refresh_token(db, grant, family_id, now, refresh_jkt)
     await audit.append(
         db,
         event,
@@ -166,7 +169,4 @@ async def issue_token_set(
         now=now,
         data={**data, "jti": claims.jti, "aud": audience, "token_type": claims.token_type},
     )
-    if not refresh:
-        return issued.response(now)
-    token = await new_refresh_token(db, grant, family_id, now, refresh_jkt)
-    return {**issued.response(now), "refresh_token": token}
+    return body

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from app.core.errors import InvalidRequest, OAuthError
 from app.core.params import FormParams, ascii_int, parse_form
@@ -22,11 +22,14 @@ async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
         raise InvalidRequest("The request body is too large.", status_code=413)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise InvalidRequest("The request body is too large.", status_code=413)
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise InvalidRequest("The request body is too large.", status_code=413)
+            chunks.append(chunk)
+    except ClientDisconnect:  # it hung up mid-body: nothing to answer, nothing went wrong
+        raise InvalidRequest("The client went away.", detail="client disconnected") from None
     return b"".join(chunks)
 
 

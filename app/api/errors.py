@@ -16,7 +16,7 @@ from typing import Literal
 
 import orjson
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from app.api.metrics import dependency_error
@@ -81,6 +81,8 @@ def exception_response(exc: Exception) -> Response:
     if database_unreachable(exc):
         log.warning("database unavailable: %s", exc)
         return error_response(unavailable(str(exc), "postgres"))
+    if isinstance(exc, ClientDisconnect):  # hung up mid-request: not a server error
+        return error_response(InvalidRequest("The client went away.", detail=str(exc)))
     if unstorable_text(exc):
         return error_response(
             InvalidRequest(

@@ -179,3 +179,54 @@ async def test_a_content_length_that_is_not_ascii_digits_is_refused(
         response = await http.send(request)
         assert response.status_code == 400, (path, length, response.text)
         assert response.json()["error"] == "invalid_request"
+
+
+@pytest.mark.parametrize(
+    "path", ["/token", "/register", "/revoke", "/bc-authorize", "/ui/api/login/options"]
+)
+async def test_a_client_that_hangs_up_mid_body_is_no_server_error(
+    registry: RegistryClient, path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Half a body, then the connection goes: answered 400 (to nobody) and never logged as
+    an unhandled error."""
+    assert registry.app is not None
+    messages = iter(
+        [
+            {"type": "http.request", "body": b"grant_type=refr", "more_body": True},
+            {"type": "http.disconnect"},
+        ]
+    )
+
+    async def receive() -> dict[str, object]:
+        return next(messages, {"type": "http.disconnect"})
+
+    sent: list[dict[str, object]] = []
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    content_type = (
+        "application/json"
+        if path.startswith("/ui") or path == "/register"
+        else ("application/x-www-form-urlencoded")
+    )
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"localhost"), (b"content-type", content_type.encode()),
+                    (b"content-length", b"100")],
+        "client": ("127.0.0.1", 50000),
+        "server": ("localhost", 80),
+    }  # fmt: skip
+    with caplog.at_level("ERROR"):
+        await registry.app(scope, receive, send)
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    assert start["status"] in (400, 401)  # /register asks for its token first
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text

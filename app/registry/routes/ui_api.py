@@ -25,7 +25,7 @@ from app.registry.services import admin as admin_service
 from app.registry.services import audit, passkeys, requesters
 from app.registry.services.approvals import (
     agent_view,
-    approve_request,
+    approve_with_passkey,
     deny_request,
     pending_request,
     request_document,
@@ -53,10 +53,10 @@ async def _invite(registry: Registry, token: object) -> Human:
     return human
 
 
-async def _consume(registry: Registry, credential: object, purpose: str) -> Challenge:
+async def _consume(registry: Registry, challenge: bytes, purpose: str) -> Challenge:
     async with registry.sessions() as session, session.begin():
         return await passkeys.consume_challenge(
-            session, credential, purpose=purpose, now=registry.now()
+            session, challenge, purpose=purpose, now=registry.now()
         )
 
 
@@ -83,7 +83,8 @@ async def register_verify(request: Request, registry: RegistryDep) -> Response:
     await limit_address(registry, request, "ui")
     body = await read_json(request)
     human = await _invite(registry, body.get("invite_token"))
-    challenge = await _consume(registry, body.get("credential"), "register")
+    credential = passkeys.parsed_attestation(body.get("credential"))
+    challenge = await _consume(registry, credential.challenge, "register")
     if challenge.subject != secret_hash(body["invite_token"]):
         raise passkeys.CeremonyFailed("The challenge was issued for another invite.")
     now = registry.now()
@@ -96,7 +97,7 @@ async def register_verify(request: Request, registry: RegistryDep) -> Response:
         if claimed.rowcount != 1:  # type: ignore[attr-defined]
             raise InvalidToken("The invite is invalid, used or expired.")
         await passkeys.register_passkey(
-            registry, session, human, body.get("credential"), challenge.challenge, now
+            registry, session, human, credential, challenge=challenge.challenge, now=now
         )
         await audit.append(session, "passkey.registered", actor=human.id, subject=human.id, now=now)
     response = json_response({"human_id": human.id})
@@ -117,12 +118,18 @@ async def login_options(request: Request, registry: RegistryDep) -> Response:
 @router.post("/login/verify")
 async def login_verify(request: Request, registry: RegistryDep) -> Response:
     await limit_address(registry, request, "ui")
-    credential = (await read_json(request)).get("credential")
-    challenge = await _consume(registry, credential, "login")
+    credential = passkeys.parsed_assertion((await read_json(request)).get("credential"))
+    challenge = await _consume(registry, credential.challenge, "login")
     now = registry.now()
     async with registry.sessions() as session, session.begin():
         result = await passkeys.verify_assertion(
-            registry, session, credential, challenge.challenge, human_id=None, allowed=None, now=now
+            registry,
+            session,
+            credential,
+            challenge=challenge.challenge,
+            human_id=None,
+            allowed=None,
+            now=now,
         )
         human = await session.get(Human, result.passkey.human_id)
         if human is None or human.status != "active":
@@ -216,11 +223,10 @@ async def approve_options(auth_req_id: str, registry: RegistryDep, current: Sess
 async def approve(
     auth_req_id: str, request: Request, registry: RegistryDep, current: SessionDep
 ) -> Response:
-    credential = (await read_json(request)).get("credential")
-    challenge = await _consume(registry, credential, "approve")
-    if challenge.subject != auth_req_id or challenge.human_id != current.human_id:
-        raise passkeys.CeremonyFailed("The challenge was issued for another request.")
-    approved = await approve_request(registry, auth_req_id, current.human_id, credential, challenge)
+    credential = passkeys.parsed_assertion((await read_json(request)).get("credential"))
+    approved = await approve_with_passkey(
+        registry, auth_req_id=auth_req_id, human_id=current.human_id, credential=credential
+    )
     body = {"grant_id": approved.grant.id}
     if approved.redirect_to is not None:
         body["redirect_to"] = approved.redirect_to

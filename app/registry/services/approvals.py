@@ -25,6 +25,7 @@ from webauthn.helpers import (
 
 from app.api.errors import Conflict, NotFound
 from app.core.approvals import challenge_binds, request_digest
+from app.core.webauthn_credentials import Assertion as WebAuthnAssertion
 from app.registry.services import audit, authorization, passkeys
 from app.registry.services.common import new_id
 from app.registry.state import Registry
@@ -92,8 +93,27 @@ async def pending_request(
     return row, agent
 
 
+async def approve_with_passkey(
+    registry: Registry, *, auth_req_id: str, human_id: str, credential: WebAuthnAssertion
+) -> Approved:
+    """The whole approval: the credential's challenge is used up in its own transaction (the
+    first attempt burns it, successful or not), must have been issued for this request and
+    this human, and then the assertion must verify over the request as it is now."""
+    async with registry.sessions() as session, session.begin():
+        challenge = await passkeys.consume_challenge(
+            session, credential.challenge, purpose="approve", now=registry.now()
+        )
+    if challenge.subject != auth_req_id or challenge.human_id != human_id:
+        raise passkeys.CeremonyFailed("The challenge was issued for another request.")
+    return await approve_request(registry, auth_req_id, human_id, credential, challenge)
+
+
 async def approve_request(
-    registry: Registry, auth_req_id: str, human_id: str, credential: object, challenge: Challenge
+    registry: Registry,
+    auth_req_id: str,
+    human_id: str,
+    credential: WebAuthnAssertion,
+    challenge: Challenge,
 ) -> Approved:
     now = registry.now()
     async with registry.sessions() as session, session.begin():
@@ -114,7 +134,7 @@ async def approve_request(
             registry,
             session,
             credential,
-            challenge.challenge,
+            challenge=challenge.challenge,
             human_id=human_id,
             allowed=allowed,
             now=now,

@@ -23,11 +23,6 @@ from webauthn import (
     verify_authentication_response,
     verify_registration_response,
 )
-from webauthn.helpers import (
-    base64url_to_bytes,
-    parse_authentication_credential_json,
-    parse_client_data_json,
-)
 from webauthn.helpers.exceptions import WebAuthnException
 from webauthn.helpers.structs import (
     AuthenticationCredential,
@@ -38,6 +33,13 @@ from webauthn.helpers.structs import (
 )
 
 from app.core.errors import InvalidRequest
+from app.core.webauthn_credentials import Assertion as WebAuthnAssertion
+from app.core.webauthn_credentials import (
+    Attestation,
+    CredentialError,
+    parse_assertion,
+    parse_attestation,
+)
 from app.registry.state import Registry
 from app.store.models import Challenge, Human, Passkey
 
@@ -75,27 +77,27 @@ async def store_challenge(
     )
 
 
-def client_challenge(credential: object) -> bytes:
-    """The challenge inside a credential's clientDataJSON (checked again by py_webauthn)."""
-    if not isinstance(credential, dict) or not isinstance(credential.get("response"), dict):
-        raise CeremonyFailed("The credential is malformed.")
+def parsed_assertion(credential: object) -> WebAuthnAssertion:
+    """The request's assertion, parsed once (400 when malformed or cross-origin)."""
     try:
-        raw = base64url_to_bytes(credential["response"]["clientDataJSON"])
-        client_data = parse_client_data_json(raw)
-        document = json.loads(raw)
-    except (KeyError, TypeError, ValueError, WebAuthnException):
-        raise CeremonyFailed("The credential is malformed.") from None
-    # WebAuthn L3 §7.2: we never run ceremonies inside frames.
-    if document.get("crossOrigin") is True or "topOrigin" in document:
-        raise CeremonyFailed("Cross-origin WebAuthn ceremonies are not accepted.")
-    return client_data.challenge
+        return parse_assertion(credential)
+    except CredentialError as exc:
+        raise CeremonyFailed(str(exc)) from None
+
+
+def parsed_attestation(credential: object) -> Attestation:
+    """The request's registration credential, parsed once (400 when malformed)."""
+    try:
+        return parse_attestation(credential)
+    except CredentialError as exc:
+        raise CeremonyFailed(str(exc)) from None
 
 
 async def consume_challenge(
-    session: AsyncSession, credential: object, *, purpose: str, now: int
+    session: AsyncSession, challenge: bytes, *, purpose: str, now: int
 ) -> Challenge:
-    """Mark the credential's challenge used, once; unknown, expired or used ones fail."""
-    challenge = client_challenge(credential)
+    """Mark the server's challenge a credential answers used, once; unknown, expired or used
+    ones fail."""
     used = await session.execute(
         update(Challenge)
         .where(
@@ -149,13 +151,14 @@ async def register_passkey(
     registry: Registry,
     session: AsyncSession,
     human: Human,
-    credential: object,
+    credential: Attestation,
+    *,
     challenge: bytes,
     now: int,
 ) -> Passkey:
     try:
         verified = verify_registration_response(
-            credential=credential,  # type: ignore[arg-type]
+            credential=credential.credential,
             expected_challenge=challenge,
             expected_rp_id=registry.settings.rp_id,
             expected_origin=registry.settings.origin,
@@ -166,15 +169,12 @@ async def register_passkey(
     existing = await session.get(Passkey, verified.credential_id)
     if len(verified.credential_id) > 1023 or existing is not None:
         raise CeremonyFailed("This credential is already registered.")
-    transports = (
-        credential.get("response", {}).get("transports", []) if isinstance(credential, dict) else []
-    )
     passkey = Passkey(
         credential_id=verified.credential_id,
         human_id=human.id,
         public_key=verified.credential_public_key,
         sign_count=verified.sign_count,
-        transports=[t for t in transports if isinstance(t, str)][:8],
+        transports=list(credential.transports),
         user_verified=verified.user_verified,
         backup_eligible=verified.credential_device_type == "multi_device",
         backup_state=verified.credential_backed_up,
@@ -195,18 +195,17 @@ class Assertion:
 async def verify_assertion(
     registry: Registry,
     session: AsyncSession,
-    credential: object,
-    challenge: bytes,
+    credential: WebAuthnAssertion,
     *,
+    challenge: bytes,
     human_id: str | None,
     allowed: list[bytes] | None,
     now: int,
 ) -> Assertion:
-    """Verify an assertion by a passkey of ``human_id`` (any human for discoverable login)."""
-    try:
-        parsed = parse_authentication_credential_json(credential)  # type: ignore[arg-type]
-    except (WebAuthnException, KeyError, TypeError, ValueError):
-        raise CeremonyFailed("The credential is malformed.") from None
+    """Verify an assertion by a passkey of ``human_id`` (any human for discoverable login)
+    against the server's ``challenge``, offered with ``allowed`` credential ids (any for a
+    discoverable login)."""
+    parsed = credential.credential
     passkey = await session.get(Passkey, parsed.raw_id, with_for_update=True)
     if passkey is None or (human_id is not None and passkey.human_id != human_id):
         raise CeremonyFailed("The passkey is not registered to this human.")

@@ -1,101 +1,135 @@
-"""A minimal Prometheus text-format registry (counters and latency histograms).
+"""Every Prometheus metric the processes export, declared once (``prometheus_client``).
 
-Kept dependency-free; labels are a small closed set (route templates, status codes, reasons),
-never user input, so cardinality stays bounded.
+Labels are a small closed set (route templates, status codes, reasons, grant types, table
+names), never user input, so cardinality stays bounded. Each process (and each uvicorn
+worker) has its own registry, scraped at its ``/metrics``.
 """
 
 from __future__ import annotations
 
 import hmac
 import time
-from bisect import bisect_left
-from collections import defaultdict
 from typing import Literal
 
-from starlette.responses import PlainTextResponse, Response
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+disable_created_metrics()  # type: ignore[no-untyped-call]  # no ``_created`` series: nothing here needs them
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
-Labels = tuple[tuple[str, str], ...]
+REGISTRY = CollectorRegistry(auto_describe=True)
+TEXT_FORMAT = "text/plain; version=0.0.4; charset=utf-8"
+
+# every process
+HTTP_REQUESTS = Counter(
+    "agentauth_http_requests_total",
+    "HTTP requests by route and status.",
+    ["route", "status"],
+    registry=REGISTRY,
+)
+HTTP_DURATION = Histogram(
+    "agentauth_http_request_duration_seconds",
+    "Request latency by route.",
+    ["route"],
+    buckets=BUCKETS,
+    registry=REGISTRY,
+)
+DEPENDENCY_ERRORS = Counter(
+    "agentauth_dependency_errors_total",
+    "Failed calls to Redis or PostgreSQL.",
+    ["dependency"],
+    registry=REGISTRY,
+)
+# the registry
+TOKENS_ISSUED = Counter(
+    "agentauth_tokens_issued_total",
+    "Access tokens issued by grant type.",
+    ["grant_type"],
+    registry=REGISTRY,
+)
+DPOP_FAILURES = Counter(
+    "agentauth_dpop_failures_total",
+    "Rejected DPoP proofs by error.",
+    ["reason"],
+    registry=REGISTRY,
+)
+REVOCATIONS = Counter(
+    "agentauth_revocations_total", "Revocations by kind.", ["kind"], registry=REGISTRY
+)
+SIGNING_KEY_AGE = Gauge(
+    "agentauth_signing_key_age_seconds",
+    "Age of the key that signs tokens now.",
+    registry=REGISTRY,
+)
+AUDIT_CHAIN_OK = Gauge(
+    "agentauth_audit_chain_ok", "1 when the last audit verification passed.", registry=REGISTRY
+)
+AUDIT_LAST_VERIFIED = Gauge(
+    "agentauth_audit_last_verified_timestamp_seconds",
+    "When the audit chain was last verified.",
+    registry=REGISTRY,
+)
+# the worker
+LEDGER_ENTRIES = Counter(
+    "agentauth_ledger_entries_total", "Spends written to the ledger.", registry=REGISTRY
+)
+PRUNED_ROWS = Counter(
+    "agentauth_pruned_rows_total", "Expired rows deleted.", ["table"], registry=REGISTRY
+)
+# the verifier
+VERIFY_DECISIONS = Counter(
+    "agentauth_verify_decisions_total",
+    "/verify decisions by reason.",
+    ["reason"],
+    registry=REGISTRY,
+)
+TOKEN_CACHE = Counter(
+    "agentauth_verifier_token_cache_total",
+    "Verified-token cache lookups by result.",
+    ["result"],
+    registry=REGISTRY,
+)
+CACHED_TOKENS = Gauge(
+    "agentauth_verifier_cached_tokens", "Verified tokens held.", registry=REGISTRY
+)
+REVOKED_ENTRIES = Gauge(
+    "agentauth_verifier_revoked_entries", "Revocations held in process.", registry=REGISTRY
+)
+REVOCATION_RESYNCS = Counter(
+    "agentauth_revocation_resyncs_total", "Revocation resyncs.", ["source"], registry=REGISTRY
+)
+REVOCATION_GAPS = Counter(
+    "agentauth_revocation_gaps_total", "Sequence gaps filled from the log.", registry=REGISTRY
+)
+REVOCATION_LAG = Histogram(
+    "agentauth_revocation_lag_seconds",
+    "Time from the registry's publish to this verifier applying a revocation.",
+    buckets=BUCKETS,
+    registry=REGISTRY,
+)
 
 
-HTTP_DURATION = "agentauth_http_request_duration_seconds"
-
-
-class Metrics:
-    def __init__(self) -> None:
-        self.counters: dict[str, dict[Labels, float]] = defaultdict(lambda: defaultdict(float))
-        self.histograms: dict[str, dict[Labels, list[float]]] = defaultdict(dict)
-        self.sums: dict[str, dict[Labels, float]] = defaultdict(lambda: defaultdict(float))
-        self.help: dict[str, str] = {HTTP_DURATION: "Request latency by route."}
-        self.gauges: dict[str, float] = {}
-
-    def inc(self, name: str, help_text: str, value: float = 1.0, **labels: str) -> None:
-        self.help[name] = help_text
-        self.counters[name][tuple(sorted(labels.items()))] += value
-
-    def gauge(self, name: str, help_text: str, value: float) -> None:
-        self.help[name] = help_text
-        self.gauges[name] = value
-
-    def record_request(self, route: str, status: int | str, seconds: float) -> None:
-        """One HTTP request: counted by route and status, timed by route."""
-        self.inc(
-            "agentauth_http_requests_total",
-            "HTTP requests by route and status.",
-            route=route,
-            status=str(status),
-        )
-        self.observe(seconds, route=route)
-
-    def observe(self, seconds: float, **labels: str) -> None:
-        """Request latency (``agentauth_http_request_duration_seconds``)."""
-        self.observe_named(HTTP_DURATION, "Request latency by route.", seconds, **labels)
-
-    def observe_named(self, name: str, help_text: str, seconds: float, **labels: str) -> None:
-        self.help[name] = help_text
-        key = tuple(sorted(labels.items()))
-        buckets = self.histograms[name].setdefault(key, [0.0] * (len(BUCKETS) + 1))
-        buckets[bisect_left(BUCKETS, seconds)] += 1
-        self.sums[name][key] += seconds
-
-    def render(self) -> str:
-        lines: list[str] = []
-        for name, series in sorted(self.counters.items()):
-            lines += [f"# HELP {name} {self.help[name]}", f"# TYPE {name} counter"]
-            lines += [f"{name}{_labels(k)} {v}" for k, v in sorted(series.items())]
-        for name, value in sorted(self.gauges.items()):
-            lines += [f"# HELP {name} {self.help[name]}", f"# TYPE {name} gauge", f"{name} {value}"]
-        for name in sorted({HTTP_DURATION, *self.histograms}):
-            lines += [f"# HELP {name} {self.help[name]}", f"# TYPE {name} histogram"]
-            for key, buckets in sorted(self.histograms[name].items()):
-                cumulative = 0.0
-                for bound, count in zip((*BUCKETS, float("inf")), buckets, strict=True):
-                    cumulative += count
-                    le = "+Inf" if bound == float("inf") else repr(bound)
-                    lines.append(f"{name}_bucket{_labels((*key, ('le', le)))} {cumulative}")
-                lines.append(f"{name}_sum{_labels(key)} {self.sums[name][key]}")
-                lines.append(f"{name}_count{_labels(key)} {cumulative}")
-        return "\n".join(lines) + "\n"
+def record_request(route: str, status: int | str, seconds: float) -> None:
+    """One HTTP request: counted by route and status, timed by route."""
+    HTTP_REQUESTS.labels(route, str(status)).inc()
+    HTTP_DURATION.labels(route).observe(seconds)
 
 
 def dependency_error(dependency: Literal["redis", "postgres"]) -> None:
     """One failed call to Redis or PostgreSQL (the dependency-errors alert counts these)."""
-    METRICS.inc(
-        "agentauth_dependency_errors_total",
-        "Failed calls to Redis or PostgreSQL.",
-        dependency=dependency,
-    )
+    DEPENDENCY_ERRORS.labels(dependency).inc()
 
 
-def _labels(items: Labels) -> str:
-    if not items:
-        return ""
-    inner = ",".join(f'{k}="{v}"' for k, v in items)
-    return "{" + inner + "}"
-
-
-METRICS = Metrics()
+def sample(name: str, **labels: str) -> float:
+    """The current value of one series (0 when it has none yet)."""
+    return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
 class MetricsMiddleware:
@@ -120,7 +154,7 @@ class MetricsMiddleware:
             await self.app(scope, receive, capture)
         finally:
             route = scope.get("route")
-            METRICS.record_request(
+            record_request(
                 getattr(route, "path", "unmatched"), status["code"], time.perf_counter() - started
             )
 
@@ -137,4 +171,4 @@ def scrape(token: str | None, authorization: str | None) -> Response:
                 status_code=401,
                 headers={"WWW-Authenticate": 'Bearer realm="agentauth-metrics"'},
             )
-    return PlainTextResponse(METRICS.render(), media_type="text/plain; version=0.0.4")
+    return Response(generate_latest(REGISTRY), media_type=TEXT_FORMAT)

@@ -13,8 +13,8 @@ import time
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.api import metrics
 from app.api.errors import exception_response
-from app.api.metrics import METRICS
 from app.registry.routes.token import token
 from app.registry.state import Registry
 
@@ -37,4 +37,4 @@ class TokenFastPath:
         except Exception as exc:  # rendered exactly as the app's exception handlers do
             response = exception_response(exc)
         await response(scope, receive, send)
-        METRICS.record_request(PATH, response.status_code, time.perf_counter() - started)
+        metrics.record_request(PATH, response.status_code, time.perf_counter() - started)

@@ -19,10 +19,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.api import metrics as exported
 from app.api.background import stop_tasks
 from app.api.errors import http_error_handler, json_response, unexpected_error_handler
 from app.api.logs import RequestIdMiddleware
-from app.api.metrics import METRICS, scrape
+from app.api.metrics import scrape
 from app.cache.base import Cache
 from app.cache.factory import create_cache
 from app.settings.verifier import VerifierSettings
@@ -162,14 +163,8 @@ def create_app(
 
     async def metrics(request: Request) -> Response:
         verifier = current()
-        METRICS.gauge(
-            "agentauth_verifier_cached_tokens", "Verified tokens held.", len(verifier.tokens)
-        )
-        METRICS.gauge(
-            "agentauth_verifier_revoked_entries",
-            "Revocations held in process.",
-            len(verifier.revocations.revoked),
-        )
+        exported.CACHED_TOKENS.set(len(verifier.tokens))
+        exported.REVOKED_ENTRIES.set(len(verifier.revocations.revoked))
         token = settings.metrics_token
         return scrape(
             token.get_secret_value() if token else None, request.headers.get("authorization")

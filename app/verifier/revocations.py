@@ -24,7 +24,8 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
-from app.api.metrics import METRICS, dependency_error
+from app.api import metrics
+from app.api.metrics import dependency_error
 from app.cache.base import Cache, CacheUnavailable, Subscription
 from app.core.tokens import AccessTokenClaims, actors
 from app.verifier.database import ReadOnlyStore, StoreUnavailable
@@ -138,7 +139,7 @@ class RevocationSync:
             self._apply(await self.cache.revocations())
             source = "cache"
         self.epoch = epoch
-        METRICS.inc("agentauth_revocation_resyncs_total", "Revocation resyncs.", source=source)
+        metrics.REVOCATION_RESYNCS.labels(source).inc()
 
     async def catch_up(
         self, seq: int, pending: int | None, at: float, *, from_cache: bool = True
@@ -155,7 +156,7 @@ class RevocationSync:
         if start is not None:
             self._apply(await self.store.revocations_from(start))
             self._checked_pending = pending
-            METRICS.inc("agentauth_revocation_resyncs_total", "Revocation resyncs.", source="head")
+            metrics.REVOCATION_RESYNCS.labels("head").inc()
         self.max_seq = max(self.max_seq, seq)  # whatever is missing up to seq is a hole
         self.current_at = max(self.current_at, at)
 
@@ -179,14 +180,10 @@ class RevocationSync:
         published = event.get("at")
         if isinstance(published, int | float):
             lag = max(0.0, time.time() - float(published))
-            METRICS.observe_named(
-                "agentauth_revocation_lag_seconds",
-                "Time from the registry's publish to this verifier applying a revocation.",
-                lag,
-            )
+            metrics.REVOCATION_LAG.observe(lag)
         if seq > previous + 1:
             # Missed or reordered events: whatever was published is in the log.
-            METRICS.inc("agentauth_revocation_gaps_total", "Sequence gaps filled from the log.")
+            metrics.REVOCATION_GAPS.inc()
             self._apply(await self.cache.revocations(after=previous))
 
     async def _consume(self, subscription: Subscription, stop: asyncio.Event) -> None:

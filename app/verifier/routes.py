@@ -15,10 +15,10 @@ from typing import Any
 import orjson
 from starlette.types import Receive, Scope, Send
 
+from app.api import metrics
 from app.api.bodies import MAX_BODY
 from app.api.errors import exception_response
 from app.api.logs import REQUEST_ID, request_id_for
-from app.api.metrics import METRICS
 from app.cache.base import Once
 from app.core.decision import VerifyRequest
 from app.core.dpop import normalize_htu
@@ -167,11 +167,7 @@ async def verify(verifier: Verifier, headers: Mapping[bytes, bytes], raw: bytes)
     authenticated = await _authenticate(verifier, headers, credentials)
     request = _verify_request(body, authenticated.caller.resource)
     decision = await decisions.verify(verifier, authenticated, request)
-    METRICS.inc(
-        "agentauth_verify_decisions_total",
-        "/verify decisions by reason.",
-        reason=decision.get("reason", "allowed"),
-    )
+    metrics.VERIFY_DECISIONS.labels(decision.get("reason", "allowed")).inc()
     return orjson.dumps(decision)
 
 
@@ -204,4 +200,4 @@ class HotRoute:
             await response(scope, receive, send)
         finally:
             REQUEST_ID.reset(context)
-            METRICS.record_request(self.path, status, time.perf_counter() - started)
+            metrics.record_request(self.path, status, time.perf_counter() - started)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from app.api.metrics import METRICS
+from app.api import metrics
 from app.core.capabilities import AuthorizationDetail, capabilities_at
 from app.core.errors import InvalidToken
 from app.core.introspection import active_response
@@ -55,11 +55,7 @@ class TokenVerifier:
             raise InvalidToken(detail="token too long")
         key = token_key(token)
         cached = self._cache.get(key)
-        METRICS.inc(
-            "agentauth_verifier_token_cache_total",
-            "Verified-token cache lookups by result.",
-            result="miss" if cached is None else "hit",
-        )
+        metrics.TOKEN_CACHE.labels("miss" if cached is None else "hit").inc()
         if cached is not None:
             if cached.claims.exp <= now:
                 raise TokenExpired()

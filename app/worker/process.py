@@ -24,8 +24,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.api import metrics
 from app.api.background import stop_tasks
-from app.api.metrics import METRICS
 from app.cache.base import Cache, CacheUnavailable, SpendEvent
 from app.cache.factory import create_cache
 from app.registry.services import checkpoints
@@ -94,7 +94,7 @@ class Worker:
             return 0
         await record_spends(self.sessions, events, self.engine.dialect.name)
         await self.cache.ack_spends([event.entry_id for event in events])
-        METRICS.inc("agentauth_ledger_entries_total", "Spends written to the ledger.", len(events))
+        metrics.LEDGER_ENTRIES.inc(len(events))
         return len(events)
 
     async def housekeeping(self) -> None:
@@ -109,9 +109,7 @@ class Worker:
             self.last_pruned = now
             for table, count in removed.items():
                 if count:
-                    METRICS.inc(
-                        "agentauth_pruned_rows_total", "Expired rows deleted.", count, table=table
-                    )
+                    metrics.PRUNED_ROWS.labels(table).inc(count)
 
     async def run(self, stop: asyncio.Event) -> None:
         # The heartbeat loop ends on its own event, set however this loop ends (``stop``,

@@ -10,9 +10,9 @@ from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import Response
 
+from app.api import metrics
 from app.api.bodies import read_json
 from app.api.errors import NotFound, json_response
-from app.api.metrics import METRICS
 from app.core.errors import InvalidRequest, InvalidToken, www_authenticate
 from app.registry.services import admin as admin_service
 from app.registry.services import audit, checkpoints, revocation
@@ -247,12 +247,6 @@ async def verify_audit(registry: AdminDep) -> Response:
     if coverage is not None:
         body["checkpoints"] = coverage.to_dict()
         body["ok"] = report.ok and coverage.ok
-    METRICS.gauge(
-        "agentauth_audit_chain_ok", "1 when the last audit verification passed.", int(body["ok"])
-    )
-    METRICS.gauge(
-        "agentauth_audit_last_verified_timestamp_seconds",
-        "When the audit chain was last verified.",
-        registry.now(),
-    )
+    metrics.AUDIT_CHAIN_OK.set(int(body["ok"]))
+    metrics.AUDIT_LAST_VERIFIED.set(registry.now())
     return json_response(body)

@@ -8,8 +8,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import Request
 from starlette.responses import Response
 
+from app.api import metrics as exported
 from app.api.errors import json_response
-from app.api.metrics import METRICS, scrape
+from app.api.metrics import scrape
 from app.core.keys import NoActiveKey
 from app.registry.state import RegistryDep
 
@@ -61,9 +62,7 @@ async def metrics(request: Request, registry: RegistryDep) -> Response:
     now = registry.now()
     try:
         age = now - registry.keys.current(now).activates_at
-        METRICS.gauge(
-            "agentauth_signing_key_age_seconds", "Age of the key that signs tokens now.", age
-        )
+        exported.SIGNING_KEY_AGE.set(age)
     except NoActiveKey:
         pass
     token = registry.settings.metrics_token

@@ -9,9 +9,9 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
+from app.api import metrics
 from app.api.bodies import read_form
 from app.api.errors import json_response
-from app.api.metrics import METRICS
 from app.core.dpop import DPoPProof
 from app.core.errors import (
     InvalidDPoPProof,
@@ -83,9 +83,5 @@ async def token(request: Request, registry: RegistryDep) -> Response:
     if not all(firsts):
         raise replayed_proof()
     body = await grant.handle(registry, agent, proof, form)
-    METRICS.inc(
-        "agentauth_tokens_issued_total",
-        "Access tokens issued by grant type.",
-        grant_type=grant.metric,
-    )
+    metrics.TOKENS_ISSUED.labels(grant.metric).inc()
     return json_response(body)

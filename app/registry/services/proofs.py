@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
-from app.api.metrics import METRICS
+from app.api import metrics
 from app.cache.base import Once
 from app.core.dpop import DPoPProof, replay_entry, verify_proof
 from app.core.errors import InvalidDPoPProof, OAuthError
@@ -29,9 +29,7 @@ def verify_dpop(registry: Registry, request: Request, path: str) -> DPoPProof:
             max_age=settings.dpop_max_age,
         )
     except OAuthError as exc:
-        METRICS.inc(
-            "agentauth_dpop_failures_total", "Rejected DPoP proofs by error.", reason=exc.error
-        )
+        metrics.DPOP_FAILURES.labels(exc.error).inc()
         raise
 
 
@@ -42,5 +40,5 @@ def proof_replay_key(registry: Registry, proof: DPoPProof) -> Once:
 
 
 def replayed_proof() -> InvalidDPoPProof:
-    METRICS.inc("agentauth_dpop_failures_total", "Rejected DPoP proofs by error.", reason="replay")
+    metrics.DPOP_FAILURES.labels("replay").inc()
     return InvalidDPoPProof("The DPoP proof has already been used.")

@@ -18,7 +18,8 @@ from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.api.metrics import METRICS, dependency_error
+from app.api import metrics
+from app.api.metrics import dependency_error
 from app.cache.base import Cache, CacheUnavailable
 from app.registry.state import Registry
 from app.store.models import AccessToken, Agent, Grant, Human, RefreshToken, Revocation
@@ -120,7 +121,7 @@ async def publish_rows(
 
 async def publish(registry: Registry, rows: list[Revocation]) -> None:
     for row in rows:
-        METRICS.inc("agentauth_revocations_total", "Revocations by kind.", kind=row.kind)
+        metrics.REVOCATIONS.labels(row.kind).inc()
     await publish_rows(registry.cache, registry.sessions, rows, registry.now())
 
 

@@ -1,5 +1,8 @@
 """The approval JSON API under ``/ui/api``: passkeys, login, sessions, requests, grants.
 
+Names: ``db`` is a database session, ``current`` the human's browser session
+(``SessionDep``).
+
 Every state-changing call needs the session cookie and ``X-CSRF-Token`` (see
 ``services.sessions``); WebAuthn challenges are consumed in their own transaction before the
 response is verified, so a challenge is burned by the first attempt, successful or not.
@@ -43,9 +46,9 @@ router = APIRouter(prefix="/ui/api")
 async def _invite(registry: Registry, token: object) -> Human:
     if not isinstance(token, str):
         raise InvalidRequest("invite_token is required.")
-    async with registry.sessions() as session:
-        invite = await session.get(Invite, secret_hash(token))
-        human = await session.get(Human, invite.human_id) if invite else None
+    async with registry.sessions() as db:
+        invite = await db.get(Invite, secret_hash(token))
+        human = await db.get(Human, invite.human_id) if invite else None
     if invite is None or invite.used_at is not None or invite.expires_at <= registry.now():
         raise InvalidToken("The invite is invalid, used or expired.")
     if human is None or human.status != "active":
@@ -54,10 +57,8 @@ async def _invite(registry: Registry, token: object) -> Human:
 
 
 async def _consume(registry: Registry, challenge: bytes, purpose: str) -> Challenge:
-    async with registry.sessions() as session, session.begin():
-        return await passkeys.consume_challenge(
-            session, challenge, purpose=purpose, now=registry.now()
-        )
+    async with registry.sessions() as db, db.begin():
+        return await passkeys.consume_challenge(db, challenge, purpose=purpose, now=registry.now())
 
 
 @router.post("/passkeys/register/options")
@@ -66,9 +67,9 @@ async def register_options(request: Request, registry: RegistryDep) -> Response:
     body = await read_json(request)
     human = await _invite(registry, body.get("invite_token"))
     challenge = secrets.token_bytes(32)
-    async with registry.sessions() as session, session.begin():
+    async with registry.sessions() as db, db.begin():
         await passkeys.store_challenge(
-            session,
+            db,
             challenge,
             purpose="register",
             now=registry.now(),
@@ -88,8 +89,8 @@ async def register_verify(request: Request, registry: RegistryDep) -> Response:
     if challenge.subject != secret_hash(body["invite_token"]):
         raise passkeys.CeremonyFailed("The challenge was issued for another invite.")
     now = registry.now()
-    async with registry.sessions() as session, session.begin():
-        claimed = await session.execute(
+    async with registry.sessions() as db, db.begin():
+        claimed = await db.execute(
             update(Invite)
             .where(Invite.token_hash == challenge.subject, Invite.used_at.is_(None))
             .values(used_at=now)
@@ -97,9 +98,9 @@ async def register_verify(request: Request, registry: RegistryDep) -> Response:
         if claimed.rowcount != 1:  # type: ignore[attr-defined]
             raise InvalidToken("The invite is invalid, used or expired.")
         await passkeys.register_passkey(
-            registry, session, human, credential, challenge=challenge.challenge, now=now
+            registry, db, human, credential, challenge=challenge.challenge, now=now
         )
-        await audit.append(session, "passkey.registered", actor=human.id, subject=human.id, now=now)
+        await audit.append(db, "passkey.registered", actor=human.id, subject=human.id, now=now)
     response = json_response({"human_id": human.id})
     await start_session(registry, response, human.id)
     return response
@@ -110,8 +111,8 @@ async def login_options(request: Request, registry: RegistryDep) -> Response:
     await limit_address(registry, request, "ui")
     await read_json(request, allow_empty=True)
     challenge = secrets.token_bytes(32)
-    async with registry.sessions() as session, session.begin():
-        await passkeys.store_challenge(session, challenge, purpose="login", now=registry.now())
+    async with registry.sessions() as db, db.begin():
+        await passkeys.store_challenge(db, challenge, purpose="login", now=registry.now())
     return json_response(passkeys.authentication_options(registry, challenge, []))
 
 
@@ -121,20 +122,20 @@ async def login_verify(request: Request, registry: RegistryDep) -> Response:
     credential = passkeys.parsed_assertion((await read_json(request)).get("credential"))
     challenge = await _consume(registry, credential.challenge, "login")
     now = registry.now()
-    async with registry.sessions() as session, session.begin():
+    async with registry.sessions() as db, db.begin():
         result = await passkeys.verify_assertion(
             registry,
-            session,
+            db,
             credential,
             challenge=challenge.challenge,
             human_id=None,
             allowed=None,
             now=now,
         )
-        human = await session.get(Human, result.passkey.human_id)
+        human = await db.get(Human, result.passkey.human_id)
         if human is None or human.status != "active":
             raise InvalidToken("This account is suspended.")
-        await audit.append(session, "human.login", actor=human.id, subject=human.id, now=now)
+        await audit.append(db, "human.login", actor=human.id, subject=human.id, now=now)
     response = json_response({"human_id": human.id})
     await start_session(registry, response, human.id)
     return response
@@ -155,8 +156,8 @@ async def logout(request: Request, registry: RegistryDep, current: SessionDep) -
 async def _pending_request(
     registry: Registry, auth_req_id: str, human_id: str
 ) -> tuple[GrantRequest, Agent]:
-    async with registry.sessions() as session:
-        return await pending_request(session, auth_req_id, human_id, registry.now())
+    async with registry.sessions() as db:
+        return await pending_request(db, auth_req_id, human_id, registry.now())
 
 
 def _request_view(row: GrantRequest, agent: Agent, types: TypeRegistry) -> dict[str, Any]:
@@ -177,9 +178,9 @@ def _request_view(row: GrantRequest, agent: Agent, types: TypeRegistry) -> dict[
 @router.get("/requests")
 async def list_requests(registry: RegistryDep, current: SessionDep) -> Response:
     now = registry.now()
-    async with registry.sessions() as session:
+    async with registry.sessions() as db:
         rows = (
-            await session.execute(
+            await db.execute(
                 select(GrantRequest, Agent)
                 .join(Agent, Agent.id == GrantRequest.agent_id)
                 .where(
@@ -190,7 +191,7 @@ async def list_requests(registry: RegistryDep, current: SessionDep) -> Response:
                 .order_by(GrantRequest.created_at.desc())
             )
         ).all()
-        types = await type_schemas(session)
+        types = await type_schemas(db)
     return json_response({"requests": [_request_view(r, a, types) for r, a in rows]})
 
 
@@ -199,16 +200,16 @@ async def approve_options(auth_req_id: str, registry: RegistryDep, current: Sess
     row, agent = await _pending_request(registry, auth_req_id, current.human_id)
     document = request_document(row, agent)
     challenge = new_challenge(document)
-    async with registry.sessions() as session, session.begin():
+    async with registry.sessions() as db, db.begin():
         ids = list(
             (
-                await session.scalars(
+                await db.scalars(
                     select(Passkey.credential_id).where(Passkey.human_id == current.human_id)
                 )
             ).all()
         )
         await passkeys.store_challenge(
-            session,
+            db,
             challenge,
             purpose="approve",
             now=registry.now(),
@@ -245,15 +246,15 @@ async def deny(auth_req_id: str, registry: RegistryDep, current: SessionDep) -> 
 
 @router.get("/grants")
 async def list_grants(registry: RegistryDep, current: SessionDep) -> Response:
-    async with registry.sessions() as session:
+    async with registry.sessions() as db:
         grants = (
-            await session.scalars(
+            await db.scalars(
                 select(Grant)
                 .where(Grant.human_id == current.human_id)
                 .order_by(Grant.created_at.desc())
             )
         ).all()
-        types = await type_schemas(session)
+        types = await type_schemas(db)
     return json_response(
         {
             "grants": [
@@ -282,9 +283,9 @@ async def revoke_grant(grant_id: str, registry: RegistryDep, current: SessionDep
 
 @router.get("/agents")
 async def list_agents(registry: RegistryDep, current: SessionDep) -> Response:
-    async with registry.sessions() as session:
+    async with registry.sessions() as db:
         agents = (
-            await session.scalars(
+            await db.scalars(
                 select(Agent).where(Agent.owner_id == current.human_id).order_by(Agent.created_at)
             )
         ).all()

@@ -44,7 +44,6 @@ from app.registry.routes import (
     ops,
     register,
     revoke,
-    token,
     ui_api,
     ui_pages,
 )
@@ -178,7 +177,7 @@ def create_app(
     for kind in (*DATABASE_ERRORS, CacheUnavailable):  # 503 when unreachable, before the catch-all
         app.add_exception_handler(kind, unexpected_error_handler)
     app.add_exception_handler(Exception, unexpected_error_handler)
-    routers = (discovery, register, authorize, ciba, token, revoke, admin, ui_api, ui_pages, ops)
+    routers = (discovery, register, authorize, ciba, revoke, admin, ui_api, ui_pages, ops)
     for module in routers:
         app.include_router(module.router)
     app.mount("/ui/static", StaticFiles(directory=ui_pages.UI / "static"), name="ui-static")

@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from app.api import metrics as exported
 from app.api.background import stop_tasks
 from app.api.errors import http_error_handler, json_response, unexpected_error_handler
+from app.api.hot_route import HotRoute
 from app.api.logs import RequestIdMiddleware
 from app.api.metrics import scrape
 from app.cache.base import Cache
@@ -185,7 +186,7 @@ def create_app(
         middleware=[Middleware(RequestIdMiddleware)],
     )
     hot: dict[str, ASGIApp] = {
-        path: routes.HotRoute(path, handler, current)  # sets its own request id
+        path: HotRoute(path, routes.endpoint(handler, current), sets_request_id=True)
         for path, handler in (("/introspect", routes.introspect), ("/verify", routes.verify))
     }
     return VerifierApp(inner, hot)

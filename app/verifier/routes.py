@@ -8,23 +8,20 @@ replay protection cannot be established, and never a stack trace.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
-from starlette.types import Receive, Scope, Send
+from starlette.types import Receive, Scope
 
 from app.api import metrics
-from app.api.bodies import MAX_BODY
-from app.api.errors import exception_response
-from app.api.logs import REQUEST_ID, request_id_for
+from app.api.hot_route import Endpoint, media_type, read_body
 from app.cache.base import Once
 from app.core.decision import VerifyRequest
 from app.core.dpop import normalize_htu
 from app.core.envelope import amount_from_request
 from app.core.errors import InvalidClient, InvalidRequest
-from app.core.params import ascii_int, parse_form
+from app.core.params import parse_form
 from app.core.resources import url_within_resource
 from app.core.strict_json import JSONError, parse_json
 from app.verifier import decisions
@@ -41,39 +38,7 @@ _METHOD_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 Handler = Callable[[Verifier, Mapping[bytes, bytes], bytes], Any]
 
 
-async def _send(send: Send, status: int, body: bytes, request_id: str) -> None:
-    headers = [
-        *_NO_STORE,
-        (b"content-length", str(len(body)).encode()),
-        (b"x-request-id", request_id.encode()),
-    ]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
-async def _read(receive: Receive, headers: Mapping[bytes, bytes]) -> bytes:
-    declared = headers.get(b"content-length")
-    length = None if declared is None else ascii_int(declared)
-    if declared is not None and (length is None or length > MAX_BODY):
-        status = 400 if length is None else 413
-        raise InvalidRequest("The request body is too large or malformed.", status_code=status)
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise InvalidRequest("The client went away.")
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise InvalidRequest("The request body is too large.", status_code=413)
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
-
-
-def _media_type(headers: Mapping[bytes, bytes]) -> bytes:
-    return headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+_media_type = media_type
 
 
 def _authorization(headers: Mapping[bytes, bytes]) -> str | None:
@@ -171,33 +136,12 @@ async def verify(verifier: Verifier, headers: Mapping[bytes, bytes], raw: bytes)
     return orjson.dumps(decision)
 
 
-class HotRoute:
-    """One POST endpoint as a raw ASGI application."""
+def endpoint(handler: Handler, verifier: Callable[[], Verifier]) -> Endpoint:
+    """``handler`` as a hot route's endpoint: the verifier's state, the headers, the body."""
 
-    def __init__(self, path: str, handler: Handler, verifier: Callable[[], Verifier]) -> None:
-        self.path = path
-        self._handler = handler
-        self._verifier = verifier
+    async def answer(scope: Scope, receive: Receive, headers: Mapping[bytes, bytes]) -> bytes:
+        raw = await read_body(receive, headers)
+        body: bytes = await handler(verifier(), headers, raw)
+        return body
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        started = time.perf_counter()
-        status = 200
-        headers = dict(scope["headers"])
-        request_id = request_id_for(headers)  # what RequestIdMiddleware does elsewhere
-        context = REQUEST_ID.set(request_id)
-        try:
-            if scope["method"] != "POST":
-                raise InvalidRequest("Use POST.", status_code=405, headers={"Allow": "POST"})
-            if scope.get("query_string"):
-                raise InvalidRequest("Parameters must be sent in the request body, not the URL.")
-            raw = await _read(receive, headers)
-            body = await self._handler(self._verifier(), headers, raw)
-            await _send(send, 200, body, request_id)
-        except Exception as exc:  # errors take the slower, shared rendering path
-            response = exception_response(exc)
-            response.headers["x-request-id"] = request_id
-            status = response.status_code
-            await response(scope, receive, send)
-        finally:
-            REQUEST_ID.reset(context)
-            metrics.record_request(self.path, status, time.perf_counter() - started)
+    return answer

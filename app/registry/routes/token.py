@@ -1,11 +1,11 @@
-"""``POST /token``: parse form → authenticate client (a failure counts against the address)
+"""``POST /token``, served on the hot route (``registry/fast_path.py``): parse form →
+authenticate client (a failure counts against the address)
 → check DPoP (when the grant or the client requires it, or a proof is sent)
 → admit (the client's rate and single-use ``jti``s, one Redis round trip) →
 grant handler."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -27,8 +27,6 @@ from app.registry.services.proofs import proof_replay_key, replayed_proof, verif
 from app.registry.state import Registry, RegistryDep
 from app.store.sql import connect
 from app.store.token_store import AgentRecord
-
-router = APIRouter()
 
 
 def _grant(agent: AgentRecord, form: FormParams) -> Grant:
@@ -69,7 +67,6 @@ def _proof(
     return proof
 
 
-@router.post("/token")
 async def token(request: Request, registry: RegistryDep) -> Response:
     form = await read_form(request)
     async with counting_failures(registry, request, "token"), connect(registry.engine) as db:

@@ -74,7 +74,10 @@ class Subscription(Protocol):
     async def close(self) -> None: ...
 
 
-class Cache(Protocol):
+class SingleUse(Protocol):
+    """Rate limits and single-use records (the registry's replay guard): assertion, proof
+    and actor-token ``jti``s, per-client and per-address windows."""
+
     async def remember(self, once: Once, now: int) -> bool:
         """Record ``once``; ``False`` if it was already recorded or was issued before the data
         epoch (a replay, or an item whose record may be lost). A missing epoch becomes
@@ -95,6 +98,20 @@ class Cache(Protocol):
         """
         ...
 
+
+class DataEpoch(Protocol):
+    """When the cache's current data set started: anything single-use issued before it may
+    have been forgotten, so it counts as used."""
+
+    async def ensure_epoch(self, now: int) -> int:
+        """The time the cache's current data set started; set to ``now`` when missing."""
+        ...
+
+
+class Admissions(DataEpoch, Protocol):
+    """The verifier's atomic ``/verify`` admission (replay, rate and budget in one step) and
+    the data epoch that tells a cache that lost its data."""
+
     async def admit_request(self, record: Record) -> Outcome:
         """Check and apply a :class:`Record` in one atomic round trip.
 
@@ -105,9 +122,10 @@ class Cache(Protocol):
         """
         ...
 
-    async def ensure_epoch(self, now: int) -> int:
-        """The time the cache's current data set started; set to ``now`` when missing."""
-        ...
+
+class RevocationChannel(Protocol):
+    """Revocations and key changes, published by the registry and the worker, heard by the
+    verifiers: the shared log, its heartbeat and the subscription."""
 
     async def publish_revocation(self, seq: int, kind: str, subject: str, expires_at: int) -> None:
         """Add a revocation to the shared set and announce it with its sequence number."""
@@ -134,12 +152,30 @@ class Cache(Protocol):
         """Listen to revocation and key events; returns once the subscription is active."""
         ...
 
+
+class SpendStream(Protocol):
+    """Accepted spends on their way to the durable ledger (the worker drains them)."""
+
     async def read_spends(self, consumer: str, count: int, block_ms: int) -> list[SpendEvent]:
         """Spend events not yet acknowledged (first this consumer's pending ones)."""
         ...
 
     async def ack_spends(self, entry_ids: Sequence[str]) -> None: ...
 
+
+class Connection(Protocol):
+    """The connection itself."""
+
     async def ping(self) -> bool: ...
 
     async def close(self) -> None: ...
+
+
+class RevocationFeed(RevocationChannel, DataEpoch, Protocol):
+    """What a verifier's revocation view reads: the channel, and the epoch that says whether
+    the cache lost the shared log."""
+
+
+class Cache(SingleUse, Admissions, RevocationChannel, SpendStream, Connection, Protocol):
+    """Every port together: what the Redis and in-process backends implement. Code that needs
+    only one part takes that port."""

@@ -26,7 +26,7 @@ from typing import Any
 
 from app.api import metrics
 from app.api.metrics import dependency_error
-from app.cache.base import Cache, CacheUnavailable, Subscription
+from app.cache.base import CacheUnavailable, RevocationFeed, Subscription
 from app.core.tokens import AccessTokenClaims, actors
 from app.verifier.database import ReadOnlyStore, StoreUnavailable
 
@@ -83,7 +83,7 @@ class RevokedSet:
 class RevocationSync:
     def __init__(
         self,
-        cache: Cache,
+        cache: RevocationFeed,
         store: ReadOnlyStore,
         *,
         clock: Callable[[], float] = time.time,

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.api import metrics
 from app.api.metrics import dependency_error
-from app.cache.base import Cache, CacheUnavailable
+from app.cache.base import CacheUnavailable, RevocationChannel
 from app.registry.state import Registry
 from app.store.models import AccessToken, Agent, Grant, Human, RefreshToken, Revocation
 from app.store.revocation_log import head_query
@@ -96,7 +96,10 @@ async def suspend_human(session: AsyncSession, human: Human, now: int) -> list[R
 
 
 async def publish_rows(
-    cache: Cache, sessions: async_sessionmaker[AsyncSession], rows: Sequence[Revocation], now: int
+    cache: RevocationChannel,
+    sessions: async_sessionmaker[AsyncSession],
+    rows: Sequence[Revocation],
+    now: int,
 ) -> int:
     """Announce committed revocations and mark them published; returns how many went out.
 
@@ -126,7 +129,11 @@ async def publish(registry: Registry, rows: list[Revocation]) -> None:
 
 
 async def republish_pending(
-    cache: Cache, sessions: async_sessionmaker[AsyncSession], now: int, *, grace: int = 2
+    cache: RevocationChannel,
+    sessions: async_sessionmaker[AsyncSession],
+    now: int,
+    *,
+    grace: int = 2,
 ) -> int:
     """Publish revocations committed at least ``grace`` seconds ago and never announced."""
     async with sessions() as session:
@@ -140,7 +147,9 @@ async def republish_pending(
     return await publish_rows(cache, sessions, rows, now) if rows else 0
 
 
-async def publish_heartbeat(cache: Cache, sessions: async_sessionmaker[AsyncSession]) -> None:
+async def publish_heartbeat(
+    cache: RevocationChannel, sessions: async_sessionmaker[AsyncSession]
+) -> None:
     """Announce the revocation log's head, read from the database now: a verifier that has
     applied everything up to it is current as of this moment (docs/architecture.md
     "Revocation freshness")."""
@@ -151,7 +160,7 @@ async def publish_heartbeat(cache: Cache, sessions: async_sessionmaker[AsyncSess
 
 
 async def run_heartbeats(
-    cache: Cache,
+    cache: RevocationChannel,
     sessions: async_sessionmaker[AsyncSession],
     interval: float,
     stop: asyncio.Event,

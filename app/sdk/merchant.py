@@ -140,10 +140,17 @@ class AgentRequest:
     resource_metadata: str | None = None  # where this resource's RFC 9728 metadata is
 
 
-def _challenge(error: str | None = None, resource_metadata: str | None = None) -> dict[str, str]:
+def _challenge(
+    error: str | None = None, resource_metadata: str | None = None, *, bearer: bool = False
+) -> dict[str, str]:
+    """The 401 challenge: ``DPoP``, preceded by ``Bearer`` where Bearer tokens are accepted
+    (RFC 9110 §11.6.1: one challenge per scheme)."""
     challenge = www_authenticate(
         "DPoP", error=error, algs=ALGS, resource_metadata=resource_metadata
     )
+    if bearer:
+        plain = www_authenticate("Bearer", error=error, resource_metadata=resource_metadata)
+        challenge = f"{plain}, {challenge}"
     return {"WWW-Authenticate": challenge}
 
 
@@ -221,8 +228,9 @@ class AgentAuthMiddleware:
         bearer = not self.dpop_required and authorization[:7].lower() == "bearer " and not proofs
         if not bearer and (not authorization.startswith("DPoP ") or len(proofs) != 1):
             error = "invalid_request" if authorization.startswith("DPoP ") else None
-            body = {"error": error or "invalid_token", "error_description": "DPoP token needed"}
-            headers = _challenge(error, self.metadata_url)
+            needed = "DPoP token needed" if self.dpop_required else "DPoP or Bearer token needed"
+            body = {"error": error or "invalid_token", "error_description": needed}
+            headers = _challenge(error, self.metadata_url, bearer=not self.dpop_required)
             await JSONResponse(body, 401, headers=headers)(scope, receive, send)
             return
         url = str(request.url)

@@ -26,12 +26,17 @@ INACTIVE = b'{"active":false}'
 
 
 async def introspect(
-    verifier: Verifier, caller_resource: str, token: str, *, bearer_accepted: bool = False
+    verifier: Verifier,
+    caller_resource: str,
+    token: str,
+    *,
+    now: int,
+    bearer_accepted: bool = False,
 ) -> bytes:
     """The RFC 7662 response body for ``token`` as seen by the caller: a Bearer token is
     inactive for a caller that requires DPoP."""
     try:
-        verified = await verifier.tokens.verify(token, verifier.now())
+        verified = await verifier.tokens.verify(token, now)
     except InvalidToken:
         return INACTIVE
     if not is_active(
@@ -56,7 +61,7 @@ async def _record(verifier: Verifier, admission: Admission) -> Outcome:
     try:
         outcome = await verifier.cache.admit_request(record)
         if outcome == "lost":
-            await verifier.cache.ensure_epoch(verifier.now())
+            await verifier.cache.ensure_epoch(admission.at)
             outcome = await verifier.cache.admit_request(record)
         if outcome == "seed" and admission.spend is not None:
             ledger = admission.spend.ledger
@@ -72,9 +77,9 @@ async def _record(verifier: Verifier, admission: Admission) -> Outcome:
 
 
 async def verify(
-    verifier: Verifier, authenticated: Authenticated, request: VerifyRequest
+    verifier: Verifier, authenticated: Authenticated, request: VerifyRequest, now: int
 ) -> dict[str, Any]:
-    now = verifier.now()
+    """The decision for ``request`` as of ``now``, the request's one reading of the clock."""
     try:
         verified = await verifier.tokens.verify(request.token, now)
     except TokenExpired:

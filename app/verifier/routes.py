@@ -50,27 +50,28 @@ async def introspect(verifier: Verifier, headers: Mapping[bytes, bytes], raw: by
     if _media_type(headers) != b"application/x-www-form-urlencoded":
         raise InvalidRequest("The body must be application/x-www-form-urlencoded.")
     form = parse_form(raw)
-    authenticated = await _authenticate(verifier, headers, form)
+    now = verifier.now()  # the one reading of the clock this request's decision uses
+    authenticated = await _authenticate(verifier, headers, form, now)
     token = form.require("token")
     caller = authenticated.caller
     return await decisions.introspect(
-        verifier, caller.resource, token, bearer_accepted=not caller.dpop_required
+        verifier, caller.resource, token, now=now, bearer_accepted=not caller.dpop_required
     )
 
 
 async def _authenticate(
-    verifier: Verifier, headers: Mapping[bytes, bytes], credentials: Mapping[str, Any]
+    verifier: Verifier, headers: Mapping[bytes, bytes], credentials: Mapping[str, Any], now: int
 ) -> Authenticated:
     """The caller, with its client assertion (if any) used up before anything is decided:
     a replayed assertion can never probe a token's state."""
     authenticated = await verifier.callers.authenticate(_authorization(headers), credentials)
     if authenticated.assertion is not None:
-        await _remember_assertion(verifier, authenticated.assertion)
+        await _remember_assertion(verifier, authenticated.assertion, now)
     return authenticated
 
 
-async def _remember_assertion(verifier: Verifier, assertion: Once) -> None:
-    fresh = await verifier.cache.remember(assertion, verifier.now())
+async def _remember_assertion(verifier: Verifier, assertion: Once, now: int) -> None:
+    fresh = await verifier.cache.remember(assertion, now)
     if not fresh:
         raise InvalidClient(detail="client assertion jti already used")
 
@@ -129,9 +130,10 @@ async def verify(verifier: Verifier, headers: Mapping[bytes, bytes], raw: bytes)
     credentials = {name: body[name] for name in _CREDENTIALS if name in body}
     if not all(isinstance(value, str) for value in credentials.values()):
         raise InvalidRequest("Client credentials must be strings.")
-    authenticated = await _authenticate(verifier, headers, credentials)
+    now = verifier.now()  # the one reading of the clock this request's decision uses
+    authenticated = await _authenticate(verifier, headers, credentials, now)
     request = _verify_request(body, authenticated.caller.resource)
-    decision = await decisions.verify(verifier, authenticated, request)
+    decision = await decisions.verify(verifier, authenticated, request, now)
     metrics.VERIFY_DECISIONS.labels(decision.get("reason", "allowed")).inc()
     return orjson.dumps(decision)
 

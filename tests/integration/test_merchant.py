@@ -325,7 +325,7 @@ async def test_a_shop_that_accepts_bearer_tokens_takes_them_without_a_proof(
         assert paid.json() == {"paid_for": human.id}
         anonymous = await accepting.post("/api/pay", json={})
         assert anonymous.status_code == 401
-        assert anonymous.headers["www-authenticate"].startswith("Bearer ")
+        assert anonymous.headers["www-authenticate"].startswith("Bearer")
         assert ", DPoP " in anonymous.headers["www-authenticate"]
     async with shop(dpop_required=True) as strict:
         refused = await strict.post("/api/pay", json={}, headers=bearer)

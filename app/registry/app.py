@@ -22,6 +22,7 @@ from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 
 from app.api.background import stop_tasks
+from app.api.cors import PublicCORS
 from app.api.errors import (
     error_response,
     http_error_handler,
@@ -101,6 +102,9 @@ async def validation_error_handler(_: Request, exc: Exception) -> Response:
     return error_response(InvalidRequest("The request parameters are invalid.", detail=str(exc)))
 
 
+CORS_PATHS = ("/token", "/register", "/revoke")  # what browser-based OAuth clients call
+
+
 def create_app(
     settings: RegistrySettings,
     *,
@@ -170,6 +174,8 @@ def create_app(
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(SecurityHeadersMiddleware, prefix="/ui")
     app.add_middleware(TokenFastPath)
+    # Outside the /token hot route, which answers POST only: preflights are answered here.
+    app.add_middleware(PublicCORS, paths=CORS_PATHS, prefixes=("/.well-known/",))
     app.add_middleware(RequestIdMiddleware)  # added last: the outermost of the app's own
     app.add_exception_handler(OAuthError, oauth_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)

@@ -617,3 +617,55 @@ async def test_metadata_describes_the_authorization_code_grant(registry: Registr
     openid = (await registry.http.get("/.well-known/openid-configuration")).json()
     assert openid == document
     assert "id_token_signing_alg_values_supported" not in openid
+
+
+# browser-based clients ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/token", "/register", "/revoke"])
+async def test_a_browser_client_may_preflight_the_oauth_endpoints(
+    registry: RegistryClient, path: str
+) -> None:
+    preflight = await registry.http.options(
+        path,
+        headers={
+            "Origin": "https://inspector.example",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type, dpop",
+        },
+    )
+    assert preflight.status_code == 204
+    assert preflight.headers["access-control-allow-origin"] == "*"
+    assert "dpop" in preflight.headers["access-control-allow-headers"]
+    assert "access-control-allow-credentials" not in preflight.headers
+
+
+async def test_discovery_and_token_answers_are_readable_cross_origin(
+    registry: RegistryClient,
+) -> None:
+    origin = {"Origin": "https://inspector.example"}
+    metadata = await registry.http.get("/.well-known/oauth-authorization-server", headers=origin)
+    assert metadata.headers["access-control-allow-origin"] == "*"
+    refused = await registry.http.post(
+        "/token",
+        content="grant_type=authorization_code",
+        headers={**origin, "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert refused.status_code == 401
+    assert refused.headers["access-control-allow-origin"] == "*"
+    assert "www-authenticate" in refused.headers["access-control-expose-headers"]
+
+
+async def test_the_approval_api_is_never_open_cross_origin(
+    registry: RegistryClient, alice: Human
+) -> None:
+    origin = {"Origin": "https://evil.example"}
+    session = await alice.browser.get("/ui/api/session", headers=origin)
+    assert "access-control-allow-origin" not in session.headers
+    preflight = await alice.browser.options(
+        "/ui/api/requests/x/approve",
+        headers={**origin, "Access-Control-Request-Method": "POST"},
+    )
+    assert "access-control-allow-origin" not in preflight.headers
+    authorize = await alice.browser.get("/authorize?client_id=x", headers=origin)
+    assert "access-control-allow-origin" not in authorize.headers

@@ -6,111 +6,31 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import re
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.support.processes import free_port, wait_until_listening
+from tests.support.devstack import PYTHON, DevStack, dev_with_example, line, popen
+from tests.support.processes import free_port
 from tests.support.registry import Human
 
 ROOT = Path(__file__).resolve().parents[2]
-PYTHON = sys.executable
-
-
-@dataclass
-class Stack:
-    registry: str  # the issuer, as users and the examples see it
-    local: str  # the same registry, for the test's own HTTP client
-    verifier: str
-    admin: str
-    invite: str
-    shop: str
-    env: dict[str, str]
-
-
-def _popen(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(  # noqa: S603 - our own commands
-        args, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-
-
-def _stop(process: subprocess.Popen[str]) -> None:
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-    if process.stdout is not None:
-        process.stdout.close()
-
-
-def _line(process: subprocess.Popen[str], pattern: str) -> re.Match[str]:
-    assert process.stdout is not None
-    seen = []
-    for line in process.stdout:
-        seen.append(line)
-        match = re.search(pattern, line)
-        if match:
-            return match
-    raise AssertionError(f"{pattern!r} not printed:\n{''.join(seen)}")
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
     data = tmp_path_factory.mktemp("dev")
-    rp, vp, sp = free_port(), free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTAUTH_")}
-    agentauth = str(Path(PYTHON).parent / "agentauth")
-    dev = _popen(
-        [agentauth, "dev", "--data-dir", str(data), "--registry-port", str(rp),
-         "--verifier-port", str(vp)], env,
-    )  # fmt: skip
-    try:
-        admin = _line(dev, r"admin token\s+(\S+)").group(1)
-        invite = _line(dev, r"first invite (\S+)").group(1)
-        wait_until_listening(rp)
-        wait_until_listening(vp)
-        shop = f"http://localhost:{sp}/api"
-        created = httpx.post(
-            f"http://127.0.0.1:{rp}/admin/resource-servers",
-            json={"name": "Example shop", "resource": shop},
-            headers={"Authorization": f"Bearer {admin}"},
-        )
-        assert created.status_code == 201, created.text
-        shop_env = {
-            **env,
-            "SHOP_CLIENT_ID": created.json()["client_id"],
-            "SHOP_CLIENT_SECRET": created.json()["client_secret"],
-        }
-        merchant = _popen(
-            [PYTHON, "examples/merchant.py", "--port", str(sp),
-             "--issuer", f"http://localhost:{rp}", "--verifier", f"http://localhost:{vp}"],
-            shop_env,
-        )  # fmt: skip
-        try:
-            wait_until_listening(sp)
-            yield Stack(
-                f"http://localhost:{rp}", f"http://127.0.0.1:{rp}", f"http://localhost:{vp}",
-                admin, invite, shop, env,
-            )  # fmt: skip
-        finally:
-            _stop(merchant)
-    finally:
-        _stop(dev)
+    shop = {"name": "Example shop"}
+    with dev_with_example(data, "merchant.py", shop, path="/api") as running:
+        yield running
 
 
-async def human_from_invite(stack: Stack, invite_url: str) -> Human:
+async def human_from_invite(stack: DevStack, invite_url: str) -> Human:
     human = Human(
         id="", browser=httpx.AsyncClient(base_url=stack.local, timeout=10), origin=stack.registry
     )
@@ -123,7 +43,7 @@ async def approve(human: Human, auth_req_id: str) -> None:
     assert approved.status_code == 200, approved.text
 
 
-async def admin_post(stack: Stack, path: str, body: dict[str, Any]) -> dict[str, Any]:
+async def admin_post(stack: DevStack, path: str, body: dict[str, Any]) -> dict[str, Any]:
     async with httpx.AsyncClient(base_url=stack.local) as http:
         created = await http.post(
             f"/admin{path}", json=body, headers={"Authorization": f"Bearer {stack.admin}"}
@@ -132,7 +52,7 @@ async def admin_post(stack: Stack, path: str, body: dict[str, Any]) -> dict[str,
     return dict(created.json())
 
 
-async def enrollment_token(stack: Stack, owner: str) -> str:
+async def enrollment_token(stack: DevStack, owner: str) -> str:
     return str((await admin_post(stack, "/enrollment-tokens", {"owner": owner}))["token"])
 
 
@@ -146,7 +66,7 @@ def last_json(process: subprocess.Popen[str]) -> dict[str, object]:
 
 
 async def test_agent_and_delegation_examples_pay_at_the_example_shop(
-    stack: Stack, tmp_path: Path
+    stack: DevStack, tmp_path: Path
 ) -> None:
     human = await human_from_invite(stack, stack.invite)
     try:
@@ -155,14 +75,14 @@ async def test_agent_and_delegation_examples_pay_at_the_example_shop(
         await human.browser.aclose()
 
 
-async def _run_examples(stack: Stack, human: Human, tmp_path: Path) -> None:
-    agent = _popen(
-        [PYTHON, "examples/agent.py", "--issuer", stack.registry, "--shop", stack.shop,
+async def _run_examples(stack: DevStack, human: Human, tmp_path: Path) -> None:
+    agent = popen(
+        [PYTHON, "examples/agent.py", "--issuer", stack.registry, "--shop", stack.resource,
          f"--enrollment-token={await enrollment_token(stack, human.id)}",
          "--state", str(tmp_path / "state")],
         stack.env,
     )  # fmt: skip
-    link = _line(agent, r"approve at (\S+)").group(1)
+    link = line(agent, r"approve at (\S+)").group(1)
     assert link.startswith(f"{stack.registry}/ui/requests/")
     await approve(human, link.rsplit("/", 1)[1])
     result = last_json(agent)
@@ -172,13 +92,13 @@ async def _run_examples(stack: Stack, human: Human, tmp_path: Path) -> None:
     assert body["status"] == "paid"
     assert body["for_human"] == human.id
 
-    delegation = _popen(
-        [PYTHON, "examples/delegation.py", "--issuer", stack.registry, "--shop", stack.shop,
+    delegation = popen(
+        [PYTHON, "examples/delegation.py", "--issuer", stack.registry, "--shop", stack.resource,
          f"--orchestrator-token={await enrollment_token(stack, human.id)}",
          f"--worker-token={await enrollment_token(stack, human.id)}"],
         stack.env,
     )  # fmt: skip
-    link = _line(delegation, r"approve at (\S+)").group(1)
+    link = line(delegation, r"approve at (\S+)").group(1)
     await approve(human, link.rsplit("/", 1)[1])
     outcome = last_json(delegation)
     paid = outcome["paid"]
@@ -190,19 +110,19 @@ async def _run_examples(stack: Stack, human: Human, tmp_path: Path) -> None:
     assert outcome["over_limit_status"] == 403  # narrower than the grant: 5.00 at most
 
 
-async def new_human(stack: Stack, name: str) -> Human:
+async def new_human(stack: DevStack, name: str) -> Human:
     invite = (await admin_post(stack, "/humans", {"display_name": name}))["invite_url"]
     return await human_from_invite(stack, str(invite))
 
 
-async def test_the_synchronous_client(stack: Stack) -> None:
+async def test_the_synchronous_client(stack: DevStack) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     from app.sdk import AgentKey, SyncAgentClient
 
     human = await new_human(stack, "Sync")
     token = await enrollment_token(stack, human.id)
-    details = [{"type": "api", "locations": [stack.shop], "actions": ["pay"]}]
+    details = [{"type": "api", "locations": [stack.resource], "actions": ["pay"]}]
     loop = asyncio.get_running_loop()
     with ThreadPoolExecutor(
         max_workers=1
@@ -228,7 +148,7 @@ async def test_the_synchronous_client(stack: Stack) -> None:
         def call_shop_with_an_expiring_token() -> str:
             agent.client.tokens.expires_at = time.time()
             with httpx.Client(transport=httpx.MockTransport(shop)) as http:
-                http.post(f"{stack.shop}/orders", auth=agent.auth())
+                http.post(f"{stack.resource}/orders", auth=agent.auth())
             return str(agent.client.tokens.access_token)
 
         current = await call(call_shop_with_an_expiring_token)

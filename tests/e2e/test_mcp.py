@@ -13,7 +13,6 @@ import datetime
 import importlib.util
 import ipaddress
 import json
-import os
 import ssl
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -25,7 +24,6 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.test_examples import _line, _popen, _stop
 from tests.support.browser import (
     chromium,
     consent_in_browser,
@@ -33,7 +31,8 @@ from tests.support.browser import (
     needs_chromium,
     passkey_page,
 )
-from tests.support.processes import free_port, wait_until_listening
+from tests.support.devstack import DevStack, dev_with_example
+from tests.support.processes import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
@@ -111,63 +110,34 @@ def _self_signed(directory: Path) -> Certificate:
 
 @dataclass
 class MCPStack:
-    registry: str
-    local: str
-    admin: str
-    invite: str
-    server: str  # the MCP endpoint, http://localhost:<port>/mcp
+    dev: DevStack
     certificate: Certificate
+
+    @property
+    def registry(self) -> str:
+        return self.dev.registry
+
+    @property
+    def local(self) -> str:
+        return self.dev.local
+
+    @property
+    def admin(self) -> str:
+        return self.dev.admin
+
+    @property
+    def server(self) -> str:  # the MCP endpoint, http://localhost:<port>/mcp
+        return self.dev.resource
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MCPStack]:
     data = tmp_path_factory.mktemp("mcp-dev")
     certificate = _self_signed(data)
-    rp, vp, mp = free_port(), free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTAUTH_")}
-    dev_env = {**env, "AGENTAUTH_CLIENT_METADATA_CA_FILE": str(certificate.cert)}
-    agentauth = str(Path(PYTHON).parent / "agentauth")
-    dev = _popen(
-        [agentauth, "dev", "--data-dir", str(data), "--registry-port", str(rp),
-         "--verifier-port", str(vp)], dev_env,
-    )  # fmt: skip
-    try:
-        admin = _line(dev, r"admin token\s+(\S+)").group(1)
-        invite = _line(dev, r"first invite (\S+)").group(1)
-        wait_until_listening(rp)
-        wait_until_listening(vp)
-        server = f"http://localhost:{mp}/mcp"
-        created = httpx.post(
-            f"http://127.0.0.1:{rp}/admin/resource-servers",
-            json={
-                "name": "Example MCP shop",
-                "resource": server,
-                "dpop_required": False,
-                "scopes": SCOPES,
-            },
-            headers={"Authorization": f"Bearer {admin}"},
-        )
-        assert created.status_code == 201, created.text
-        server_env = {
-            **env,
-            "SHOP_CLIENT_ID": created.json()["client_id"],
-            "SHOP_CLIENT_SECRET": created.json()["client_secret"],
-        }
-        mcp = _popen(
-            [PYTHON, "examples/mcp_server.py", "--port", str(mp),
-             "--issuer", f"http://localhost:{rp}", "--verifier", f"http://localhost:{vp}"],
-            server_env,
-        )  # fmt: skip
-        try:
-            wait_until_listening(mp)
-            yield MCPStack(
-                f"http://localhost:{rp}", f"http://127.0.0.1:{rp}", admin, invite, server,
-                certificate,
-            )  # fmt: skip
-        finally:
-            _stop(mcp)
-    finally:
-        _stop(dev)
+    server = {"name": "Example MCP shop", "dpop_required": False, "scopes": SCOPES}
+    trust = {"AGENTAUTH_CLIENT_METADATA_CA_FILE": str(certificate.cert)}
+    with dev_with_example(data, "mcp_server.py", server, path="/mcp", dev_env=trust) as dev:
+        yield MCPStack(dev, certificate)
 
 
 @pytest.fixture

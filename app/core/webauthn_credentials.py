@@ -11,8 +11,9 @@ pages never run ceremonies in frames).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from webauthn.helpers import (
     base64url_to_bytes,
@@ -24,6 +25,7 @@ from webauthn.helpers.exceptions import WebAuthnException
 from webauthn.helpers.structs import AuthenticationCredential, RegistrationCredential
 
 MAX_TRANSPORTS = 8
+T = TypeVar("T")
 
 
 class CredentialError(ValueError):
@@ -74,25 +76,25 @@ class Attestation:
     transports: tuple[str, ...]
 
 
+def _parsed(document: Mapping[str, object], parse: Callable[[dict[str, Any]], T]) -> T:
+    try:
+        return parse(dict(document))
+    except (WebAuthnException, KeyError, TypeError, ValueError):
+        raise CredentialError("The credential is malformed.") from None
+
+
 def parse_assertion(credential: object) -> Assertion:
     """An assertion from its JSON form; raises :class:`CredentialError`."""
     document = _mapping(credential)
     challenge = _challenge(document)
-    try:
-        parsed = parse_authentication_credential_json(dict(document))
-    except (WebAuthnException, KeyError, TypeError, ValueError):
-        raise CredentialError("The credential is malformed.") from None
-    return Assertion(parsed, challenge)
+    return Assertion(_parsed(document, parse_authentication_credential_json), challenge)
 
 
 def parse_attestation(credential: object) -> Attestation:
     """A registration credential from its JSON form; raises :class:`CredentialError`."""
     document = _mapping(credential)
     challenge = _challenge(document)
-    try:
-        parsed = parse_registration_credential_json(dict(document))
-    except (WebAuthnException, KeyError, TypeError, ValueError):
-        raise CredentialError("The credential is malformed.") from None
+    parsed = _parsed(document, parse_registration_credential_json)
     response = document.get("response")
     listed = response.get("transports", []) if isinstance(response, Mapping) else []
     transports = (

@@ -180,12 +180,7 @@ async def test_a_wrong_code_verifier_is_refused_and_changes_nothing(
 ) -> None:
     rs = await resource_server(registry)
     _, answer = await client.consent(alice, scope="read", resource=rs["resource"])
-    wrong = await client.token(
-        grant_type="authorization_code",
-        code=answer["code"],
-        redirect_uri=REDIRECT_URI,
-        code_verifier="x" * 64,
-    )
+    wrong = await client.redeem(answer["code"], code_verifier="x" * 64)
     assert "code_verifier" in error(wrong, 400, "invalid_grant")["error_description"]
     missing = await client.token(
         grant_type="authorization_code", code=answer["code"], redirect_uri=REDIRECT_URI
@@ -246,12 +241,7 @@ async def test_the_redirect_uri_of_the_token_request_must_match(
 ) -> None:
     rs = await resource_server(registry)
     _, answer = await client.consent(alice, scope="read", resource=rs["resource"])
-    wrong = await client.token(
-        grant_type="authorization_code",
-        code=answer["code"],
-        redirect_uri=REDIRECT_URI + "/other",
-        code_verifier=client.verifier,
-    )
+    wrong = await client.redeem(answer["code"], redirect_uri=REDIRECT_URI + "/other")
     error(wrong, 400, "invalid_grant")
 
 

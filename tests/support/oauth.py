@@ -127,10 +127,6 @@ class CodeClient:
         return response
 
     async def redeem(self, code: str, **params: Any) -> httpx.Response:
-        return await self.token(
-            grant_type="authorization_code",
-            code=code,
-            redirect_uri=self.redirect_uri,
-            code_verifier=self.verifier,
-            **params,
-        )
+        """The token request for ``code``; ``params`` override or add parameters."""
+        form = {"redirect_uri": self.redirect_uri, "code_verifier": self.verifier, **params}
+        return await self.token(grant_type="authorization_code", code=code, **form)

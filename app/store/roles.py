@@ -8,15 +8,11 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.store.db import create_engine
+from app.store.readonly import readable_columns
 
-# table → the columns the verifier reads; sealed private keys, refresh tokens, passkeys,
-# sessions and the audit log stay out of its reach.
-READABLE_COLUMNS: dict[str, tuple[str, ...]] = {
-    "signing_keys": ("kid", "alg", "public_jwk", "activates_at"),
-    "revocations": ("seq", "kind", "subject", "created_at", "expires_at", "published_at"),
-    "resource_servers": ("id", "resource", "auth_method", "secret_hash", "jwks", "dpop_required"),
-    "spend_ledger": ("grant_id", "bucket", "currency", "amount_minor"),
-}
+# table → the columns the verifier's queries read (derived from them in app.store.readonly):
+# sealed private keys, refresh tokens, passkeys, sessions and the audit log stay out of reach.
+READABLE_COLUMNS: dict[str, tuple[str, ...]] = readable_columns()
 _ROLE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 

@@ -1,7 +1,8 @@
 """The verifier's read-only view of the registry's database (cold misses only).
 
-Every query names its columns: the read-only role is granted exactly those in
-:data:`app.store.roles.READABLE_COLUMNS`, never sealed private keys or other secrets.
+The queries live in :mod:`app.store.readonly`, which derives the read-only role's grants
+from them: this process can read exactly what they name, never sealed private keys or other
+secrets.
 """
 
 from __future__ import annotations
@@ -9,12 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.store import readonly
 from app.store.db import create_engine
-from app.store.models import ResourceServer, Revocation, SigningKeyRow, SpendLedger
+from app.store.models import ResourceServer
 from app.store.revocation_log import CATCH_UP_ROWS, event, head_query, rows_from_query
 
 
@@ -30,16 +31,6 @@ class CallerRecord:
     secret_hash: str | None
     jwks: dict[str, Any] | None
     dpop_required: bool
-
-
-_CALLER_COLUMNS = select(
-    ResourceServer.id,
-    ResourceServer.resource,
-    ResourceServer.auth_method,
-    ResourceServer.secret_hash,
-    ResourceServer.jwks,
-    ResourceServer.dpop_required,
-)
 
 
 class ReadOnlyStore:
@@ -60,14 +51,11 @@ class ReadOnlyStore:
         return rows
 
     async def signing_keys(self) -> list[tuple[dict[str, Any], int]]:
-        rows = await self._rows(select(SigningKeyRow.public_jwk, SigningKeyRow.activates_at))
+        rows = await self._rows(readonly.signing_keys_query())
         return [(dict(jwk), int(at)) for jwk, at in rows]
 
     async def live_revocations(self, now: int) -> list[dict[str, Any]]:
-        query = select(
-            Revocation.seq, Revocation.kind, Revocation.subject, Revocation.expires_at
-        ).where(or_(Revocation.expires_at.is_(None), Revocation.expires_at > now))
-        return [event(*row) for row in await self._rows(query)]
+        return [event(*row) for row in await self._rows(readonly.live_revocations_query(now))]
 
     async def revocation_head(self) -> tuple[int, int | None]:
         """The log's highest ``seq`` and lowest unpublished one (as heartbeats carry)."""
@@ -85,21 +73,17 @@ class ReadOnlyStore:
             start = rows[-1]["seq"] + 1
 
     async def caller(self, client_id: str) -> CallerRecord | None:
-        rows = await self._rows(_CALLER_COLUMNS.where(ResourceServer.id == client_id))
+        rows = await self._rows(readonly.caller_query(client_id))
         return CallerRecord(*rows[0]) if rows else None
 
     async def callers(self, limit: int) -> list[CallerRecord]:
         """Up to ``limit`` registered callers, to know them before they call."""
-        rows = await self._rows(_CALLER_COLUMNS.order_by(ResourceServer.id).limit(limit))
+        query = readonly.callers_query().order_by(ResourceServer.id).limit(limit)
+        rows = await self._rows(query)
         return [CallerRecord(*row) for row in rows]
 
     async def spent(self, grant_id: str, bucket: str, currency: str) -> int:
-        query = select(func.coalesce(func.sum(SpendLedger.amount_minor), 0)).where(
-            SpendLedger.grant_id == grant_id,
-            SpendLedger.bucket == bucket,
-            SpendLedger.currency == currency,
-        )
-        rows = await self._rows(query)
+        rows = await self._rows(readonly.spent_query(grant_id, bucket, currency))
         return int(rows[0][0])
 
     async def close(self) -> None:

@@ -659,3 +659,30 @@ async def test_the_approval_api_is_never_open_cross_origin(
     assert "access-control-allow-origin" not in preflight.headers
     authorize = await alice.browser.get("/authorize?client_id=x", headers=origin)
     assert "access-control-allow-origin" not in authorize.headers
+
+
+async def test_a_client_authenticates_only_with_the_method_it_registered(
+    registry: RegistryClient, open_registration: None
+) -> None:
+    """A public client that registered keys (for its DPoP key policy) still cannot
+    authenticate with private_key_jwt, nor reach /bc-authorize with them."""
+    keys = Agent()
+    client = CodeClient(http=registry.http, clock=registry.clock, dpop=keys)
+    registered = await client.register(
+        jwks={"keys": [keys.public.to_dict()]}, dpop_key_policy="registered"
+    )
+    assert registered.status_code == 201, registered.text
+    keys.client_id = client.client_id
+    now = int(registry.clock())
+    assertion = {
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        "client_assertion": keys.assertion(iat=now, exp=now + 60, aud=ISSUER),
+    }
+    token = await client.token(grant_type="refresh_token", refresh_token="x", **assertion)
+    error(token, 401, "invalid_client")
+    ciba = await registry.http.post(
+        "/bc-authorize",
+        data={**assertion, "authorization_details": json.dumps([READ])},
+    )
+    assert ciba.status_code == 401
+    assert ciba.json()["error"] == "invalid_client"

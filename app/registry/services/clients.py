@@ -99,16 +99,16 @@ async def authenticate_client(
 
 
 async def verify_agent(
-    registry: Registry, db: Db, form: Mapping[str, str], *, basic: bool = False
+    registry: Registry, db: Db, form: Mapping[str, str]
 ) -> tuple[AgentRecord, AgentAssertion]:
-    """Check the calling agent's ``private_key_jwt`` assertion without recording its ``jti``."""
-    if basic:
-        raise InvalidClient("Agents authenticate with private_key_jwt only.")
+    """Check the calling agent's ``private_key_jwt`` assertion without recording its ``jti``.
+    A client registered for another method is refused even if it registered keys (for
+    ``dpop_key_policy: registered``): it authenticates with its own method only."""
     assertion, client_id_param = read_client_assertion(form)
     client_id = unverified_issuer(assertion)
     agent = await active_agent(db, client_id)
-    if agent is None:
-        raise InvalidClient(detail=f"unknown or disabled client {client_id[:40]}")
+    if agent is None or agent.auth_method != "private_key_jwt":
+        raise InvalidClient(detail=f"unknown, disabled or not private_key_jwt {client_id[:40]}")
     verified = verify_client_assertion(
         assertion,
         client_id=agent.id,
@@ -127,11 +127,9 @@ def assertion_replay_key(registry: Registry, assertion: AgentAssertion) -> Once:
     return Once(f"ca:{assertion.client_id}:{assertion.jti}", ttl, assertion.iat)
 
 
-async def authenticate_agent(
-    registry: Registry, db: Db, form: Mapping[str, str], *, basic: bool = False
-) -> AgentRecord:
+async def authenticate_agent(registry: Registry, db: Db, form: Mapping[str, str]) -> AgentRecord:
     """Authenticate the calling agent; its assertion ``jti`` is recorded once."""
-    agent, verified = await verify_agent(registry, db, form, basic=basic)
+    agent, verified = await verify_agent(registry, db, form)
     first_use = await registry.cache.remember(
         assertion_replay_key(registry, verified), registry.now()
     )

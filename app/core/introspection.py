@@ -109,12 +109,16 @@ def is_active(
     *,
     caller_resource: str,
     is_revoked: Callable[[AccessTokenClaims], bool],
+    bearer_accepted: bool = False,
 ) -> bool:
     """Whether the introspection answer for a verified token is active: it is for the
-    caller's audience (RFC 7662 §2.2 "not allowed to introspect" otherwise) and
-    ``is_revoked`` says no. ``is_revoked`` must raise, not return ``False``, when revocation
-    state is unknown: the caller turns that into 503."""
-    return claims.aud == caller_resource and not is_revoked(claims)
+    caller's audience (RFC 7662 §2.2 "not allowed to introspect" otherwise), it is
+    DPoP-bound unless the caller accepts Bearer tokens (``bearer_accepted``: it registered
+    ``dpop_required: false``), and ``is_revoked`` says no. ``is_revoked`` must raise, not
+    return ``False``, when revocation state is unknown: the caller turns that into 503."""
+    if claims.aud != caller_resource or (claims.jkt is None and not bearer_accepted):
+        return False
+    return not is_revoked(claims)
 
 
 def introspect(
@@ -126,6 +130,7 @@ def introspect(
     caller_resource: str,
     is_revoked: Callable[[AccessTokenClaims], bool],
     leeway: int = 0,
+    bearer_accepted: bool = False,
 ) -> dict[str, Any]:
     """Introspect ``token`` for the resource server ``caller_resource`` (the verifier runs
     :func:`is_active` on its cache of verified tokens). A token that fails verification is
@@ -134,6 +139,11 @@ def introspect(
         claims = verify_access_token(token, issuer=issuer, keys=keys, now=now, leeway=leeway)
     except InvalidToken:
         return inactive()
-    if not is_active(claims, caller_resource=caller_resource, is_revoked=is_revoked):
+    if not is_active(
+        claims,
+        caller_resource=caller_resource,
+        is_revoked=is_revoked,
+        bearer_accepted=bearer_accepted,
+    ):
         return inactive()
     return active_response(claims)

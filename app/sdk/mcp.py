@@ -149,7 +149,7 @@ class AgentAuthMCP:
             await JSONResponse(self.metadata, headers=headers)(scope, receive, send)
             return
         if scope["method"] != "POST":
-            await self.app(scope, _replay(b"", receive), self._with_scope(send))
+            await self.app(scope, receive, self._with_scope(send))
             return
         body = await _read_body(receive)
         if body is None:

@@ -40,10 +40,11 @@ async def introspect(
     except InvalidToken:
         return INACTIVE
     if not is_active(
-        verified.claims, caller_resource=caller_resource, is_revoked=verifier.is_revoked
+        verified.claims,
+        caller_resource=caller_resource,
+        is_revoked=verifier.is_revoked,
+        bearer_accepted=bearer_accepted,
     ):
-        return INACTIVE
-    if verified.claims.jkt is None and not bearer_accepted:
         return INACTIVE
     return verified.active_body
 

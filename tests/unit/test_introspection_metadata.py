@@ -71,6 +71,14 @@ def test_active_response_members() -> None:  # IN-05, IN-08, DP-B2, DP-B3, TX-37
     assert "scope" not in active_response(dataclasses.replace(CLAIMS, scope=None))
 
 
+def test_a_bearer_token_is_active_only_for_a_caller_that_accepts_bearer_tokens() -> None:
+    bearer = mint_access_token(dataclasses.replace(CLAIMS, jkt=None), KEY)
+    assert run(bearer) == {"active": False}
+    body = run(bearer, bearer_accepted=True)
+    assert (body["active"], body["token_type"]) == (True, "Bearer")
+    assert "cnf" not in body
+
+
 @pytest.mark.parametrize(
     ("token", "kwargs"),
     [

@@ -110,7 +110,7 @@ async def _answer(request: Request, registry: Registry, raw: bytes) -> Response:
 
 @router.get("/authorize")
 async def authorize(request: Request, registry: RegistryDep) -> Response:
-    return await _answer(request, registry, request.url.query.encode("latin-1"))
+    return await _answer(request, registry, request.scope["query_string"])
 
 
 @router.post("/authorize")

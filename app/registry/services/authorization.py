@@ -24,14 +24,13 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from app.core.capabilities import AuthorizationDetail
+from app.core.capabilities import AuthorizationDetail, TypeRegistry, parse_authorization_details
 from app.core.client_metadata import redirect_matches
 from app.core.errors import InvalidAuthorizationDetails
 from app.core.params import FormParams
 from app.core.resources import canonical_resource
 from app.core.urns import AUTHORIZATION_CODE_GRANT
 from app.registry.services.common import new_secret, secret_hash
-from app.registry.services.resource_servers import parse_details
 from app.store.sql import Db
 from app.store.token_store import AgentRecord
 
@@ -140,14 +139,25 @@ class _Refused(Exception):
         self.description = description
 
 
-async def _servers(db: Db, resources: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """resource → its scopes, for every registered resource server in ``resources``."""
-    rows = await db.fetchall("SELECT resource, scopes FROM resource_servers")
-    scopes = {row["resource"]: db.json(row["scopes"]) or {} for row in rows}
-    unknown = [r for r in resources if r not in scopes]
-    if unknown:
-        raise _Refused("invalid_target", f"Unknown resource: {unknown[0][:200]}.")
-    return scopes
+@dataclass(frozen=True)
+class _Servers:
+    """Every registered resource server's scopes and capability types, read once."""
+
+    scopes: dict[str, dict[str, Any]]  # resource → scope → capability templates
+    types: TypeRegistry  # resource → capability type → JSON Schema
+
+    def check_known(self, resources: Sequence[str]) -> None:
+        unknown = [r for r in resources if r not in self.scopes]
+        if unknown:
+            raise _Refused("invalid_target", f"Unknown resource: {unknown[0][:200]}.")
+
+
+async def _servers(db: Db) -> _Servers:
+    rows = await db.fetchall("SELECT resource, scopes, capability_types FROM resource_servers")
+    return _Servers(
+        scopes={row["resource"]: db.json(row["scopes"]) or {} for row in rows},
+        types={row["resource"]: db.json(row["capability_types"]) or {} for row in rows},
+    )
 
 
 def _scope_details(
@@ -177,10 +187,11 @@ async def _capabilities(
     ):
         raise _Refused("invalid_scope", "The scope is malformed.")
     names = list(dict.fromkeys(t for t in (raw_scope or "").split(" ") if t))
+    servers = await _servers(db)
     explicit: list[AuthorizationDetail] = []
     if "authorization_details" in params:
         try:
-            explicit = await parse_details(db, params["authorization_details"])
+            explicit = parse_authorization_details(params["authorization_details"], servers.types)
         except InvalidAuthorizationDetails as exc:
             raise _Refused(exc.error, exc.description) from None
         locations = list(dict.fromkeys(loc for d in explicit for loc in d.locations))
@@ -189,7 +200,8 @@ async def _capabilities(
                 "invalid_target", "authorization_details name a location not in resource."
             )
         resources = resources or locations
-    all_scopes = await _servers(db, resources)
+    servers.check_known(resources)
+    all_scopes = servers.scopes
     if not resources:
         holders = [r for r, defined in all_scopes.items() if names and set(names) <= set(defined)]
         if len(holders) != 1:
@@ -204,7 +216,8 @@ async def _capabilities(
     from_scopes: list[AuthorizationDetail] = []
     if names:
         try:
-            from_scopes = await parse_details(db, _scope_details(names, resources, all_scopes))
+            templates = _scope_details(names, resources, all_scopes)
+            from_scopes = parse_authorization_details(templates, servers.types)
         except InvalidAuthorizationDetails as exc:
             raise _Refused("invalid_scope", exc.description) from None
     return [*explicit, *from_scopes], resources, " ".join(names) or None

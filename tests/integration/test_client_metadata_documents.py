@@ -194,3 +194,17 @@ async def test_the_token_endpoint_refuses_a_bad_document_as_invalid_client(
     response = await client.token(grant_type="authorization_code", code="x", code_verifier="y" * 43)
     assert response.status_code == 401, response.text
     assert response.json()["error"] == "invalid_client"
+
+
+@pytest.mark.parametrize(
+    "url", ["https://[::1/client.json", "https://a.example:99999/c.json", "https://a:x/c.json"]
+)
+async def test_a_malformed_client_id_url_is_refused_not_a_server_error(
+    registry: RegistryClient, alice: Human, resource: str, url: str
+) -> None:
+    client = CodeClient(http=registry.http, clock=registry.clock, client_id=url)
+    asked = await client.authorize(alice, scope="read", resource=resource)
+    assert asked.status_code == 400
+    assert "not a valid URL" in asked.text
+    token = await client.token(grant_type="authorization_code", code="x", code_verifier="y" * 43)
+    assert (token.status_code, token.json()["error"]) == (401, "invalid_client")

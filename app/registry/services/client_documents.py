@@ -65,7 +65,11 @@ def check_document_url(url: str, *, allow_private: bool) -> None:
     information, no dot segments."""
     if len(url) > 512 or any(c.isspace() or ord(c) < 0x21 or ord(c) > 0x7E for c in url):
         raise DocumentRefused("The client_id URL is not a valid URL.")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - a bad port raises here, before any connection
+    except ValueError:
+        raise DocumentRefused("The client_id URL is not a valid URL.") from None
     allowed = ("https", "http") if allow_private else ("https",)
     if parts.scheme not in allowed or not parts.hostname:
         raise DocumentRefused("A client_id URL must be an https URL.")

@@ -686,3 +686,35 @@ async def test_a_client_authenticates_only_with_the_method_it_registered(
     )
     assert ciba.status_code == 401
     assert ciba.json()["error"] == "invalid_client"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"scopes": {"pay": [{**PAY, "locations": ["https://x.example"]}]}},
+        {"scopes": {"pay": [{"type": "urn:unregistered", "actions": ["pay"]}]}},
+        {"scopes": {"bad scope": [READ]}},
+        {"scopes": {"read": []}},
+        {"scopes": ["read"]},
+        {"dpop_required": "no"},
+        {"surprise": True},
+    ],
+    ids=[
+        "locations",
+        "unknown-type",
+        "scope-name",
+        "empty",
+        "not-a-map",
+        "dpop-required",
+        "unknown",
+    ],
+)
+async def test_a_resource_servers_scopes_and_bearer_flag_are_checked(
+    registry: RegistryClient, body: dict[str, Any]
+) -> None:
+    resource = f"https://tools-{uuid.uuid4().hex[:8]}.example.com/mcp"
+    created = await registry.admin(
+        "POST", "/resource-servers", {"name": "Tools", "resource": resource, **body}
+    )
+    assert created.status_code == 400, created.text
+    assert created.json()["error"] == "invalid_request"

@@ -13,12 +13,11 @@ from typing import Any
 
 from app.core.capabilities import load_details
 from app.core.dpop import DPoPProof
-from app.core.errors import InvalidDPoPProof, InvalidGrant, InvalidTarget
+from app.core.errors import InvalidDPoPProof, InvalidGrant
 from app.core.params import FormParams
-from app.core.resources import canonical_resource
 from app.core.urns import AUTHORIZATION_CODE_GRANT, REFRESH_GRANT
 from app.registry.grants import Grant
-from app.registry.grants.common import check_bearer_accepted
+from app.registry.grants.common import check_bearer_accepted, choose_audience
 from app.registry.services.admin import revoke_grant
 from app.registry.services.authorization import pkce_matches
 from app.registry.services.common import secret_hash
@@ -46,20 +45,6 @@ def _check(code: CodeRecord, agent: AgentRecord, form: FormParams, now: int) -> 
         raise InvalidGrant("The code_verifier does not match the code_challenge.")
 
 
-def _audience(form: FormParams, resources: list[str]) -> str:
-    """One of the resources the human approved (RFC 8707 §2.2), by default the first."""
-    asked = form.getlist("resource")
-    if not asked:
-        return resources[0]
-    try:
-        targets = {canonical_resource(r) for r in asked}
-    except ValueError as exc:
-        raise InvalidTarget(f"Invalid resource: {exc}.") from None
-    if len(targets) != 1 or not targets <= set(resources):
-        raise InvalidTarget("The resource must be exactly one resource of the authorization.")
-    return targets.pop()
-
-
 def _binding(request: dict[str, Any], proof: DPoPProof | None) -> str | None:
     """RFC 9449 §10: a request that named ``dpop_jkt`` is redeemed with that key."""
     wanted = request.get("dpop_jkt")
@@ -82,7 +67,10 @@ async def handle(
             grant = await token_store.grant(db, code.grant_id)
             if grant is None or not grant.active(now):
                 raise InvalidGrant("The grant is no longer active.")
-            audience = _audience(form, list(code.request.get("resources") or []))
+            approved = list(code.request.get("resources") or [])
+            if not approved:
+                raise InvalidGrant("The authorization request named no resource.")
+            audience = choose_audience(form, approved)
             if jkt is None:
                 await check_bearer_accepted(db, audience)
             public = agent.auth_method == "none"

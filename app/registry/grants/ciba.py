@@ -16,7 +16,7 @@ from app.core.errors import (
 from app.core.params import FormParams
 from app.core.urns import CIBA_GRANT
 from app.registry.grants import Grant
-from app.registry.grants.common import choose_audience, proof_of
+from app.registry.grants.common import choose_audience, locations, proof_of
 from app.registry.services.issuance import issue_token_set
 from app.registry.state import Registry
 from app.store import token_store
@@ -57,7 +57,7 @@ async def handle(
         if grant is None or not grant.active(now):
             raise InvalidGrant("The grant is no longer active.")
         details = load_details(grant.authorization_details)
-        audience = choose_audience(form, details)
+        audience = choose_audience(form, locations(details))
         return await issue_token_set(
             registry,
             db,

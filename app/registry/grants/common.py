@@ -13,20 +13,25 @@ from app.store import token_store
 from app.store.sql import Db
 
 
-def choose_audience(form: FormParams, details: Sequence[AuthorizationDetail]) -> str:
-    """The token's single audience: the requested ``resource`` (RFC 8707), which must be a
-    location of the grant, or by default the first location of the first capability."""
-    allowed = {location for detail in details for location in detail.locations}
+def choose_audience(form: FormParams, allowed: Sequence[str]) -> str:
+    """The token's single audience: the requested ``resource`` (RFC 8707 §2.2), which must be
+    one of ``allowed`` (the grant's locations, or the resources the human approved), or by
+    default the first of them."""
     resources = form.getlist("resource")
     if not resources:
-        return details[0].locations[0]
+        return allowed[0]
     try:
         targets = {canonical_resource(r) for r in resources}
     except ValueError as exc:
         raise InvalidTarget(f"Invalid resource: {exc}.") from None
-    if len(targets) != 1 or not targets <= allowed:
+    if len(targets) != 1 or not targets <= set(allowed):
         raise InvalidTarget("The resource must be exactly one location of this grant.")
     return targets.pop()
+
+
+def locations(details: Sequence[AuthorizationDetail]) -> list[str]:
+    """Every location of ``details``, in order: the first capability's first one first."""
+    return list(dict.fromkeys(location for detail in details for location in detail.locations))
 
 
 def proof_of(proof: DPoPProof | None) -> DPoPProof:

@@ -12,7 +12,12 @@ from app.core.errors import InvalidDPoPProof, InvalidGrant
 from app.core.params import FormParams
 from app.core.urns import REFRESH_GRANT
 from app.registry.grants import Grant
-from app.registry.grants.common import check_bearer_accepted, choose_audience, proof_of
+from app.registry.grants.common import (
+    check_bearer_accepted,
+    choose_audience,
+    locations,
+    proof_of,
+)
 from app.registry.services.admin import revoke_grant
 from app.registry.services.common import secret_hash
 from app.registry.services.issuance import issue_token_set
@@ -70,7 +75,7 @@ async def handle(
             jkt = _binding(agent, rotated, proof)
             if grant.active(now):
                 details = load_details(grant.authorization_details)
-                audience = choose_audience(form, details)
+                audience = choose_audience(form, locations(details))
                 if jkt is None:
                     await check_bearer_accepted(db, audience)
                 available = for_audience(details, audience)

@@ -26,7 +26,7 @@ from app.registry.services.authorization import (
     check_request,
     new_request_id,
 )
-from app.registry.services.clients import find_client
+from app.registry.services.clients import find_client, refresh_client_document
 from app.registry.services.limits import limit_address
 from app.registry.services.sessions import current_session
 from app.registry.state import Registry, RegistryDep
@@ -55,11 +55,12 @@ async def _authorize(request: Request, registry: Registry, params: FormParams) -
     client_id = params.get("client_id")
     if client_id is None:
         raise PageError("The sign-in link is not valid", "The request names no client_id.")
+    try:
+        await refresh_client_document(registry, client_id)
+    except InvalidClient as exc:  # a metadata document that cannot be used
+        raise PageError("This application cannot be used", exc.description) from None
     async with connect(registry.engine) as db:
-        try:
-            client = await find_client(registry, db, client_id)
-        except InvalidClient as exc:  # a metadata document that cannot be used
-            raise PageError("This application cannot be used", exc.description) from None
+        client = await find_client(registry, db, client_id)
         if client is None:
             raise PageError("Unknown application", "No registered application has this client_id.")
         checked = await check_request(db, client, params)

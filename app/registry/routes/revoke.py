@@ -12,7 +12,11 @@ from app.api.bodies import read_form
 from app.api.errors import json_response
 from app.core.errors import InvalidToken
 from app.registry.services import audit, revocation
-from app.registry.services.clients import admit_client, authenticate_client
+from app.registry.services.clients import (
+    admit_client,
+    authenticate_client,
+    refresh_client_document,
+)
 from app.registry.services.common import secret_hash
 from app.registry.services.issuance import verify_own_token
 from app.registry.services.limits import counting_failures
@@ -53,10 +57,12 @@ async def revoke(request: Request, registry: RegistryDep) -> Response:
     fails it; a failure counts against the address) → client rate and assertion ``jti`` →
     the revocation."""
     form = await read_form(request)
-    async with counting_failures(registry, request, "revoke"), connect(registry.engine) as db:
-        agent, assertion = await authenticate_client(
-            registry, db, form, request.headers.get("authorization")
-        )
+    async with counting_failures(registry, request, "revoke"):
+        await refresh_client_document(registry, form.get("client_id"))
+        async with connect(registry.engine) as db:
+            agent, assertion = await authenticate_client(
+                registry, db, form, request.headers.get("authorization")
+            )
     token = form.require("token")
     await admit_client(registry, agent.id, "revoke", assertion)
     now = registry.now()

@@ -21,7 +21,12 @@ from app.core.errors import (
 )
 from app.core.params import FormParams
 from app.registry.grants import Grant, grant_types, grants
-from app.registry.services.clients import admit_client, agent_keys, authenticate_client
+from app.registry.services.clients import (
+    admit_client,
+    agent_keys,
+    authenticate_client,
+    refresh_client_document,
+)
 from app.registry.services.limits import counting_failures
 from app.registry.services.proofs import proof_replay_key, replayed_proof, verify_dpop
 from app.registry.state import Registry, RegistryDep
@@ -69,10 +74,12 @@ def _proof(
 
 async def token(request: Request, registry: RegistryDep) -> Response:
     form = await read_form(request)
-    async with counting_failures(registry, request, "token"), connect(registry.engine) as db:
-        agent, assertion = await authenticate_client(
-            registry, db, form, request.headers.get("authorization")
-        )
+    async with counting_failures(registry, request, "token"):
+        await refresh_client_document(registry, form.get("client_id"))
+        async with connect(registry.engine) as db:
+            agent, assertion = await authenticate_client(
+                registry, db, form, request.headers.get("authorization")
+            )
     grant = _grant(agent, form)
     proof = _proof(registry, request, agent, grant)
     replay = [] if proof is None else [proof_replay_key(registry, proof)]

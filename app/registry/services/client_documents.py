@@ -222,19 +222,26 @@ async def _store(registry: Registry, url: str, metadata: dict[str, Any]) -> None
             agent.jwks = metadata.get("jwks", {"keys": []})
 
 
-async def document_client(registry: Registry, db: Db, url: str) -> AgentRecord | None:
-    """The active client described by the document at ``url``, fetched again once its cache
-    lifetime is over; raises :class:`DocumentRefused` when the document cannot be used."""
+async def refresh_document(registry: Registry, url: str) -> None:
+    """Fetch the document at ``url`` and record the client it describes, unless the copy
+    recorded is still within its cache lifetime; raises :class:`DocumentRefused` when the
+    document cannot be used. Call it holding no database connection: the fetch may take
+    seconds."""
     fresh = registry.documents_fresh_until
-    if fresh.get(url, 0.0) <= time.monotonic():
-        settings = registry.settings
-        document, max_age = await fetch_document(
-            url,
-            allow_private=settings.client_metadata_allow_private,
-            ca_file=settings.client_metadata_ca_file,
-        )
-        await _store(registry, url, document_metadata(url, document))
-        if len(fresh) >= MAX_CACHED:
-            fresh.clear()
-        fresh[url] = time.monotonic() + max_age
+    if fresh.get(url, 0.0) > time.monotonic():
+        return
+    settings = registry.settings
+    document, max_age = await fetch_document(
+        url,
+        allow_private=settings.client_metadata_allow_private,
+        ca_file=settings.client_metadata_ca_file,
+    )
+    await _store(registry, url, document_metadata(url, document))
+    if len(fresh) >= MAX_CACHED:
+        fresh.clear()
+    fresh[url] = time.monotonic() + max_age
+
+
+async def document_client(db: Db, url: str) -> AgentRecord | None:
+    """The active client recorded for the document at ``url`` (see :func:`refresh_document`)."""
     return await active_agent(db, document_client_id(url))

@@ -26,7 +26,7 @@ from app.core.client_auth import (
 )
 from app.core.errors import InvalidClient
 from app.core.jwk import JWKError, PublicJWK, parse_jwks
-from app.registry.services.client_documents import document_client
+from app.registry.services.client_documents import document_client, refresh_document
 from app.registry.services.limits import client_rate
 from app.registry.state import Registry
 from app.store.sql import Db
@@ -49,11 +49,24 @@ def agent_keys(agent: AgentRecord) -> Mapping[str, PublicJWK]:
     return _parse_jwks(orjson.dumps(agent.jwks, option=orjson.OPT_SORT_KEYS))
 
 
+def is_document_url(client_id: str | None) -> bool:
+    """Whether ``client_id`` names a Client ID Metadata Document."""
+    return client_id is not None and client_id.startswith(("https://", "http://"))
+
+
+async def refresh_client_document(registry: Registry, client_id: str | None) -> None:
+    """Before any database connection is taken: fetch the metadata document ``client_id``
+    names, if it does and the recorded copy is stale (a fetch may take seconds, and must
+    never hold a pooled connection meanwhile)."""
+    if client_id is not None and is_document_url(client_id):
+        await refresh_document(registry, client_id)
+
+
 async def find_client(registry: Registry, db: Db, client_id: str) -> AgentRecord | None:
     """The active client ``client_id``: a registered one, or the client a Client ID Metadata
     Document describes when ``client_id`` is its URL."""
-    if client_id.startswith(("https://", "http://")):
-        return await document_client(registry, db, client_id)
+    if is_document_url(client_id):
+        return await document_client(db, client_id)
     return await active_agent(db, client_id)
 
 

@@ -3,6 +3,7 @@ at a real verifier (in process, on the test database and cache)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -24,6 +25,9 @@ PAY = {
     "actions": ["pay"],
     "limits": {"max_amount": {"value": "10.00", "currency": "EUR"}},
 }
+# Each test registers its own MCP server; a distinct port keeps the resources distinct on a
+# database the tests share (SQLite's lives for the session).
+PORTS = itertools.count(9200)
 TOOLS = {
     "balance": Tool(scope="read", action="read"),
     "pay": Tool(
@@ -36,7 +40,7 @@ TOOLS = {
 async def mcp(
     registry: RegistryClient, verifier: VerifierApp, settings: Settings
 ) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
-    resource = f"http://localhost:{9000 + uuid.uuid4().int % 999}/mcp"
+    resource = f"http://localhost:{next(PORTS)}/mcp"
     body = {
         "name": "MCP shop",
         "resource": resource,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -59,3 +60,24 @@ def create_engine(url: str, *, pool_size: int = 20, read_only: bool = False) -> 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+async def reachable(engine: AsyncEngine) -> bool:
+    """Whether the database answers a trivial query now."""
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+    except (SQLAlchemyError, OSError):
+        return False
+    return True
+
+
+async def add_unless_taken(db: AsyncSession, row: object) -> bool:
+    """Insert ``row`` in a savepoint: False, with the session unharmed, when a unique key is
+    already taken, also by a concurrent transaction that committed first."""
+    try:
+        async with db.begin_nested():
+            db.add(row)
+    except IntegrityError:
+        return False
+    return True

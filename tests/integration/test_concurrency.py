@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections import Counter
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -23,6 +25,16 @@ async def approved_grant(registry: RegistryClient) -> tuple[AgentClient, str, st
     approved = await human.approve(auth_req_id)
     assert approved.status_code == 200, approved.text
     return agent, auth_req_id, approved.json()["grant_id"]
+
+
+async def every_event(registry: RegistryClient) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    while True:
+        after = events[-1]["seq"] if events else 0
+        page = (await registry.admin("GET", f"/audit?limit=1000&after={after}")).json()["events"]
+        events += page
+        if len(page) < 1000:
+            return events
 
 
 async def test_same_refresh_token_twenty_times(registry: RegistryClient) -> None:
@@ -93,3 +105,44 @@ async def test_fifty_concurrent_audited_actions_keep_the_chain(registry: Registr
     events = (await registry.admin("GET", "/audit?limit=1000")).json()["events"]
     seqs = [e["seq"] for e in events]
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # gapless and ordered
+
+
+async def test_the_same_resource_server_registered_twenty_times_at_once(
+    registry: RegistryClient,
+) -> None:
+    resource = "https://shop-race.example.com/api"
+    body = {"name": "Race", "resource": resource}
+    responses = await asyncio.gather(
+        *(registry.admin("POST", "/resource-servers", body) for _ in range(20))
+    )
+    assert Counter(r.status_code for r in responses) == {201: 1, 409: 19}
+    refused = {r.json()["error_description"] for r in responses if r.status_code == 409}
+    assert refused == {"A resource server with this resource already exists."}
+    listed = (await registry.admin("GET", "/resource-servers")).json()["resource_servers"]
+    assert [s["resource"] for s in listed].count(resource) == 1
+
+
+async def test_one_credential_id_registered_by_ten_humans_at_once(
+    registry: RegistryClient,
+) -> None:
+    credential_id = secrets.token_bytes(32)
+    attempts = [await registry.passkey_registration(credential_id) for _ in range(10)]
+    responses = await asyncio.gather(
+        *(human.api("POST", "/passkeys/register/verify", body) for human, body in attempts)
+    )
+    assert Counter(r.status_code for r in responses) == {200: 1, 400: 9}
+    refused = {r.json()["error_description"] for r in responses if r.status_code == 400}
+    assert refused == {"This credential is already registered."}
+
+
+async def test_the_same_requester_allowed_ten_times_at_once(registry: RegistryClient) -> None:
+    human, other = await registry.human("Hana"), await registry.human("Omar")
+    responses = await asyncio.gather(
+        *(human.api("PUT", f"/requesters/{other.id}", {}) for _ in range(10))
+    )
+    assert Counter(r.status_code for r in responses) == {200: 10}
+    assert len({r.json()["allowed_at"] for r in responses}) == 1  # one permission, one time
+    allowed = [e for e in await every_event(registry) if e["event"] == "human.requester_allowed"]
+    assert [e["subject"] for e in allowed].count(other.id) == 1
+    listed = (await human.api("GET", "/requesters")).json()["requesters"]
+    assert [r["human_id"] for r in listed] == [other.id]

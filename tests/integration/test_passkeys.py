@@ -265,3 +265,11 @@ async def test_top_origin_is_refused(setup: Any) -> None:  # WA-11: never framed
         "POST", f"/requests/{auth_req_id}/approve", {"credential": credential}
     )
     refused(response, 400, "invalid_request", "Cross-origin")
+
+
+async def test_a_credential_id_already_registered_is_refused(setup: Any) -> None:
+    registry, owner, _, _ = setup
+    (held,) = owner.authenticator.credentials
+    human, body = await registry.passkey_registration(held.credential_id)
+    response = await human.api("POST", "/passkeys/register/verify", body)
+    refused(response, 400, "invalid_request", "already registered")

@@ -199,6 +199,18 @@ class RegistryClient:
         await human.enrol(created.json()["invite_token"], attestation)
         return human
 
+    async def passkey_registration(self, credential_id: bytes) -> tuple[Human, dict[str, Any]]:
+        """A newly invited human and the body that would register a passkey with
+        ``credential_id`` (for the unique-credential rule)."""
+        created = (await self.admin("POST", "/humans", {"display_name": "Eve"})).json()
+        human = Human(id=created["id"], browser=self.new_browser())
+        body = {"invite_token": created["invite_token"]}
+        page = await human.api("POST", "/passkeys/register/options", body)
+        credential = human.authenticator.create(
+            page.json(), origin=human.origin, credential_id=credential_id
+        )
+        return human, {**body, "credential": credential}
+
     async def resource_server(
         self, resource: str, types: dict[str, Any] | None = None
     ) -> dict[str, Any]:

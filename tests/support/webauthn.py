@@ -175,6 +175,7 @@ class SoftwareAuthenticator:
         cross_origin: bool | None = False,
         client_data_type: str = "webauthn.create",
         challenge: bytes | None = None,
+        credential_id: bytes | None = None,
     ) -> dict[str, Any]:
         """``navigator.credentials.create()``: new credential, ``toJSON()``-shaped result.
 
@@ -193,6 +194,7 @@ class SoftwareAuthenticator:
             user_handle=b64url_decode(options["user"]["id"]),
             backup_eligible=backup_eligible,
             backup_state=backup_state,
+            credential_id=credential_id,
         )
         client_data = _client_data_json(
             client_data_type,

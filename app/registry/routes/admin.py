@@ -6,7 +6,6 @@ import hmac
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -15,10 +14,10 @@ from app.api.bodies import read_json
 from app.api.errors import NotFound, json_response
 from app.core.errors import InvalidRequest, InvalidToken, www_authenticate
 from app.registry.services import admin as admin_service
-from app.registry.services import audit, checkpoints, revocation
+from app.registry.services import audit, checkpoints, revocation, views
 from app.registry.services.common import rfc3339
 from app.registry.state import Registry, RegistryDep
-from app.store.models import Agent, AuditEvent, Grant, Human, ResourceServer
+from app.store import agents, audit_log, grants, people, resource_servers
 
 
 def require_admin(request: Request, registry: RegistryDep) -> Registry:
@@ -41,55 +40,6 @@ AdminDep = Annotated[Registry, Depends(require_admin)]
 router = APIRouter(prefix="/admin")
 
 
-def _human(h: Human) -> dict[str, Any]:
-    return {
-        "id": h.id,
-        "display_name": h.display_name,
-        "email": h.email,
-        "status": h.status,
-        "created_at": rfc3339(h.created_at),
-    }
-
-
-def _agent(a: Agent) -> dict[str, Any]:
-    return {
-        "client_id": a.id,
-        "client_name": a.client_name,
-        "owner": a.owner_id,
-        "status": a.status,
-        "software_id": a.client_metadata.get("software_id"),
-        "software_version": a.client_metadata.get("software_version"),
-        "created_at": rfc3339(a.created_at),
-    }
-
-
-def _grant(g: Grant) -> dict[str, Any]:
-    return {
-        "id": g.id,
-        "human": g.human_id,
-        "agent": g.agent_id,
-        "status": g.status,
-        "authorization_details": g.authorization_details,
-        "max_delegation_depth": g.max_delegation_depth,
-        "created_at": rfc3339(g.created_at),
-        "expires_at": rfc3339(g.expires_at),
-        "revoked_at": rfc3339(g.revoked_at),
-    }
-
-
-def _server(s: ResourceServer) -> dict[str, Any]:
-    return {
-        "client_id": s.id,
-        "name": s.name,
-        "resource": s.resource,
-        "token_endpoint_auth_method": s.auth_method,
-        "authorization_details_types": s.capability_types,
-        "dpop_required": s.dpop_required,
-        "scopes": s.scopes,
-        "created_at": rfc3339(s.created_at),
-    }
-
-
 @router.post("/humans")
 async def create_human(request: Request, registry: AdminDep) -> Response:
     body = await read_json(request)
@@ -101,21 +51,21 @@ async def create_human(request: Request, registry: AdminDep) -> Response:
 @router.get("/humans")
 async def list_humans(registry: AdminDep) -> Response:
     async with registry.sessions() as session:
-        humans = (await session.scalars(select(Human).order_by(Human.created_at))).all()
-    return json_response({"humans": [_human(h) for h in humans]})
+        humans = await people.every_human(session)
+    return json_response({"humans": [views.human(h) for h in humans]})
 
 
 @router.post("/humans/{human_id}/suspend")
 async def suspend_human(human_id: str, registry: AdminDep) -> Response:
     now = registry.now()
     async with registry.sessions() as session, session.begin():
-        human = await session.get(Human, human_id, with_for_update=True)
+        human = await people.human(session, human_id, lock=True)
         if human is None:
             raise NotFound("No such human.")
         rows = await revocation.suspend_human(session, human, now)
         await audit.append(session, "human.suspended", actor="admin", subject=human_id, now=now)
     await revocation.publish(registry, rows)
-    return json_response(_human(human))
+    return json_response(views.human(human))
 
 
 @router.post("/resource-servers")
@@ -135,10 +85,8 @@ async def create_resource_server(request: Request, registry: AdminDep) -> Respon
 @router.get("/resource-servers")
 async def list_resource_servers(registry: AdminDep) -> Response:
     async with registry.sessions() as session:
-        servers = (
-            await session.scalars(select(ResourceServer).order_by(ResourceServer.created_at))
-        ).all()
-    return json_response({"resource_servers": [_server(s) for s in servers]})
+        servers = await resource_servers.every_server(session)
+    return json_response({"resource_servers": [views.resource_server(s) for s in servers]})
 
 
 @router.post("/enrollment-tokens")
@@ -156,14 +104,14 @@ async def create_enrollment_token(request: Request, registry: AdminDep) -> Respo
 @router.get("/agents")
 async def list_agents(registry: AdminDep) -> Response:
     async with registry.sessions() as session:
-        agents = (await session.scalars(select(Agent).order_by(Agent.created_at))).all()
-    return json_response({"agents": [_agent(a) for a in agents]})
+        every = await agents.every_agent(session)
+    return json_response({"agents": [views.agent(a) for a in every]})
 
 
 @router.post("/agents/{client_id}/disable")
 async def disable_agent(client_id: str, registry: AdminDep) -> Response:
     agent = await admin_service.disable_agent(registry, client_id, actor="admin")
-    return json_response(_agent(agent))
+    return json_response(views.agent(agent))
 
 
 @router.get("/grants")
@@ -173,22 +121,15 @@ async def list_grants(
     agent: str | None = None,
     status: str | None = None,
 ) -> Response:
-    query = select(Grant).order_by(Grant.created_at)
-    if human:
-        query = query.where(Grant.human_id == human)
-    if agent:
-        query = query.where(Grant.agent_id == agent)
-    if status:
-        query = query.where(Grant.status == status)
     async with registry.sessions() as session:
-        grants = (await session.scalars(query.limit(1000))).all()
-    return json_response({"grants": [_grant(g) for g in grants]})
+        found = await grants.listing(session, human=human, agent=agent, status=status)
+    return json_response({"grants": [views.grant(g) for g in found]})
 
 
 @router.post("/grants/{grant_id}/revoke")
 async def revoke_grant(grant_id: str, registry: AdminDep) -> Response:
     grant = await admin_service.revoke_grant(registry, grant_id, actor="admin")
-    return json_response(_grant(grant))
+    return json_response(views.grant(grant))
 
 
 @router.post("/keys/rotate")
@@ -214,27 +155,8 @@ async def list_audit(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Response:
     async with registry.sessions() as session:
-        rows = (
-            await session.scalars(
-                select(AuditEvent)
-                .where(AuditEvent.seq > after)
-                .order_by(AuditEvent.seq)
-                .limit(limit)
-            )
-        ).all()
-    events = [
-        {
-            "seq": r.seq,
-            "created_at": rfc3339(r.created_at),
-            "event": r.event,
-            "actor": r.actor,
-            "subject": r.subject,
-            "data": r.data,
-            "prev_hash": r.prev_hash,
-            "hash": r.hash,
-        }
-        for r in rows
-    ]
+        rows = await audit_log.events_after(session, after, limit)
+    events = [views.audit_event(r) for r in rows]
     return json_response({"events": events})
 
 

@@ -18,7 +18,7 @@ from app.api.bodies import read_body
 from app.core.errors import InvalidClient, InvalidRequest
 from app.core.params import FormParams, parse_form
 from app.registry.routes.ui_pages import problem_page
-from app.registry.services import audit
+from app.registry.services.approvals import open_request
 from app.registry.services.authorization import (
     REQUEST_TTL,
     PageError,
@@ -30,7 +30,6 @@ from app.registry.services.clients import find_client, refresh_client_document
 from app.registry.services.limits import limit_address
 from app.registry.services.sessions import current_session
 from app.registry.state import Registry, RegistryDep
-from app.store.models import GrantRequest
 from app.store.sql import connect
 
 router = APIRouter()
@@ -70,7 +69,14 @@ async def _authorize(request: Request, registry: Registry, params: FormParams) -
         return RedirectResponse(f"/ui/login?next={quote(back, safe='')}", 303, NO_STORE)
     now = registry.now()
     async with registry.sessions() as session, session.begin():
-        row = GrantRequest(
+        row = await open_request(
+            session,
+            now=now,
+            audit_data={
+                "human": human_id,
+                "flow": "authorization_code",
+                "types": sorted({d.type for d in checked.details}),
+            },
             auth_req_id=new_request_id(),
             agent_id=client.id,
             human_id=human_id,
@@ -78,23 +84,9 @@ async def _authorize(request: Request, registry: Registry, params: FormParams) -
             binding_message=None,
             max_delegation_depth=0,
             grant_lifetime=registry.settings.authorization_grant_lifetime,
-            created_at=now,
             expires_at=now + REQUEST_TTL,
             interval=0,
             authorization_request=checked.document,
-        )
-        session.add(row)
-        await audit.append(
-            session,
-            "grant.requested",
-            actor=client.id,
-            subject=row.auth_req_id,
-            now=now,
-            data={
-                "human": human_id,
-                "flow": "authorization_code",
-                "types": sorted({d.type for d in checked.details}),
-            },
         )
     return RedirectResponse(f"/ui/requests/{row.auth_req_id}", 303, NO_STORE)
 

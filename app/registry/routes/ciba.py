@@ -13,12 +13,13 @@ from app.api.errors import json_response
 from app.core.errors import InvalidRequest, UnknownUserId
 from app.core.params import FormParams, ascii_int
 from app.core.text import check_display_text
-from app.registry.services import audit, requesters
+from app.registry.services import requesters
+from app.registry.services.approvals import open_request
 from app.registry.services.clients import authenticate_agent
 from app.registry.services.limits import counting_failures, limit_client
 from app.registry.services.resource_servers import parse_details
 from app.registry.state import RegistryDep
-from app.store.models import GrantRequest, Human
+from app.store import people
 from app.store.sql import SessionDb, connect
 
 router = APIRouter()
@@ -58,15 +59,17 @@ async def bc_authorize(request: Request, registry: RegistryDep) -> Response:
     depth = _bounded_int(form, "max_delegation_depth", 0, 0, MAX_DEPTH)
     async with registry.sessions() as session, session.begin():
         details = await parse_details(SessionDb(session), form.require("authorization_details"))
-        human = await session.get(Human, form.get("login_hint") or agent.owner_id)
+        human = await people.active_human(session, form.get("login_hint") or agent.owner_id)
         if (
             human is None
-            or human.status != "active"
             or agent.owner_id is None
             or not await requesters.may_ask(session, human, agent.owner_id)
         ):
             raise UnknownUserId()
-        grant_request = GrantRequest(
+        grant_request = await open_request(
+            session,
+            now=now,
+            audit_data={"human": human.id, "types": sorted({d.type for d in details})},
             auth_req_id=secrets.token_urlsafe(32),
             agent_id=agent.id,
             human_id=human.id,
@@ -74,18 +77,8 @@ async def bc_authorize(request: Request, registry: RegistryDep) -> Response:
             binding_message=binding_message,
             max_delegation_depth=depth,
             grant_lifetime=lifetime,
-            created_at=now,
             expires_at=now + expiry,
             interval=POLL_INTERVAL,
-        )
-        session.add(grant_request)
-        await audit.append(
-            session,
-            "grant.requested",
-            actor=agent.id,
-            subject=grant_request.auth_req_id,
-            now=now,
-            data={"human": human.id, "types": sorted({d.type for d in details})},
         )
     body = {
         "auth_req_id": grant_request.auth_req_id,

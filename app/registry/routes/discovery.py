@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from sqlalchemy import select
 from starlette.responses import Response
 
 from app.api.errors import json_response
 from app.core.metadata import authorization_server_metadata
 from app.registry.grants import grant_types
 from app.registry.state import RegistryDep
-from app.store.models import ResourceServer
+from app.store import resource_servers
 
 router = APIRouter()
 
@@ -19,8 +18,7 @@ router = APIRouter()
 @router.get("/.well-known/openid-configuration")  # the same document: MCP clients try both
 async def metadata(registry: RegistryDep) -> Response:
     async with registry.sessions() as session:
-        types_by_server = (await session.scalars(select(ResourceServer.capability_types))).all()
-    types = {name for server_types in types_by_server for name in (server_types or {})}
+        types = await resource_servers.type_names(session)
     document = authorization_server_metadata(
         issuer=registry.settings.issuer,
         verifier_url=registry.settings.verifier_url,

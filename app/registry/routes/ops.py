@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -13,6 +11,7 @@ from app.api.errors import json_response
 from app.api.metrics import scrape
 from app.core.keys import NoActiveKey
 from app.registry.state import RegistryDep
+from app.store.db import reachable
 
 router = APIRouter()
 
@@ -24,13 +23,7 @@ async def healthz() -> Response:
 
 @router.get("/readyz")
 async def readyz(registry: RegistryDep) -> Response:
-    checks: dict[str, bool] = {}
-    try:
-        async with registry.engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
-        checks["database"] = True
-    except (SQLAlchemyError, OSError):
-        checks["database"] = False
+    checks = {"database": await reachable(registry.engine)}
     checks["cache"] = await registry.cache.ping()
     try:
         registry.keys.current(registry.now())

@@ -11,8 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from sqlalchemy import update
-from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -25,7 +23,7 @@ from app.registry.services import audit
 from app.registry.services.common import new_id, new_secret, secret_hash
 from app.registry.services.limits import counting_failures, limit_address
 from app.registry.state import RegistryDep
-from app.store.models import Agent, EnrollmentToken, Human
+from app.store import agents, people
 
 router = APIRouter()
 
@@ -44,25 +42,6 @@ def _bearer(request: Request) -> str:
     if scheme.lower() != "bearer" or not token.strip():
         raise _invalid_token("An enrollment token is required (Authorization: Bearer).")
     return token.strip()
-
-
-async def _claim_token(session: AsyncSession, token: str, now: int) -> str:
-    """Consume the enrollment token (one conditional UPDATE) and return its active owner."""
-    claimed = await session.execute(
-        update(EnrollmentToken)
-        .where(
-            EnrollmentToken.token_hash == secret_hash(token),
-            EnrollmentToken.used_at.is_(None),
-            EnrollmentToken.expires_at > now,
-        )
-        .values(used_at=now)
-        .returning(EnrollmentToken.owner_id)
-    )
-    owner_id = claimed.scalar_one_or_none()
-    owner = await session.get(Human, owner_id) if owner_id else None
-    if owner is None or owner.status != "active":
-        raise _invalid_token("The enrollment token is invalid, used or expired.")
-    return str(owner_id)
 
 
 def _enrollment_token(request: Request) -> str | None:
@@ -95,23 +74,20 @@ async def register(request: Request, registry: RegistryDep) -> Response:
         owner_id = None
         if token is not None:
             async with counting_failures(registry, request, "register"):
-                owner_id = await _claim_token(session, token, now)
-        agent = Agent(
-            id=new_id("agt_"),
+                owner = await people.claim_enrollment_token(session, secret_hash(token), now)
+                if owner is None:
+                    raise _invalid_token("The enrollment token is invalid, used or expired.")
+                owner_id = owner.id
+        agent = agents.add(
+            session,
+            agent_id=new_id("agt_"),
             owner_id=owner_id,
-            client_name=metadata["client_name"],
-            client_metadata=metadata,
-            jwks=metadata.get("jwks", {"keys": []}),
+            metadata=metadata,
             secret_hash=secret_hash(secret) if secret else None,
-            created_at=now,
+            now=now,
         )
-        session.add(agent)
         if token is not None:
-            await session.execute(
-                update(EnrollmentToken)
-                .where(EnrollmentToken.token_hash == secret_hash(token))
-                .values(agent_id=agent.id)
-            )
+            await people.note_enrolled_agent(session, secret_hash(token), agent.id)
         await audit.append(
             session,
             "agent.registered",

@@ -4,51 +4,22 @@ change nothing (no token-existence oracle: docs/api.md "POST /revoke")."""
 from __future__ import annotations
 
 from fastapi import APIRouter
-from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
 
 from app.api.bodies import read_form
 from app.api.errors import json_response
-from app.core.errors import InvalidToken
 from app.registry.services import audit, revocation
 from app.registry.services.clients import (
     admit_client,
     authenticate_client,
     refresh_client_document,
 )
-from app.registry.services.common import secret_hash
-from app.registry.services.issuance import verify_own_token
 from app.registry.services.limits import counting_failures
-from app.registry.state import Registry, RegistryDep
-from app.store.models import AccessToken, Grant, RefreshToken, Revocation
+from app.registry.state import RegistryDep
 from app.store.sql import connect
-from app.store.token_store import AgentRecord
 
 router = APIRouter()
-
-
-async def _revoke_refresh(
-    session: AsyncSession, agent: AgentRecord, token: str, now: int
-) -> list[Revocation]:
-    stored = await session.get(RefreshToken, secret_hash(token))
-    if stored is None or stored.agent_id != agent.id:
-        return []
-    grant = await session.get(Grant, stored.grant_id, with_for_update=True)
-    return await revocation.revoke_grant(session, grant, now) if grant else []
-
-
-async def _revoke_access(
-    registry: Registry, session: AsyncSession, agent: AgentRecord, token: str, now: int
-) -> list[Revocation]:
-    try:
-        claims = verify_own_token(registry, token, now)
-    except InvalidToken:
-        return []
-    stored = await session.get(AccessToken, claims.jti)
-    if stored is None or stored.client_id != agent.id:
-        return []
-    return await revocation.revoke_access_token(session, stored, now)
 
 
 @router.post("/revoke")
@@ -67,9 +38,7 @@ async def revoke(request: Request, registry: RegistryDep) -> Response:
     await admit_client(registry, agent.id, "revoke", assertion)
     now = registry.now()
     async with registry.sessions() as session, session.begin():
-        rows = await _revoke_refresh(session, agent, token, now)
-        if not rows:
-            rows = await _revoke_access(registry, session, agent, token, now)
+        rows = await revocation.revoke_presented_token(registry, session, agent.id, token, now)
         if rows:
             await audit.append(
                 session,

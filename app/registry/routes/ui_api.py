@@ -11,61 +11,37 @@ response is verified, so a challenge is burned by the first attempt, successful 
 from __future__ import annotations
 
 import secrets
-from typing import Any
 
 from fastapi import APIRouter
-from sqlalchemy import select, update
 from starlette.requests import Request
 from starlette.responses import Response
 
 from app.api.bodies import read_json
 from app.api.errors import json_response
 from app.core.approvals import new_challenge, request_digest
-from app.core.capabilities import TypeRegistry, load_details
-from app.core.errors import InvalidRequest, InvalidToken
-from app.core.summary import summarize
+from app.core.errors import InvalidToken
 from app.registry.services import admin as admin_service
-from app.registry.services import audit, passkeys, requesters
+from app.registry.services import audit, passkeys, requesters, views
 from app.registry.services.approvals import (
-    agent_view,
     approve_with_passkey,
     deny_request,
-    pending_request,
+    pending_request_of,
     request_document,
 )
 from app.registry.services.common import rfc3339, secret_hash
 from app.registry.services.limits import limit_address
-from app.registry.services.resource_servers import type_schemas
 from app.registry.services.sessions import SessionDep, end_session, start_session
-from app.registry.state import Registry, RegistryDep
-from app.store.models import Agent, Challenge, Grant, GrantRequest, Human, Invite, Passkey
+from app.registry.state import RegistryDep
+from app.store import agents, grants, people, resource_servers
 
 router = APIRouter(prefix="/ui/api")
-
-
-async def _invite(registry: Registry, token: object) -> Human:
-    if not isinstance(token, str):
-        raise InvalidRequest("invite_token is required.")
-    async with registry.sessions() as db:
-        invite = await db.get(Invite, secret_hash(token))
-        human = await db.get(Human, invite.human_id) if invite else None
-    if invite is None or invite.used_at is not None or invite.expires_at <= registry.now():
-        raise InvalidToken("The invite is invalid, used or expired.")
-    if human is None or human.status != "active":
-        raise InvalidToken("The invite is invalid, used or expired.")
-    return human
-
-
-async def _consume(registry: Registry, challenge: bytes, purpose: str) -> Challenge:
-    async with registry.sessions() as db, db.begin():
-        return await passkeys.consume_challenge(db, challenge, purpose=purpose, now=registry.now())
 
 
 @router.post("/passkeys/register/options")
 async def register_options(request: Request, registry: RegistryDep) -> Response:
     await limit_address(registry, request, "ui")
     body = await read_json(request)
-    human = await _invite(registry, body.get("invite_token"))
+    human = await passkeys.invited_human(registry, body.get("invite_token"))
     challenge = secrets.token_bytes(32)
     async with registry.sessions() as db, db.begin():
         await passkeys.store_challenge(
@@ -83,19 +59,14 @@ async def register_options(request: Request, registry: RegistryDep) -> Response:
 async def register_verify(request: Request, registry: RegistryDep) -> Response:
     await limit_address(registry, request, "ui")
     body = await read_json(request)
-    human = await _invite(registry, body.get("invite_token"))
+    human = await passkeys.invited_human(registry, body.get("invite_token"))
     credential = passkeys.parsed_attestation(body.get("credential"))
-    challenge = await _consume(registry, credential.challenge, "register")
+    challenge = await passkeys.use_challenge(registry, credential.challenge, "register")
     if challenge.subject != secret_hash(body["invite_token"]):
         raise passkeys.CeremonyFailed("The challenge was issued for another invite.")
     now = registry.now()
     async with registry.sessions() as db, db.begin():
-        claimed = await db.execute(
-            update(Invite)
-            .where(Invite.token_hash == challenge.subject, Invite.used_at.is_(None))
-            .values(used_at=now)
-        )
-        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        if challenge.subject is None or not await people.claim_invite(db, challenge.subject, now):
             raise InvalidToken("The invite is invalid, used or expired.")
         await passkeys.register_passkey(
             registry, db, human, credential, challenge=challenge.challenge, now=now
@@ -120,7 +91,7 @@ async def login_options(request: Request, registry: RegistryDep) -> Response:
 async def login_verify(request: Request, registry: RegistryDep) -> Response:
     await limit_address(registry, request, "ui")
     credential = passkeys.parsed_assertion((await read_json(request)).get("credential"))
-    challenge = await _consume(registry, credential.challenge, "login")
+    challenge = await passkeys.use_challenge(registry, credential.challenge, "login")
     now = registry.now()
     async with registry.sessions() as db, db.begin():
         result = await passkeys.verify_assertion(
@@ -132,8 +103,8 @@ async def login_verify(request: Request, registry: RegistryDep) -> Response:
             allowed=None,
             now=now,
         )
-        human = await db.get(Human, result.passkey.human_id)
-        if human is None or human.status != "active":
+        human = await people.active_human(db, result.passkey.human_id)
+        if human is None:
             raise InvalidToken("This account is suspended.")
         await audit.append(db, "human.login", actor=human.id, subject=human.id, now=now)
     response = json_response({"human_id": human.id})
@@ -153,61 +124,22 @@ async def logout(request: Request, registry: RegistryDep, current: SessionDep) -
     return response
 
 
-async def _pending_request(
-    registry: Registry, auth_req_id: str, human_id: str
-) -> tuple[GrantRequest, Agent]:
-    async with registry.sessions() as db:
-        return await pending_request(db, auth_req_id, human_id, registry.now())
-
-
-def _request_view(row: GrantRequest, agent: Agent, types: TypeRegistry) -> dict[str, Any]:
-    details = load_details(row.authorization_details)
-    return {
-        "auth_req_id": row.auth_req_id,
-        "agent": agent_view(agent),
-        "resource_servers": sorted({loc for d in details for loc in d.locations}),
-        "authorization_details": row.authorization_details,
-        "binding_message": row.binding_message,
-        "max_delegation_depth": row.max_delegation_depth,
-        "grant_lifetime": row.grant_lifetime,
-        "expires_at": rfc3339(row.expires_at),
-        "summary": [summarize(d, types) for d in details],
-    }
-
-
 @router.get("/requests")
 async def list_requests(registry: RegistryDep, current: SessionDep) -> Response:
     now = registry.now()
     async with registry.sessions() as db:
-        rows = (
-            await db.execute(
-                select(GrantRequest, Agent)
-                .join(Agent, Agent.id == GrantRequest.agent_id)
-                .where(
-                    GrantRequest.human_id == current.human_id,
-                    GrantRequest.status == "pending",
-                    GrantRequest.expires_at > now,
-                )
-                .order_by(GrantRequest.created_at.desc())
-            )
-        ).all()
-        types = await type_schemas(db)
-    return json_response({"requests": [_request_view(r, a, types) for r, a in rows]})
+        rows = await grants.pending_requests(db, current.human_id, now)
+        types = await resource_servers.type_schemas(db)
+    return json_response({"requests": [views.grant_request_api(r, a, types) for r, a in rows]})
 
 
 @router.post("/requests/{auth_req_id}/approve/options")
 async def approve_options(auth_req_id: str, registry: RegistryDep, current: SessionDep) -> Response:
-    row, agent = await _pending_request(registry, auth_req_id, current.human_id)
+    row, agent = await pending_request_of(registry, auth_req_id, current.human_id)
     document = request_document(row, agent)
     challenge = new_challenge(document)
     async with registry.sessions() as db, db.begin():
-        ids = list(
-            (
-                await db.scalars(
-                    select(Passkey.credential_id).where(Passkey.human_id == current.human_id)
-                )
-            ).all()
-        )
+        ids = await people.passkey_ids(db, current.human_id)
         await passkeys.store_challenge(
             db,
             challenge,
@@ -236,7 +168,7 @@ async def approve(
 
 @router.post("/requests/{auth_req_id}/deny")
 async def deny(auth_req_id: str, registry: RegistryDep, current: SessionDep) -> Response:
-    await _pending_request(registry, auth_req_id, current.human_id)
+    await pending_request_of(registry, auth_req_id, current.human_id)
     redirect_to = await deny_request(registry, auth_req_id, current.human_id)
     body = {"auth_req_id": auth_req_id, "status": "denied"}
     if redirect_to is not None:
@@ -247,14 +179,8 @@ async def deny(auth_req_id: str, registry: RegistryDep, current: SessionDep) -> 
 @router.get("/grants")
 async def list_grants(registry: RegistryDep, current: SessionDep) -> Response:
     async with registry.sessions() as db:
-        grants = (
-            await db.scalars(
-                select(Grant)
-                .where(Grant.human_id == current.human_id)
-                .order_by(Grant.created_at.desc())
-            )
-        ).all()
-        types = await type_schemas(db)
+        approved = await grants.of_human(db, current.human_id)
+        types = await resource_servers.type_schemas(db)
     return json_response(
         {
             "grants": [
@@ -263,11 +189,11 @@ async def list_grants(registry: RegistryDep, current: SessionDep) -> Response:
                     "agent": g.agent_id,
                     "status": g.status,
                     "authorization_details": g.authorization_details,
-                    "summary": [summarize(d, types) for d in load_details(g.authorization_details)],
+                    "summary": views.summary(g, types),
                     "created_at": rfc3339(g.created_at),
                     "expires_at": rfc3339(g.expires_at),
                 }
-                for g in grants
+                for g in approved
             ]
         }
     )
@@ -284,11 +210,7 @@ async def revoke_grant(grant_id: str, registry: RegistryDep, current: SessionDep
 @router.get("/agents")
 async def list_agents(registry: RegistryDep, current: SessionDep) -> Response:
     async with registry.sessions() as db:
-        agents = (
-            await db.scalars(
-                select(Agent).where(Agent.owner_id == current.human_id).order_by(Agent.created_at)
-            )
-        ).all()
+        owned = await agents.owned_by(db, current.human_id)
     return json_response(
         {
             "agents": [
@@ -300,7 +222,7 @@ async def list_agents(registry: RegistryDep, current: SessionDep) -> Response:
                     "software_version": a.client_metadata.get("software_version"),
                     "created_at": rfc3339(a.created_at),
                 }
-                for a in agents
+                for a in owned
             ]
         }
     )

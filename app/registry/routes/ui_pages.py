@@ -12,52 +12,31 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter
-from sqlalchemy import func, or_, select
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
 from app.api.errors import Conflict, NotFound
-from app.core.capabilities import TypeRegistry, load_details
-from app.core.errors import InvalidToken
-from app.core.summary import summarize
-from app.registry.services.approvals import agent_view, pending_request
+from app.registry.services import views
+from app.registry.services.approvals import pending_request
 from app.registry.services.common import rfc3339, secret_hash
-from app.registry.services.resource_servers import type_schemas
-from app.registry.services.sessions import current_session
+from app.registry.services.sessions import optional_session
 from app.registry.state import Registry, RegistryDep
-from app.store.models import (
-    AccessToken,
-    Agent,
-    AuditEvent,
-    BrowserSession,
-    Grant,
-    GrantRequest,
-    Human,
-    Invite,
-    ResourceServer,
-)
+from app.store import agents, audit_log, grants, people, resource_servers
 
 UI = Path(__file__).resolve().parent.parent / "ui"
 templates = Jinja2Templates(directory=UI / "templates")
 router = APIRouter(prefix="/ui")
 
 
-async def _session(request: Request, registry: Registry) -> BrowserSession | None:
-    try:
-        return await current_session(request, registry)
-    except InvalidToken:
-        return None
-
-
 async def _render(
     request: Request, registry: Registry, name: str, page: str, **context: Any
 ) -> Response:
-    current = await _session(request, registry)
+    current = await optional_session(request, registry)
     if current is None:
         return _login(request)
     async with registry.sessions() as session:
-        human = await session.get(Human, current.human_id)
+        human = await people.human(session, current.human_id)
         extra = await context.pop("load")(session, current.human_id) if "load" in context else {}
     return templates.TemplateResponse(
         request,
@@ -107,20 +86,6 @@ def _login(request: Request) -> RedirectResponse:
     return RedirectResponse(f"/ui/login?next={quote(request.url.path, safe='/')}", 303)
 
 
-def _request_view(row: GrantRequest, agent: Agent, types: TypeRegistry) -> dict[str, Any]:
-    details = load_details(row.authorization_details)
-    return {
-        "auth_req_id": row.auth_req_id,
-        "agent": agent_view(agent),
-        "binding_message": row.binding_message,
-        "max_delegation_depth": row.max_delegation_depth,
-        "grant_lifetime": row.grant_lifetime,
-        "expires_at": rfc3339(row.expires_at),
-        "summary": [summarize(d, types) for d in details],
-        "locations": sorted({loc for d in details for loc in d.locations}),
-    }
-
-
 def _duration(seconds: int) -> str:
     for size, unit in ((86400, "day"), (3600, "hour"), (60, "minute")):
         if seconds >= size and seconds % size == 0:
@@ -137,18 +102,10 @@ async def login_page(request: Request) -> Response:
 @router.get("/invite/{token}")
 async def invite_page(token: str, request: Request, registry: RegistryDep) -> Response:
     async with registry.sessions() as session:
-        invite = await session.get(Invite, secret_hash(token))
-        human = await session.get(Human, invite.human_id) if invite else None
-    usable = (
-        invite is not None
-        and invite.used_at is None
-        and invite.expires_at > registry.now()
-        and human is not None
-        and human.status == "active"
-    )
-    context = {"human": None, "invited": human if usable else None, "invite_token": token}
+        invited = await people.usable_invite(session, secret_hash(token), registry.now())
+    context = {"human": None, "invited": invited, "invite_token": token}
     return templates.TemplateResponse(
-        request, "invite.html", context, status_code=200 if usable else 404
+        request, "invite.html", context, status_code=200 if invited else 404
     )
 
 
@@ -157,58 +114,32 @@ async def dashboard(request: Request, registry: RegistryDep) -> Response:
     now = registry.now()
 
     async def load(session: Any, human_id: str) -> dict[str, Any]:
-        pending = (
-            await session.execute(
-                select(GrantRequest, Agent)
-                .join(Agent, Agent.id == GrantRequest.agent_id)
-                .where(
-                    GrantRequest.human_id == human_id,
-                    GrantRequest.status == "pending",
-                    GrantRequest.expires_at > now,
-                )
-                .order_by(GrantRequest.created_at.desc())
-            )
-        ).all()
-        agents = (await session.scalars(select(Agent).where(Agent.owner_id == human_id))).all()
-        names = {a.id: a.client_name for a in agents}
-        people = {**names, human_id: "you"}
-        grants = (
-            await session.scalars(
-                select(Grant)
-                .where(Grant.human_id == human_id, Grant.status == "active")
-                .where(Grant.expires_at > now)
-                .order_by(Grant.created_at.desc())
-            )
-        ).all()
-        ids = [human_id, *names]
-        types = await type_schemas(session)
-        events = (
-            await session.scalars(
-                select(AuditEvent)
-                .where(or_(AuditEvent.actor.in_(ids), AuditEvent.subject.in_(ids)))
-                .order_by(AuditEvent.seq.desc())
-                .limit(20)
-            )
-        ).all()
+        pending = await grants.pending_requests(session, human_id, now)
+        owned = await agents.owned_by(session, human_id)
+        names = {a.id: a.client_name for a in owned}
+        people_named = {**names, human_id: "you"}
+        active = await grants.active_of_human(session, human_id, now)
+        types = await resource_servers.type_schemas(session)
+        events = await audit_log.latest_about(session, [human_id, *names], 20)
         return {
-            "requests": [_request_view(r, a, types) for r, a in pending],
-            "agents": agents,
+            "requests": [views.grant_request(r, a, types) for r, a in pending],
+            "agents": owned,
             "grants": [
                 {
                     "id": g.id,
                     "agent_name": names.get(g.agent_id, g.agent_id),
-                    "summary": [summarize(d, types) for d in load_details(g.authorization_details)],
+                    "summary": views.summary(g, types),
                     "created_at": rfc3339(g.created_at),
                     "expires_at": rfc3339(g.expires_at),
                 }
-                for g in grants
+                for g in active
             ],
             "activity": [
                 {
                     "at": rfc3339(e.created_at),
                     "event": EVENT_PHRASES.get(e.event, e.event.replace("_", " ")),
-                    "actor": people.get(e.actor, "someone else"),
-                    "subject": people.get(e.subject or "", ""),
+                    "actor": people_named.get(e.actor, "someone else"),
+                    "subject": people_named.get(e.subject or "", ""),
                 }
                 for e in events
             ],
@@ -219,7 +150,7 @@ async def dashboard(request: Request, registry: RegistryDep) -> Response:
 
 @router.get("/requests/{auth_req_id}")
 async def request_page(auth_req_id: str, request: Request, registry: RegistryDep) -> Response:
-    current = await _session(request, registry)
+    current = await optional_session(request, registry)
     if current is None:
         return _login(request)
     try:
@@ -227,20 +158,16 @@ async def request_page(auth_req_id: str, request: Request, registry: RegistryDep
             row, agent = await pending_request(
                 session, auth_req_id, current.human_id, registry.now()
             )
-            types = await type_schemas(session)
+            types = await resource_servers.type_schemas(session)
     except (NotFound, Conflict) as exc:
         heading = "Request not found" if isinstance(exc, NotFound) else "This request is closed"
         return problem_page(request, heading, exc.description, exc.status)
-    view = _request_view(row, agent, types)
+    view = views.grant_request(row, agent, types)
     flow = row.authorization_request
 
     async def load(session: Any, _: str) -> dict[str, Any]:
-        owner = await session.get(Human, agent.owner_id) if agent.owner_id else None
-        servers = (
-            await session.scalars(
-                select(ResourceServer).where(ResourceServer.resource.in_(view["locations"]))
-            )
-        ).all()
+        owner = await people.human(session, agent.owner_id) if agent.owner_id else None
+        servers = await resource_servers.at_locations(session, view["locations"])
         owner_name = owner.display_name if owner else agent.owner_id
         return {"owner_name": owner_name, "servers": servers}
 
@@ -261,36 +188,11 @@ async def request_page(auth_req_id: str, request: Request, registry: RegistryDep
 @router.get("/grants")
 async def grants_page(request: Request, registry: RegistryDep) -> Response:
     async def load(session: Any, human_id: str) -> dict[str, Any]:
-        rows = (
-            await session.execute(
-                select(Grant, Agent.client_name)
-                .join(Agent, Agent.id == Grant.agent_id)
-                .where(Grant.human_id == human_id)
-                .order_by(Grant.created_at.desc())
-            )
-        ).all()
-        types = await type_schemas(session)
-        counts = dict(
-            (
-                await session.execute(
-                    select(AccessToken.grant_id, func.count())
-                    .where(AccessToken.grant_id.in_([g.id for g, _ in rows]))
-                    .group_by(AccessToken.grant_id)
-                )
-            ).all()
-        )
-        derived = dict(
-            (
-                await session.execute(
-                    select(AccessToken.grant_id, func.count())
-                    .where(
-                        AccessToken.grant_id.in_([g.id for g, _ in rows]),
-                        AccessToken.parent_jti.is_not(None),
-                    )
-                    .group_by(AccessToken.grant_id)
-                )
-            ).all()
-        )
+        rows = await grants.of_human_with_agent_names(session, human_id)
+        types = await resource_servers.type_schemas(session)
+        ids = [g.id for g, _ in rows]
+        counts = await grants.token_counts(session, ids)
+        derived = await grants.token_counts(session, ids, delegated_only=True)
         return {
             "grants": [
                 {
@@ -298,7 +200,7 @@ async def grants_page(request: Request, registry: RegistryDep) -> Response:
                     "agent_name": name,
                     "status": g.status,
                     "created_at": rfc3339(g.created_at),
-                    "summary": [summarize(d, types) for d in load_details(g.authorization_details)],
+                    "summary": views.summary(g, types),
                     "tokens": counts.get(g.id, 0),
                     "delegated": derived.get(g.id, 0),
                     "expires_at": rfc3339(g.expires_at),
@@ -313,12 +215,7 @@ async def grants_page(request: Request, registry: RegistryDep) -> Response:
 @router.get("/agents")
 async def agents_page(request: Request, registry: RegistryDep) -> Response:
     async def load(session: Any, human_id: str) -> dict[str, Any]:
-        agents = (
-            await session.scalars(
-                select(Agent).where(Agent.owner_id == human_id).order_by(Agent.created_at)
-            )
-        ).all()
-        return {"agents": agents}
+        return {"agents": await agents.owned_by(session, human_id)}
 
     return await _render(
         request, registry, "agents.html", "agents", issuer=registry.settings.issuer, load=load

@@ -7,8 +7,6 @@ import re
 import secrets
 from typing import Any
 
-from sqlalchemy import select
-
 from app.api.errors import Conflict, NotFound
 from app.cache.base import CacheUnavailable
 from app.core.capabilities import check_type_schema, parse_authorization_details
@@ -19,7 +17,8 @@ from app.core.resources import canonical_resource
 from app.registry.services import audit, revocation
 from app.registry.services.common import new_id, new_secret, secret_hash
 from app.registry.state import Registry
-from app.store.models import Agent, EnrollmentToken, Grant, Human, Invite, ResourceServer
+from app.store import agents, grants, people, resource_servers
+from app.store.models import Agent, Grant, Human, ResourceServer
 
 ENROLLMENT_TTL = (60, 86_400, 30 * 86_400)
 RS_AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt")
@@ -68,14 +67,11 @@ async def create_human(registry: Registry, body: dict[str, Any]) -> tuple[Human,
         created_at=now,
     )
     async with registry.sessions() as session, session.begin():
-        session.add(human)
-        await session.flush()
-        session.add(
-            Invite(
-                token_hash=secret_hash(token),
-                human_id=human.id,
-                expires_at=now + registry.settings.invite_ttl,
-            )
+        await people.add_invited_human(
+            session,
+            human,
+            invite_hash=secret_hash(token),
+            invite_expires_at=now + registry.settings.invite_ttl,
         )
         await audit.append(session, "human.invited", actor="admin", subject=human.id, now=now)
     return human, token
@@ -162,10 +158,10 @@ async def create_resource_server(
         created_at=now,
     )
     async with registry.sessions() as session, session.begin():
-        existing = select(ResourceServer.id).where(ResourceServer.resource == resource)
-        if await session.scalar(existing) is not None:
-            raise Conflict("A resource server with this resource already exists.")
-        session.add(server)
+        try:
+            await resource_servers.add(session, server)
+        except resource_servers.ResourceTaken:
+            raise Conflict("A resource server with this resource already exists.") from None
         await audit.append(
             session,
             "resource_server.created",
@@ -187,17 +183,15 @@ async def create_enrollment_token(
     now = registry.now()
     token = new_secret()
     async with registry.sessions() as session, session.begin():
-        human = await session.get(Human, owner)
-        if human is None or human.status != "active":
+        if await people.active_human(session, owner) is None:
             raise InvalidRequest("owner must be an active human.")
-        session.add(
-            EnrollmentToken(
-                token_hash=secret_hash(token),
-                owner_id=owner,
-                created_by=created_by,
-                created_at=now,
-                expires_at=now + ttl,
-            )
+        people.add_enrollment_token(
+            session,
+            token_hash=secret_hash(token),
+            owner_id=owner,
+            created_by=created_by,
+            now=now,
+            expires_at=now + ttl,
         )
         await audit.append(
             session, "enrollment_token.created", actor=created_by, subject=owner, now=now
@@ -210,7 +204,7 @@ async def disable_agent(
 ) -> Agent:
     now = registry.now()
     async with registry.sessions() as session, session.begin():
-        agent = await session.get(Agent, client_id, with_for_update=True)
+        agent = await agents.agent(session, client_id, lock=True)
         if agent is None or (owner is not None and agent.owner_id != owner):
             raise NotFound("No such agent.")
         rows = await revocation.disable_agent(session, agent, now)
@@ -230,7 +224,7 @@ async def revoke_grant(
     """Revoke a grant (and its token family), audit it once, publish it after the commit."""
     now = registry.now()
     async with registry.sessions() as session, session.begin():
-        grant = await session.get(Grant, grant_id, with_for_update=True)
+        grant = await grants.grant(session, grant_id, lock=True)
         if grant is None or (owner is not None and grant.human_id != owner):
             raise NotFound("No such grant.")
         rows = await revocation.revoke_grant(session, grant, now)

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from webauthn.helpers import (
     decode_credential_public_key,
@@ -29,7 +28,8 @@ from app.core.webauthn_credentials import Assertion as WebAuthnAssertion
 from app.registry.services import audit, authorization, passkeys
 from app.registry.services.common import new_id
 from app.registry.state import Registry
-from app.store.models import Agent, Approval, Challenge, Grant, GrantRequest, Passkey
+from app.store import grants, people
+from app.store.models import Agent, Approval, Challenge, Grant, GrantRequest
 from app.store.sql import SessionDb
 
 PURPOSE = "agentauth-grant-approval/v1"
@@ -73,6 +73,31 @@ def request_document(row: GrantRequest, agent: Agent) -> dict[str, Any]:
 class Approved:
     grant: Grant
     redirect_to: str | None  # an authorization-code request: the client's redirect with code
+
+
+async def open_request(
+    session: AsyncSession, *, now: int, audit_data: dict[str, Any], **columns: Any
+) -> GrantRequest:
+    """A new pending request (``columns`` are those of ``grant_requests``), audited as asked
+    by its agent."""
+    row = grants.add_request(session, created_at=now, **columns)
+    await audit.append(
+        session,
+        "grant.requested",
+        actor=row.agent_id,
+        subject=row.auth_req_id,
+        now=now,
+        data=audit_data,
+    )
+    return row
+
+
+async def pending_request_of(
+    registry: Registry, auth_req_id: str, human_id: str
+) -> tuple[GrantRequest, Agent]:
+    """:func:`pending_request` on a connection of its own."""
+    async with registry.sessions() as session:
+        return await pending_request(session, auth_req_id, human_id, registry.now())
 
 
 async def pending_request(
@@ -123,13 +148,7 @@ async def approve_request(
             challenge.challenge, document
         ):
             raise passkeys.CeremonyFailed("The request changed after it was shown; approve again.")
-        allowed = list(
-            (
-                await session.scalars(
-                    select(Passkey.credential_id).where(Passkey.human_id == human_id)
-                )
-            ).all()
-        )
+        allowed = await people.passkey_ids(session, human_id)
         result = await passkeys.verify_assertion(
             registry,
             session,

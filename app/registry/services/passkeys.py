@@ -32,7 +32,7 @@ from webauthn.helpers.structs import (
     UserVerificationRequirement,
 )
 
-from app.core.errors import InvalidRequest
+from app.core.errors import InvalidRequest, InvalidToken
 from app.core.webauthn_credentials import Assertion as WebAuthnAssertion
 from app.core.webauthn_credentials import (
     Attestation,
@@ -40,7 +40,10 @@ from app.core.webauthn_credentials import (
     parse_assertion,
     parse_attestation,
 )
+from app.registry.services.common import secret_hash
 from app.registry.state import Registry
+from app.store import people
+from app.store.db import add_unless_taken
 from app.store.models import Challenge, Human, Passkey
 
 CEREMONY_TTL = 300
@@ -115,6 +118,24 @@ async def consume_challenge(
     return row
 
 
+async def use_challenge(registry: Registry, challenge: bytes, purpose: str) -> Challenge:
+    """:func:`consume_challenge` in its own transaction: the first attempt burns it, whether
+    the response then verifies or not."""
+    async with registry.sessions() as session, session.begin():
+        return await consume_challenge(session, challenge, purpose=purpose, now=registry.now())
+
+
+async def invited_human(registry: Registry, token: object) -> Human:
+    """The human an unused, unexpired invite is for (their first passkey's ceremony)."""
+    if not isinstance(token, str):
+        raise InvalidRequest("invite_token is required.")
+    async with registry.sessions() as session:
+        human = await people.usable_invite(session, secret_hash(token), registry.now())
+    if human is None:
+        raise InvalidToken("The invite is invalid, used or expired.")
+    return human
+
+
 def registration_options(registry: Registry, human: Human, challenge: bytes) -> dict[str, Any]:
     options = generate_registration_options(
         rp_id=registry.settings.rp_id,
@@ -166,8 +187,7 @@ async def register_passkey(
         )
     except (WebAuthnException, KeyError, TypeError, ValueError) as exc:
         raise CeremonyFailed(f"Passkey registration failed: {exc}") from None
-    existing = await session.get(Passkey, verified.credential_id)
-    if len(verified.credential_id) > 1023 or existing is not None:
+    if len(verified.credential_id) > 1023:
         raise CeremonyFailed("This credential is already registered.")
     passkey = Passkey(
         credential_id=verified.credential_id,
@@ -181,7 +201,10 @@ async def register_passkey(
         aaguid=verified.aaguid,
         created_at=now,
     )
-    session.add(passkey)
+    if await session.get(Passkey, verified.credential_id) or not await add_unless_taken(
+        session, passkey
+    ):
+        raise CeremonyFailed("This credential is already registered.")
     return passkey
 
 

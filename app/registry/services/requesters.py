@@ -5,13 +5,13 @@ from a refusal: unknown, suspended and not-allowed humans are the same ``unknown
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.errors import NotFound
 from app.core.errors import InvalidRequest
 from app.registry.services import audit
 from app.registry.state import Registry
+from app.store import people
 from app.store.models import ApprovalRequester, Human
 
 
@@ -19,18 +19,12 @@ async def may_ask(session: AsyncSession, human: Human, owner_id: str) -> bool:
     """Whether the agents of ``owner_id`` may send ``human`` approval requests."""
     if human.id == owner_id:
         return True
-    return await session.get(ApprovalRequester, (human.id, owner_id)) is not None
+    return await people.allows(session, human.id, owner_id)
 
 
 async def listed(registry: Registry, human_id: str) -> list[tuple[ApprovalRequester, Human]]:
     async with registry.sessions() as session:
-        rows = await session.execute(
-            select(ApprovalRequester, Human)
-            .join(Human, Human.id == ApprovalRequester.requester_id)
-            .where(ApprovalRequester.human_id == human_id)
-            .order_by(ApprovalRequester.created_at, ApprovalRequester.requester_id)
-        )
-        return [(row[0], row[1]) for row in rows.all()]
+        return await people.requesters_of(session, human_id)
 
 
 async def allow(registry: Registry, human_id: str, requester_id: str) -> ApprovalRequester:
@@ -39,13 +33,10 @@ async def allow(registry: Registry, human_id: str, requester_id: str) -> Approva
         raise InvalidRequest("Your own agents can always ask you.")
     now = registry.now()
     async with registry.sessions() as session, session.begin():
-        requester = await session.get(Human, requester_id)
-        if requester is None or requester.status != "active":
+        if await people.active_human(session, requester_id) is None:
             raise NotFound("No such human.")
-        row = await session.get(ApprovalRequester, (human_id, requester_id))
-        if row is None:
-            row = ApprovalRequester(human_id=human_id, requester_id=requester_id, created_at=now)
-            session.add(row)
+        row, created = await people.allow_requester(session, human_id, requester_id, now)
+        if created:
             await audit.append(
                 session, "human.requester_allowed", actor=human_id, subject=requester_id, now=now
             )
@@ -55,13 +46,7 @@ async def allow(registry: Registry, human_id: str, requester_id: str) -> Approva
 async def withdraw(registry: Registry, human_id: str, requester_id: str) -> None:
     now = registry.now()
     async with registry.sessions() as session, session.begin():
-        removed = await session.execute(
-            delete(ApprovalRequester).where(
-                ApprovalRequester.human_id == human_id,
-                ApprovalRequester.requester_id == requester_id,
-            )
-        )
-        if not getattr(removed, "rowcount", 0):
+        if not await people.withdraw_requester(session, human_id, requester_id):
             raise NotFound("That human is not allowed to ask you.")
         await audit.append(
             session, "human.requester_withdrawn", actor=human_id, subject=requester_id, now=now

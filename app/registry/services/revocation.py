@@ -21,7 +21,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.api import metrics
 from app.api.metrics import dependency_error
 from app.cache.base import CacheUnavailable, RevocationChannel
+from app.core.errors import InvalidToken
+from app.registry.services.common import secret_hash
+from app.registry.services.issuance import verify_own_token
 from app.registry.state import Registry
+from app.store import grants, tokens
 from app.store.models import AccessToken, Agent, Grant, Human, RefreshToken, Revocation
 from app.store.revocation_log import head_query
 
@@ -47,6 +51,28 @@ async def revoke_grant(session: AsyncSession, grant: Grant, now: int) -> list[Re
         .values(status="revoked")
     )
     return [await _record(session, "grant", grant.id, now, grant.expires_at)]
+
+
+async def revoke_presented_token(
+    registry: Registry, session: AsyncSession, client_id: str, token: str, now: int
+) -> list[Revocation]:
+    """RFC 7009: a refresh token of this client revokes its grant; an access token of this
+    client revokes itself and what was exchanged from it. Anything else (unknown, foreign,
+    expired, already revoked) revokes nothing."""
+    stored = await tokens.refresh_token(session, secret_hash(token))
+    if stored is not None:
+        if stored.agent_id != client_id:
+            return []
+        grant = await grants.grant(session, stored.grant_id, lock=True)
+        return await revoke_grant(session, grant, now) if grant else []
+    try:
+        claims = verify_own_token(registry, token, now)
+    except InvalidToken:
+        return []
+    access = await tokens.access_token(session, claims.jti)
+    if access is None or access.client_id != client_id:
+        return []
+    return await revoke_access_token(session, access, now)
 
 
 async def revoke_access_token(

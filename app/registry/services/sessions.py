@@ -86,3 +86,11 @@ async def current_session(request: Request, registry: RegistryDep) -> BrowserSes
 
 
 SessionDep = Annotated[BrowserSession, Depends(current_session)]
+
+
+async def optional_session(request: Request, registry: Registry) -> BrowserSession | None:
+    """The live session of the calling human, or None for a page that then asks to log in."""
+    try:
+        return await current_session(request, registry)
+    except InvalidToken:
+        return None

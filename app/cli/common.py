@@ -129,24 +129,14 @@ def _existing_database(settings: CommonSettings) -> None:
             raise typer.Exit(DATABASE_ERROR)
 
 
-def _reachable_database(url: str, columns: str) -> None:
+def _reachable_database(url: str, *, read_only_role: bool) -> None:
     """Fail with one line, before a server starts, when its database cannot be opened."""
     import asyncio
 
-    from sqlalchemy import text
-
-    from app.store.db import create_engine
-
-    async def probe() -> None:
-        engine = create_engine(url, pool_size=1)
-        try:
-            async with engine.connect() as connection:
-                await connection.execute(text(f"SELECT {columns} LIMIT 1"))
-        finally:
-            await engine.dispose()
+    from app.store.db import read_one_row
 
     try:
-        asyncio.run(probe())
+        asyncio.run(read_one_row(url, read_only_role=read_only_role))
     except (SQLAlchemyError, OSError) as exc:
         raise _database_failure(exc, url) from None
 

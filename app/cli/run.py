@@ -151,9 +151,7 @@ def serve(
         )
         raise typer.Exit(2)
     _existing_database(settings)
-    # A table each process's role can read (the verifier's only sees some columns).
-    readable = "activates_at FROM signing_keys" if process == "verifier" else "seq FROM audit_head"
-    _reachable_database(settings.database_url, readable)
+    _reachable_database(settings.database_url, read_only_role=process == "verifier")
     if isinstance(settings, WorkerSettings):
         _run_worker(settings)
         return

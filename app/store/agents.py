@@ -15,6 +15,26 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.store.models import Agent
 
 
+def new(
+    *,
+    agent_id: str,
+    owner_id: str | None,
+    metadata: dict[str, Any],
+    secret_hash: str | None,
+    now: int,
+) -> Agent:
+    """An agent row for validated client ``metadata`` (its keys are the metadata's)."""
+    return Agent(
+        id=agent_id,
+        owner_id=owner_id,
+        client_name=metadata["client_name"],
+        client_metadata=metadata,
+        jwks=metadata.get("jwks", {"keys": []}),
+        secret_hash=secret_hash,
+        created_at=now,
+    )
+
+
 def add(
     db: AsyncSession,
     *,
@@ -24,14 +44,8 @@ def add(
     secret_hash: str | None,
     now: int,
 ) -> Agent:
-    agent = Agent(
-        id=agent_id,
-        owner_id=owner_id,
-        client_name=metadata["client_name"],
-        client_metadata=metadata,
-        jwks=metadata.get("jwks", {"keys": []}),
-        secret_hash=secret_hash,
-        created_at=now,
+    agent = new(
+        agent_id=agent_id, owner_id=owner_id, metadata=metadata, secret_hash=secret_hash, now=now
     )
     db.add(agent)
     return agent

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.store.models import AuditEvent
+from app.store.models import AuditEvent, AuditHead
 
 
 async def events_after(db: AsyncSession, seq: int, limit: int) -> Sequence[AuditEvent]:
@@ -26,3 +26,13 @@ async def latest_about(
         .limit(limit)
     )
     return (await db.scalars(query)).all()
+
+
+async def head(db: AsyncSession) -> tuple[int, str]:
+    """The chain's tip: (last ``seq``, its hash); (0, the genesis hash) for an empty log."""
+    row = (await db.execute(select(AuditHead.seq, AuditHead.hash))).one()
+    return int(row.seq), str(row.hash)
+
+
+async def event_hash(db: AsyncSession, seq: int) -> str | None:
+    return await db.scalar(select(AuditEvent.hash).where(AuditEvent.seq == seq))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import event, select, text
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -81,3 +81,18 @@ async def add_unless_taken(db: AsyncSession, row: object) -> bool:
     except IntegrityError:
         return False
     return True
+
+
+async def read_one_row(url: str, *, read_only_role: bool) -> None:
+    """Open the database at ``url`` and read a row that the process's role may read (the
+    verifier's read-only role sees only some columns); raises what the driver raises."""
+    from app.store.models import AuditHead
+    from app.store.readonly import signing_keys_query
+
+    query = signing_keys_query() if read_only_role else select(AuditHead.seq)
+    engine = create_engine(url, pool_size=1)
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(query.limit(1))
+    finally:
+        await engine.dispose()

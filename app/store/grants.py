@@ -91,3 +91,18 @@ async def pending_requests(
         .order_by(GrantRequest.created_at.desc())
     )
     return [(row, agent) for row, agent in rows.all()]
+
+
+async def active_of(
+    db: AsyncSession, *, agent_id: str | None = None, human_id: str | None = None
+) -> Sequence[Grant]:
+    """The grants still marked active (expired or not) of an agent or of a human."""
+    if (agent_id is None) == (human_id is None):
+        raise ValueError("name exactly one of agent_id and human_id")
+    owner = Grant.agent_id == agent_id if agent_id is not None else Grant.human_id == human_id
+    query = select(Grant).where(owner, Grant.status == "active")
+    return (await db.scalars(query)).all()
+
+
+async def request(db: AsyncSession, auth_req_id: str, *, lock: bool = False) -> GrantRequest | None:
+    return await db.get(GrantRequest, auth_req_id, with_for_update=lock)

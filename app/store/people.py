@@ -140,3 +140,7 @@ async def withdraw_requester(db: AsyncSession, human_id: str, requester_id: str)
         )
     )
     return bool(getattr(removed, "rowcount", 0))
+
+
+async def passkey(db: AsyncSession, credential_id: bytes, *, lock: bool = False) -> Passkey | None:
+    return await db.get(Passkey, credential_id, with_for_update=lock)

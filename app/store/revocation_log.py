@@ -1,4 +1,5 @@
-"""Reading the revocation log: its head (for heartbeats) and the rows after a point.
+"""The revocation log: its head (for heartbeats), the rows after a point, and the
+registry's writes (appending, marking rows published, finding unpublished ones).
 
 The registry's heartbeat and a verifier catching up from the database read the same two
 statements, so "the latest sequence" means the same thing on both sides
@@ -7,9 +8,11 @@ statements, so "the latest sequence" means the same thing on both sides
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.store.models import Revocation
 
@@ -37,3 +40,37 @@ def rows_from_query(start: int) -> Select[int, str, str, int | None]:
 def event(seq: int, kind: str, subject: str, expires_at: int | None) -> dict[str, Any]:
     """A row as the event the registry publishes."""
     return {"seq": seq, "kind": kind, "subject": subject, "exp": expires_at or 0}
+
+
+# Writing the log (the registry; the read-only verifier only reads it, above).
+
+
+async def record(
+    db: AsyncSession, kind: str, subject: str, now: int, expires_at: int | None
+) -> Revocation:
+    """Append a revocation; its ``seq`` is assigned by the flush."""
+    row = Revocation(kind=kind, subject=subject, created_at=now, expires_at=expires_at)
+    db.add(row)
+    await db.flush()
+    return row
+
+
+async def mark_published(db: AsyncSession, seqs: Sequence[int], now: int) -> None:
+    await db.execute(update(Revocation).where(Revocation.seq.in_(seqs)).values(published_at=now))
+
+
+async def unpublished(db: AsyncSession, committed_by: int, limit: int) -> Sequence[Revocation]:
+    """Rows committed at or before ``committed_by`` and never announced, oldest first."""
+    query = (
+        select(Revocation)
+        .where(Revocation.published_at.is_(None), Revocation.created_at <= committed_by)
+        .order_by(Revocation.seq)
+        .limit(limit)
+    )
+    return (await db.scalars(query)).all()
+
+
+async def head(db: AsyncSession) -> tuple[int, int | None]:
+    """:func:`head_query` read now: (highest ``seq``, 0 for an empty log; lowest unpublished)."""
+    seq, pending = (await db.execute(head_query())).one()
+    return int(seq or 0), pending

@@ -19,8 +19,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -33,8 +31,8 @@ from app.registry.services.checkpoints import CheckpointWriter
 from app.registry.services.pruning import prune_expired
 from app.registry.services.revocation import republish_pending, run_heartbeats
 from app.settings.worker import WorkerSettings
+from app.store import ledger
 from app.store.db import create_engine, session_factory
-from app.store.models import SpendLedger
 
 log = logging.getLogger("agentauth.worker")
 LEDGER_FIELDS = ("grant", "bucket", "currency", "amount", "jti", "at")
@@ -62,17 +60,15 @@ def _ledger_row(event: SpendEvent) -> dict[str, object] | None:
 
 
 async def record_spends(
-    sessions: async_sessionmaker[AsyncSession], events: Sequence[SpendEvent], dialect: str
+    sessions: async_sessionmaker[AsyncSession], events: Sequence[SpendEvent]
 ) -> None:
-    """Insert the events into the ledger in one statement; an entry id already there (a
-    replay after a crash between insert and acknowledgement) is skipped."""
+    """Write the events to the ledger (``store.ledger.record``: one statement, replays
+    skipped)."""
     rows = [row for row in map(_ledger_row, events) if row is not None]
     if not rows:
         return
     async with sessions() as session, session.begin():
-        insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-        # executemany form: one cached statement, rows sent in batches by the driver
-        await session.execute(insert(SpendLedger).on_conflict_do_nothing(), rows)
+        await ledger.record(session, rows)
 
 
 @dataclass
@@ -92,7 +88,7 @@ class Worker:
         events = await self.cache.read_spends(self.consumer, BATCH, block_ms)
         if not events:
             return 0
-        await record_spends(self.sessions, events, self.engine.dialect.name)
+        await record_spends(self.sessions, events)
         await self.cache.ack_spends([event.entry_id for event in events])
         metrics.LEDGER_ENTRIES.inc(len(events))
         return len(events)

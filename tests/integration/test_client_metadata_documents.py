@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from app.registry.services.client_documents import document_client_id
 from app.settings import Settings
 from tests.support.oauth import REDIRECT_URI, CodeClient
 from tests.support.registry import Human, RegistryClient
@@ -208,3 +209,30 @@ async def test_a_malformed_client_id_url_is_refused_not_a_server_error(
     assert "not a valid URL" in asked.text
     token = await client.token(grant_type="authorization_code", code="x", code_verifier="y" * 43)
     assert (token.status_code, token.json()["error"]) == (401, "invalid_client")
+
+
+async def test_a_new_document_client_asked_for_ten_times_at_once_is_recorded_once(
+    registry: RegistryClient,
+    settings: Settings,
+    documents: DocumentServer,
+    alice: Human,
+    resource: str,
+) -> None:
+    allow_private(registry, settings)
+    path = f"/{uuid.uuid4().hex}.json"
+    url = documents.url(path)
+    documents.serve(path, document_for(url), delay=0.2)
+    client = CodeClient(http=registry.http, clock=registry.clock, client_id=url)
+    asked = await asyncio.gather(
+        *(client.authorize(alice, scope="read", resource=resource) for _ in range(10))
+    )
+    assert [r.status_code for r in asked] == [303] * 10, [r.text for r in asked]
+    assert documents.fetches == 10  # all ten missed the cache: they raced to record it
+    client_id = document_client_id(url)
+    agents = (await registry.admin("GET", "/agents")).json()["agents"]
+    assert [a["client_id"] for a in agents].count(client_id) == 1
+    events = await registry.audit_events()
+    registered = [
+        e for e in events if e["event"] == "agent.registered" and e["subject"] == client_id
+    ]
+    assert len(registered) == 1

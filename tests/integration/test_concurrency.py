@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections import Counter
-from typing import Any
 
 from sqlalchemy import func, select
 
@@ -25,16 +24,6 @@ async def approved_grant(registry: RegistryClient) -> tuple[AgentClient, str, st
     approved = await human.approve(auth_req_id)
     assert approved.status_code == 200, approved.text
     return agent, auth_req_id, approved.json()["grant_id"]
-
-
-async def every_event(registry: RegistryClient) -> list[dict[str, Any]]:
-    events: list[dict[str, Any]] = []
-    while True:
-        after = events[-1]["seq"] if events else 0
-        page = (await registry.admin("GET", f"/audit?limit=1000&after={after}")).json()["events"]
-        events += page
-        if len(page) < 1000:
-            return events
 
 
 async def test_same_refresh_token_twenty_times(registry: RegistryClient) -> None:
@@ -142,7 +131,7 @@ async def test_the_same_requester_allowed_ten_times_at_once(registry: RegistryCl
     )
     assert Counter(r.status_code for r in responses) == {200: 10}
     assert len({r.json()["allowed_at"] for r in responses}) == 1  # one permission, one time
-    allowed = [e for e in await every_event(registry) if e["event"] == "human.requester_allowed"]
+    allowed = [e for e in await registry.audit_events() if e["event"] == "human.requester_allowed"]
     assert [e["subject"] for e in allowed].count(other.id) == 1
     listed = (await human.api("GET", "/requesters")).json()["requesters"]
     assert [r["human_id"] for r in listed] == [other.id]

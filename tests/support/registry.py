@@ -199,6 +199,16 @@ class RegistryClient:
         await human.enrol(created.json()["invite_token"], attestation)
         return human
 
+    async def audit_events(self) -> list[dict[str, Any]]:
+        """The whole audit log, page by page."""
+        events: list[dict[str, Any]] = []
+        while True:
+            after = events[-1]["seq"] if events else 0
+            page = (await self.admin("GET", f"/audit?limit=1000&after={after}")).json()["events"]
+            events += page
+            if len(page) < 1000:
+                return events
+
     async def passkey_registration(self, credential_id: bytes) -> tuple[Human, dict[str, Any]]:
         """A newly invited human and the body that would register a passkey with
         ``credential_id`` (for the unique-credential rule)."""

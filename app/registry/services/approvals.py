@@ -28,7 +28,7 @@ from app.core.webauthn_credentials import Assertion as WebAuthnAssertion
 from app.registry.services import audit, authorization, passkeys
 from app.registry.services.common import new_id
 from app.registry.state import Registry
-from app.store import grants, people
+from app.store import agents, grants, people
 from app.store.models import Agent, Approval, Challenge, Grant, GrantRequest
 from app.store.sql import SessionDb
 
@@ -105,14 +105,14 @@ async def pending_request(
 ) -> tuple[GrantRequest, Agent]:
     """This human's pending, unexpired request from an active agent; another human's request
     is indistinguishable from an unknown one (404)."""
-    row = await session.get(GrantRequest, auth_req_id, with_for_update=lock)
+    row = await grants.request(session, auth_req_id, lock=lock)
     if row is None or row.human_id != human_id:
         raise NotFound("No such request.")
     if row.status != "pending":
         raise Conflict(f"The request has already been {row.status}.")
     if row.expires_at <= now:
         raise Conflict("The request has expired.")
-    agent = await session.get(Agent, row.agent_id)
+    agent = await agents.agent(session, row.agent_id)
     if agent is None or agent.status != "active":
         raise Conflict("The requesting agent has been disabled.")
     return row, agent

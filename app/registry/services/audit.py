@@ -15,11 +15,11 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.jcs import canonicalize
-from app.store.models import AuditEvent, AuditHead
+from app.store import audit_log
+from app.store.models import AuditEvent
 from app.store.sql import Db, SessionDb, json_text
 
 GENESIS = "0" * 64
@@ -144,14 +144,7 @@ class ChainReport:
 async def _rows(session: AsyncSession, batch: int = 1000) -> AsyncIterator[AuditEvent]:
     after = 0
     while True:
-        rows = (
-            await session.scalars(
-                select(AuditEvent)
-                .where(AuditEvent.seq > after)
-                .order_by(AuditEvent.seq)
-                .limit(batch)
-            )
-        ).all()
+        rows = await audit_log.events_after(session, after, batch)
         if not rows:
             return
         for row in rows:
@@ -185,7 +178,7 @@ async def verify_chain(
         if recomputed != row.hash:
             return ChainReport(False, count, row.seq, "hash does not match the event's content")
         prev_hash, expected_seq = row.hash, row.seq + 1
-    head = (await session.execute(select(AuditHead.seq, AuditHead.hash))).one()
-    if head.seq != expected_seq - 1 or head.hash != prev_hash:
+    head_seq, head_hash = await audit_log.head(session)
+    if head_seq != expected_seq - 1 or head_hash != prev_hash:
         return ChainReport(False, count, expected_seq, "head does not match the last event")
     return ChainReport(True, count)

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.checkpoints import (
@@ -33,7 +32,7 @@ from app.core.checkpoints import (
 from app.core.jwk import PublicJWK
 from app.settings.registry import RegistrySettings
 from app.settings.worker import WorkerSettings
-from app.store.models import AuditEvent, AuditHead
+from app.store import audit_log
 from app.store.s3 import S3Bucket
 
 # The processes that read checkpoints: the registry checks them, the worker writes them.
@@ -130,15 +129,14 @@ class CheckpointWriter:
     async def write(self, sessions: async_sessionmaker[AsyncSession], now: int) -> int | None:
         """Checkpoint the chain's head if it moved since the last checkpoint; its seq."""
         async with sessions() as session:
-            head = (await session.execute(select(AuditHead.seq, AuditHead.hash))).one()
-        seq = int(head.seq)
+            seq, head_hash = await audit_log.head(session)
         if self.written is None:
             known = await asyncio.to_thread(self.store.seqs)
             self.written = known[-1] if known else 0
         if seq == 0 or seq <= self.written:
             return None
         token = sign_checkpoint(
-            Checkpoint(seq=seq, hash=head.hash, at=now), issuer=self.issuer, key=self.key
+            Checkpoint(seq=seq, hash=head_hash, at=now), issuer=self.issuer, key=self.key
         )
         await asyncio.to_thread(self.store.write, seq, token)
         self.written = seq
@@ -177,7 +175,7 @@ async def check(
     """The log against the checkpoints in ``store``: the last one, then a bisection for the
     first that no longer matches. Each checkpoint read must be signed by the audit key and
     name the event its file is named after."""
-    head = int((await session.execute(select(AuditHead.seq))).scalar_one())
+    head, _ = await audit_log.head(session)
     try:
         files = await asyncio.to_thread(place.seqs)
     except OSError as exc:  # fail closed: unchecked is not intact
@@ -194,7 +192,7 @@ async def check(
                 raise CheckpointError(f"names event {checkpoint.seq}, not {seq}")
         except (CheckpointError, OSError, UnicodeDecodeError) as exc:
             raise _Invalid(_name(seq), str(exc)) from None
-        actual = await session.scalar(select(AuditEvent.hash).where(AuditEvent.seq == seq))
+        actual = await audit_log.event_hash(session, seq)
         return actual == checkpoint.hash
 
     low, high = 0, len(files) - 1

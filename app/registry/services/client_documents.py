@@ -37,7 +37,8 @@ from app.core.strict_json import JSONError, parse_json
 from app.registry.grants import grant_types
 from app.registry.services import audit
 from app.registry.state import Registry
-from app.store.models import Agent
+from app.store import agents
+from app.store.db import add_unless_taken
 from app.store.sql import Db
 from app.store.token_store import AgentRecord, active_agent
 
@@ -197,26 +198,24 @@ async def _store(registry: Registry, url: str, metadata: dict[str, Any]) -> None
     client_id = document_client_id(url)
     now = registry.now()
     async with registry.sessions() as session, session.begin():
-        agent = await session.get(Agent, client_id, with_for_update=True)
+        agent = await agents.agent(session, client_id, lock=True)
         if agent is None:
-            agent = Agent(
-                id=client_id,
-                owner_id=None,
-                client_name=metadata["client_name"],
-                client_metadata=metadata,
-                jwks=metadata.get("jwks", {"keys": []}),
-                created_at=now,
+            created = agents.new(
+                agent_id=client_id, owner_id=None, metadata=metadata, secret_hash=None, now=now
             )
-            session.add(agent)
-            await audit.append(
-                session,
-                "agent.registered",
-                actor="client-metadata-document",
-                subject=client_id,
-                now=now,
-                data={"client_name": agent.client_name, "client_id_metadata_document": url},
-            )
-        elif agent.client_metadata != metadata:
+            if await add_unless_taken(session, created):
+                await audit.append(
+                    session,
+                    "agent.registered",
+                    actor="client-metadata-document",
+                    subject=client_id,
+                    now=now,
+                    data={"client_name": created.client_name, "client_id_metadata_document": url},
+                )
+                return
+            # A concurrent request recorded the client first: update its row like any other.
+            agent = await agents.agent(session, client_id, lock=True)
+        if agent is not None and agent.client_metadata != metadata:
             agent.client_name = metadata["client_name"]
             agent.client_metadata = metadata
             agent.jwks = metadata.get("jwks", {"keys": []})

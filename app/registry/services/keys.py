@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.keys import (
@@ -12,7 +11,7 @@ from app.core.keys import (
     seal_private_key,
     unseal_private_key,
 )
-from app.store.models import SigningKeyRow
+from app.store import signing_keys
 
 
 class KeyManager:
@@ -29,12 +28,12 @@ class KeyManager:
         is returned, to be announced to the verifiers)."""
         created = None
         async with sessions() as session, session.begin():
-            rows = (await session.scalars(select(SigningKeyRow))).all()
+            rows = await signing_keys.every_key(session)
             if not rows:
                 first = new_signing_key(alg=self._alg, activates_at=now)
                 await self._store(session, first, now)
                 created = first.kid
-                rows = (await session.scalars(select(SigningKeyRow))).all()
+                rows = await signing_keys.every_key(session)
         known = {key.kid: key for key in self.key_set.keys}
         # Periodic reloads only decrypt keys this process has not seen yet.
         keys = [
@@ -48,15 +47,14 @@ class KeyManager:
         return created
 
     async def _store(self, session: AsyncSession, key: SigningKey, now: int) -> None:
-        session.add(
-            SigningKeyRow(
-                kid=key.kid,
-                alg=key.alg,
-                public_jwk=key.public.to_dict(),
-                sealed_private_key=seal_private_key(key, self._kek),
-                activates_at=key.activates_at,
-                created_at=now,
-            )
+        signing_keys.add(
+            session,
+            kid=key.kid,
+            alg=key.alg,
+            public_jwk=key.public.to_dict(),
+            sealed_private_key=seal_private_key(key, self._kek),
+            activates_at=key.activates_at,
+            now=now,
         )
 
     async def add_next_key(self, session: AsyncSession, *, now: int, prepublish: int) -> SigningKey:

@@ -9,12 +9,10 @@ cross-origin ceremonies, unique credential ids and sign-count persistence.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 from webauthn import (
     generate_authentication_options,
@@ -42,7 +40,7 @@ from app.core.webauthn_credentials import (
 )
 from app.registry.services.common import secret_hash
 from app.registry.state import Registry
-from app.store import people
+from app.store import challenges, people
 from app.store.db import add_unless_taken
 from app.store.models import Challenge, Human, Passkey
 
@@ -51,10 +49,6 @@ CEREMONY_TTL = 300
 
 class CeremonyFailed(InvalidRequest):
     """A WebAuthn response did not verify (400, description says which rule)."""
-
-
-def _challenge_id(challenge: bytes) -> str:
-    return hashlib.sha256(challenge).hexdigest()
 
 
 async def store_challenge(
@@ -67,16 +61,14 @@ async def store_challenge(
     subject: str | None = None,
     digest: bytes | None = None,
 ) -> None:
-    session.add(
-        Challenge(
-            id=_challenge_id(challenge),
-            purpose=purpose,
-            challenge=challenge,
-            human_id=human_id,
-            subject=subject,
-            request_digest=digest,
-            expires_at=now + CEREMONY_TTL,
-        )
+    challenges.add(
+        session,
+        challenge,
+        purpose=purpose,
+        expires_at=now + CEREMONY_TTL,
+        human_id=human_id,
+        subject=subject,
+        digest=digest,
     )
 
 
@@ -101,18 +93,7 @@ async def consume_challenge(
 ) -> Challenge:
     """Mark the server's challenge a credential answers used, once; unknown, expired or used
     ones fail."""
-    used = await session.execute(
-        update(Challenge)
-        .where(
-            Challenge.id == _challenge_id(challenge),
-            Challenge.purpose == purpose,
-            Challenge.used_at.is_(None),
-            Challenge.expires_at > now,
-        )
-        .values(used_at=now)
-        .returning(Challenge)
-    )
-    row = used.scalar_one_or_none()
+    row = await challenges.use(session, challenge, purpose=purpose, now=now)
     if row is None:
         raise CeremonyFailed("The challenge is unknown, expired or already used.")
     return row
@@ -201,7 +182,7 @@ async def register_passkey(
         aaguid=verified.aaguid,
         created_at=now,
     )
-    if await session.get(Passkey, verified.credential_id) or not await add_unless_taken(
+    if await people.passkey(session, verified.credential_id) or not await add_unless_taken(
         session, passkey
     ):
         raise CeremonyFailed("This credential is already registered.")
@@ -229,12 +210,12 @@ async def verify_assertion(
     against the server's ``challenge``, offered with ``allowed`` credential ids (any for a
     discoverable login)."""
     parsed = credential.credential
-    passkey = await session.get(Passkey, parsed.raw_id, with_for_update=True)
+    passkey = await people.passkey(session, parsed.raw_id, lock=True)
     if passkey is None or (human_id is not None and passkey.human_id != human_id):
         raise CeremonyFailed("The passkey is not registered to this human.")
     if allowed is not None and parsed.raw_id not in allowed:
         raise CeremonyFailed("The passkey was not offered for this ceremony.")
-    owner = await session.get(Human, passkey.human_id)
+    owner = await people.human(session, passkey.human_id)
     handle = parsed.response.user_handle
     if owner is None or (handle is not None and handle != owner.user_handle):
         raise CeremonyFailed("The user handle does not match the passkey's owner.")

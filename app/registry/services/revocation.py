@@ -14,7 +14,6 @@ import logging
 import time
 from collections.abc import Sequence
 
-from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -25,32 +24,19 @@ from app.core.errors import InvalidToken
 from app.registry.services.common import secret_hash
 from app.registry.services.issuance import verify_own_token
 from app.registry.state import Registry
-from app.store import grants, tokens
-from app.store.models import AccessToken, Agent, Grant, Human, RefreshToken, Revocation
-from app.store.revocation_log import head_query
+from app.store import grants, revocation_log, tokens
+from app.store.models import AccessToken, Agent, Grant, Human, Revocation
 
 log = logging.getLogger("agentauth.revocation")
-
-
-async def _record(
-    session: AsyncSession, kind: str, subject: str, now: int, expires_at: int | None
-) -> Revocation:
-    row = Revocation(kind=kind, subject=subject, created_at=now, expires_at=expires_at)
-    session.add(row)
-    await session.flush()
-    return row
+REPUBLISH_BATCH = 500
 
 
 async def revoke_grant(session: AsyncSession, grant: Grant, now: int) -> list[Revocation]:
     if grant.status == "revoked":
         return []
     grant.status, grant.revoked_at = "revoked", now
-    await session.execute(
-        update(RefreshToken)
-        .where(RefreshToken.grant_id == grant.id, RefreshToken.status != "revoked")
-        .values(status="revoked")
-    )
-    return [await _record(session, "grant", grant.id, now, grant.expires_at)]
+    await tokens.revoke_refresh_tokens_of(session, grant.id)
+    return [await revocation_log.record(session, "grant", grant.id, now, grant.expires_at)]
 
 
 async def revoke_presented_token(
@@ -85,39 +71,35 @@ async def revoke_access_token(
     while level:
         for revoked in level:
             revoked.revoked_at = now
-            rows.append(await _record(session, "token", revoked.jti, now, revoked.expires_at))
-        children = select(AccessToken).where(
-            AccessToken.parent_jti.in_([revoked.jti for revoked in level]),
-            AccessToken.revoked_at.is_(None),
-        )
-        level = list((await session.scalars(children)).all())
+            rows.append(
+                await revocation_log.record(session, "token", revoked.jti, now, revoked.expires_at)
+            )
+        level = list(await tokens.live_children(session, [revoked.jti for revoked in level]))
     return rows
 
 
-async def _revoke_grants_where(
-    session: AsyncSession, condition: ColumnElement[bool], now: int
+async def _revoke_each(
+    session: AsyncSession, grants_to_revoke: Sequence[Grant], now: int
 ) -> list[Revocation]:
-    query = select(Grant).where(condition, Grant.status == "active")
-    grants = (await session.scalars(query)).all()
     rows: list[Revocation] = []
-    for grant in grants:
+    for grant in grants_to_revoke:
         rows += await revoke_grant(session, grant, now)
     return rows
 
 
 async def disable_agent(session: AsyncSession, agent: Agent, now: int) -> list[Revocation]:
-    rows = await _revoke_grants_where(session, Grant.agent_id == agent.id, now)
+    rows = await _revoke_each(session, await grants.active_of(session, agent_id=agent.id), now)
     if agent.status != "disabled":
         agent.status, agent.disabled_at = "disabled", now
-        rows.append(await _record(session, "agent", agent.id, now, None))
+        rows.append(await revocation_log.record(session, "agent", agent.id, now, None))
     return rows
 
 
 async def suspend_human(session: AsyncSession, human: Human, now: int) -> list[Revocation]:
-    rows = await _revoke_grants_where(session, Grant.human_id == human.id, now)
+    rows = await _revoke_each(session, await grants.active_of(session, human_id=human.id), now)
     if human.status != "suspended":
         human.status = "suspended"
-        rows.append(await _record(session, "human", human.id, now, None))
+        rows.append(await revocation_log.record(session, "human", human.id, now, None))
     return rows
 
 
@@ -142,9 +124,7 @@ async def publish_rows(
         published.append(row.seq)
     if published:
         async with sessions() as session, session.begin():
-            await session.execute(
-                update(Revocation).where(Revocation.seq.in_(published)).values(published_at=now)
-            )
+            await revocation_log.mark_published(session, published, now)
     return len(published)
 
 
@@ -163,13 +143,7 @@ async def republish_pending(
 ) -> int:
     """Publish revocations committed at least ``grace`` seconds ago and never announced."""
     async with sessions() as session:
-        query = (
-            select(Revocation)
-            .where(Revocation.published_at.is_(None), Revocation.created_at <= now - grace)
-            .order_by(Revocation.seq)
-            .limit(500)
-        )
-        rows = (await session.scalars(query)).all()
+        rows = await revocation_log.unpublished(session, now - grace, REPUBLISH_BATCH)
     return await publish_rows(cache, sessions, rows, now) if rows else 0
 
 
@@ -181,8 +155,8 @@ async def publish_heartbeat(
     "Revocation freshness")."""
     at = time.time()  # wall time on both sides, never a test's or a process's own clock
     async with sessions() as session:
-        seq, pending = (await session.execute(head_query())).one()
-    await cache.publish_heartbeat(int(seq or 0), pending, at)
+        seq, pending = await revocation_log.head(session)
+    await cache.publish_heartbeat(seq, pending, at)
 
 
 async def run_heartbeats(

@@ -19,7 +19,8 @@ from app.api.errors import Forbidden
 from app.core.errors import InvalidToken
 from app.registry.services.common import secret_hash
 from app.registry.state import Registry, RegistryDep
-from app.store.models import BrowserSession, Human
+from app.store import browser_sessions, people
+from app.store.models import BrowserSession
 
 COOKIE = "agentauth_session"
 IDLE = 30 * 60
@@ -31,14 +32,8 @@ async def start_session(registry: Registry, response: Response, human_id: str) -
     token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     now = registry.now()
     async with registry.sessions() as session, session.begin():
-        session.add(
-            BrowserSession(
-                id_hash=secret_hash(token),
-                human_id=human_id,
-                csrf_token=csrf,
-                created_at=now,
-                last_seen_at=now,
-            )
+        browser_sessions.add(
+            session, id_hash=secret_hash(token), human_id=human_id, csrf_token=csrf, now=now
         )
     issuer = urlsplit(registry.settings.issuer)
     # Secure everywhere except plain-http localhost during development.
@@ -53,7 +48,7 @@ async def end_session(registry: Registry, request: Request, response: Response) 
     token = request.cookies.get(COOKIE)
     if token:
         async with registry.sessions() as session, session.begin():
-            row = await session.get(BrowserSession, secret_hash(token))
+            row = await browser_sessions.by_hash(session, secret_hash(token))
             if row is not None:
                 row.ended_at = registry.now()
     response.delete_cookie(COOKIE, path="/")
@@ -66,12 +61,10 @@ async def current_session(request: Request, registry: RegistryDep) -> BrowserSes
         raise InvalidToken("Log in first.")
     now = registry.now()
     async with registry.sessions() as session, session.begin():
-        row = await session.get(BrowserSession, secret_hash(token))
-        human = await session.get(Human, row.human_id) if row else None
+        row = await browser_sessions.by_hash(session, secret_hash(token))
         if (
             row is None
-            or human is None
-            or human.status != "active"
+            or await people.active_human(session, row.human_id) is None
             or row.ended_at is not None
             or now - row.last_seen_at > IDLE
             or now - row.created_at > ABSOLUTE

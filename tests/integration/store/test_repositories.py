@@ -1,7 +1,6 @@
-"""The store's repositories (``app.store.people``, ``agents``, ``grants``, ``audit_log``,
-``resource_servers``, ``tokens`` and ``db``'s helpers) on PostgreSQL and on SQLite: the same
-calls give the same answers on both. The module has a database of its own, so listings see
-only its rows."""
+"""The store's repositories (every module of ``app.store`` the registry and the worker call)
+on PostgreSQL and on SQLite: the same calls give the same answers on both. The module has a
+database of its own, so listings see only its rows, and each test's writes are rolled back."""
 
 from __future__ import annotations
 
@@ -10,11 +9,32 @@ from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import delete
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.registry.services import audit
-from app.store import agents, audit_log, grants, people, resource_servers, tokens
-from app.store.db import add_unless_taken, create_engine, reachable, session_factory
+from app.store import (
+    agents,
+    audit_log,
+    browser_sessions,
+    challenges,
+    grants,
+    ledger,
+    people,
+    pruning,
+    readonly,
+    resource_servers,
+    revocation_log,
+    signing_keys,
+    tokens,
+)
+from app.store.db import (
+    add_unless_taken,
+    create_engine,
+    reachable,
+    read_one_row,
+    session_factory,
+)
 from app.store.models import (
     AccessToken,
     EnrollmentToken,
@@ -145,6 +165,7 @@ async def _seed(db: AsyncSession) -> None:
         _request("req-open-new", "agt_b", "alice", 104),
         _request("req-expired", "agt_a", "alice", 105, expires_at=NOW - 1),
         _request("req-denied", "agt_a", "alice", 106, status="denied"),
+        _request("req-old-granted", "agt_a", "alice", 107, expires_at=NOW - 10, grant_id="g1"),
     ):
         grants.add_request(db, **row)
     await db.flush()
@@ -504,3 +525,169 @@ async def test_a_key_a_concurrent_transaction_took_is_refused_and_the_session_su
     finally:
         async with factory() as db, db.begin():
             await db.execute(delete(ResourceServer).where(ResourceServer.id == "rs_first"))
+
+
+# the revocation log, issued tokens, signing keys, the ledger, challenges, sessions
+
+
+async def test_revocations_get_increasing_seqs_and_are_found_until_published(
+    db: AsyncSession,
+) -> None:
+    before, _ = await revocation_log.head(db)
+    first = await revocation_log.record(db, "grant", "g1", NOW - 10, NOW + 60)
+    second = await revocation_log.record(db, "token", "t1", NOW, None)
+    assert first.seq == before + 1
+    assert second.seq == first.seq + 1
+    assert await revocation_log.head(db) == (second.seq, first.seq)
+    old_enough = await revocation_log.unpublished(db, NOW - 5, 10)
+    assert [r.seq for r in old_enough] == [first.seq]
+    assert len(await revocation_log.unpublished(db, NOW, 1)) == 1
+    await revocation_log.mark_published(db, [first.seq, second.seq], NOW)
+    assert await revocation_log.unpublished(db, NOW, 10) == []
+    assert await revocation_log.head(db) == (second.seq, None)
+
+
+async def test_a_grants_refresh_tokens_are_revoked_and_exchanged_children_found(
+    db: AsyncSession,
+) -> None:
+    await tokens.revoke_refresh_tokens_of(db, "g1")
+    refresh = await tokens.refresh_token(db, "rt-hash")
+    assert refresh is not None
+    await db.refresh(refresh)
+    assert refresh.status == "revoked"
+    assert [t.jti for t in await tokens.live_children(db, ["t1"])] == ["t2"]
+    assert sorted(t.jti for t in await tokens.live_children(db, ["t1", "t2"])) == ["t2", "t3"]
+    child = await tokens.access_token(db, "t3")
+    assert child is not None
+    child.revoked_at = NOW
+    await db.flush()
+    assert await tokens.live_children(db, ["t2"]) == []
+
+
+async def test_still_active_grants_are_found_per_agent_or_per_human(db: AsyncSession) -> None:
+    assert sorted(g.id for g in await grants.active_of(db, agent_id="agt_a")) == ["g1", "g3"]
+    assert sorted(g.id for g in await grants.active_of(db, human_id="alice")) == ["g1", "g3"]
+    assert await grants.active_of(db, agent_id="agt_c") == []
+    with pytest.raises(ValueError, match="exactly one"):
+        await grants.active_of(db)
+
+
+async def test_a_grant_request_is_found_by_id(db: AsyncSession) -> None:
+    found = await grants.request(db, "req-open-old", lock=True)
+    assert found is not None
+    assert found.status == "pending"
+    assert await grants.request(db, "req-none") is None
+
+
+async def test_a_challenge_is_used_once_for_its_purpose_before_it_expires(
+    db: AsyncSession,
+) -> None:
+    for challenge, expires_at in ((b"c-live", NOW + 60), (b"c-expired", NOW)):
+        challenges.add(
+            db,
+            challenge,
+            purpose="login",
+            expires_at=expires_at,
+            human_id=None,
+            subject="s",
+            digest=None,
+        )
+    await db.flush()
+    assert await challenges.use(db, b"c-live", purpose="approve", now=NOW) is None
+    used = await challenges.use(db, b"c-live", purpose="login", now=NOW)
+    assert used is not None
+    assert (used.challenge, used.subject, used.used_at) == (b"c-live", "s", NOW)
+    assert await challenges.use(db, b"c-live", purpose="login", now=NOW) is None
+    assert await challenges.use(db, b"c-expired", purpose="login", now=NOW) is None
+    assert await challenges.use(db, b"c-unknown", purpose="login", now=NOW) is None
+
+
+async def test_a_browser_session_and_a_passkey_are_found_by_their_keys(db: AsyncSession) -> None:
+    browser_sessions.add(db, id_hash="sess", human_id="alice", csrf_token="csrf", now=NOW)
+    await db.flush()
+    found = await browser_sessions.by_hash(db, "sess")
+    assert found is not None
+    assert (found.human_id, found.csrf_token, found.last_seen_at) == ("alice", "csrf", NOW)
+    assert await browser_sessions.by_hash(db, "none") is None
+    passkey = await people.passkey(db, b"cred-1", lock=True)
+    assert passkey is not None
+    assert passkey.human_id == "alice"
+    assert await people.passkey(db, b"cred-9") is None
+
+
+async def test_signing_keys_are_stored_and_listed(db: AsyncSession) -> None:
+    signing_keys.add(
+        db,
+        kid="k1",
+        alg="ES256",
+        public_jwk={"kty": "EC"},
+        sealed_private_key=b"sealed",
+        activates_at=NOW,
+        now=NOW,
+    )
+    await db.flush()
+    (stored,) = [k for k in await signing_keys.every_key(db) if k.kid == "k1"]
+    assert (stored.alg, stored.public_jwk, stored.sealed_private_key) == (
+        "ES256",
+        {"kty": "EC"},
+        b"sealed",
+    )
+
+
+async def test_a_ledger_entry_recorded_twice_is_kept_once(db: AsyncSession) -> None:
+    entry = {
+        "entry_id": "e1",
+        "grant_id": "g1",
+        "bucket": "b",
+        "currency": "EUR",
+        "amount_minor": 250,
+        "jti": "t1",
+        "created_at": NOW,
+    }
+    await ledger.record(db, [entry, {**entry, "entry_id": "e2", "amount_minor": 100}])
+    await ledger.record(db, [{**entry, "amount_minor": 999}])  # a replay of e1
+    spent = await db.scalar(readonly.spent_query("g1", "b", "EUR"))
+    assert spent == 350
+
+
+async def test_expired_rows_are_pruned_in_batches_and_evidence_stays(db: AsyncSession) -> None:
+    for challenge, expires_at in ((b"p-1", NOW - 100), (b"p-2", NOW - 100), (b"p-3", NOW + 60)):
+        challenges.add(
+            db,
+            challenge,
+            purpose="login",
+            expires_at=expires_at,
+            human_id=None,
+            subject=None,
+            digest=None,
+        )
+    await db.flush()
+    cutoffs = {
+        "challenges_expired_before": NOW,
+        "sessions_seen_before": 0,
+        "sessions_started_before": 0,
+        "requests_expired_before": NOW,
+    }
+    first = await pruning.delete_expired(db, **cutoffs, batch=1)
+    second = await pruning.delete_expired(db, **cutoffs, batch=10)
+    assert first["webauthn_challenges"] == 1
+    assert second["webauthn_challenges"] == 1
+    assert first["grant_requests"] + second["grant_requests"] == 1  # req-expired, undecided
+    assert await grants.request(db, "req-expired") is None
+    assert await grants.request(db, "req-old-granted") is not None  # it became a grant
+    assert await challenges.use(db, b"p-3", purpose="login", now=NOW) is not None
+
+
+async def test_the_audit_head_and_an_events_hash_are_read(db: AsyncSession) -> None:
+    seq, tip = await audit_log.head(db)
+    (last,) = await audit_log.events_after(db, seq - 1, 1)
+    assert (last.seq, last.hash) == (seq, tip)
+    assert await audit_log.event_hash(db, seq) == tip
+    assert await audit_log.event_hash(db, seq + 1) is None
+
+
+async def test_a_process_reads_one_row_its_role_may_read(seeded: str) -> None:
+    await read_one_row(seeded, read_only_role=True)
+    await read_one_row(seeded, read_only_role=False)
+    with pytest.raises((SQLAlchemyError, OSError)):
+        await read_one_row("postgresql+asyncpg://nobody@127.0.0.1:1/none", read_only_role=True)

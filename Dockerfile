@@ -8,7 +8,7 @@ COPY pyproject.toml README.md ./
 COPY migrations ./migrations
 COPY app ./app
 RUN /opt/agentauth/bin/pip install --no-cache-dir --upgrade pip \
-    && /opt/agentauth/bin/pip install --no-cache-dir .
+    && /opt/agentauth/bin/pip install --no-cache-dir '.[server]'
 
 FROM python:3.11-slim
 ARG VERSION=0.1.0

@@ -50,7 +50,7 @@ from app.registry.routes import (
 )
 from app.registry.services.keys import KeyManager
 from app.registry.services.revocation import run_heartbeats
-from app.registry.state import Registry
+from app.registry.state import RegistryState
 from app.settings.registry import RegistrySettings, decode_key_encryption_key
 from app.store.db import create_engine, session_factory
 from app.store.sql import DATABASE_ERRORS
@@ -83,7 +83,7 @@ def _nonces(settings: RegistrySettings) -> NonceSource | None:
     return NonceSource(settings.dpop_nonce_secret.get_secret_value().encode(), realm="registry")
 
 
-async def _reload_keys(registry: Registry, stop: asyncio.Event) -> None:
+async def _reload_keys(registry: RegistryState, stop: asyncio.Event) -> None:
     """Pick up keys rotated by another worker or replica (the pre-publication period must be
     longer than this interval, which the default of one hour is)."""
     while not stop.is_set():
@@ -123,7 +123,7 @@ def create_app(
             alg=settings.signing_alg,
             max_token_ttl=settings.access_token_ttl + settings.clock_skew,
         )
-        registry = Registry(
+        registry = RegistryState(
             settings=settings,
             engine=engine,
             sessions=sessions,

@@ -14,14 +14,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.api.hot_route import HotRoute
 from app.registry.routes.token import token
-from app.registry.state import Registry
+from app.registry.state import RegistryState
 
 PATH = "/token"
 
 
 async def _token(scope: Scope, receive: Receive, _: Mapping[bytes, bytes]) -> Response:
     request = Request(scope, receive)
-    registry: Registry = request.app.state.registry
+    registry: RegistryState = request.app.state.registry
     return await token(request, registry)
 
 

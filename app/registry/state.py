@@ -26,7 +26,7 @@ def _own_tokens() -> VerifiedTokens[OwnToken]:
 
 
 @dataclass
-class Registry:
+class RegistryState:
     settings: RegistrySettings
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
@@ -42,9 +42,9 @@ class Registry:
         return int(self.clock())
 
 
-def get_registry(request: Request) -> Registry:
-    registry: Registry = request.app.state.registry
+def get_registry(request: Request) -> RegistryState:
+    registry: RegistryState = request.app.state.registry
     return registry
 
 
-RegistryDep = Annotated[Registry, Depends(get_registry)]
+RegistryDep = Annotated[RegistryState, Depends(get_registry)]

@@ -30,14 +30,14 @@ from app.cache.factory import create_cache
 from app.settings.verifier import VerifierSettings
 from app.verifier import routes
 from app.verifier.database import StoreUnavailable
-from app.verifier.state import Verifier, build_verifier
+from app.verifier.state import VerifierState, build_verifier
 
 log = logging.getLogger("agentauth.verifier")
 STARTUP_WAIT = 5.0
 KEY_RELOAD = 30.0  # seconds between reloads of the key set once loaded
 
 
-async def _load_keys(verifier: Verifier, stop: asyncio.Event) -> None:
+async def _load_keys(verifier: VerifierState, stop: asyncio.Event) -> None:
     """Keys are needed before anything verifies: retry every second until the database
     answers with at least one (a registry that has not started yet has none). The registered
     callers are read then too, so a flood of unknown ids never delays them. Afterwards the
@@ -61,7 +61,7 @@ async def _load_keys(verifier: Verifier, stop: asyncio.Event) -> None:
             await asyncio.wait_for(stop.wait(), timeout=interval)
 
 
-async def _housekeeping(verifier: Verifier, stop: asyncio.Event) -> None:
+async def _housekeeping(verifier: VerifierState, stop: asyncio.Event) -> None:
     """Time-driven upkeep without I/O: key statuses, expired cache entries."""
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
@@ -106,7 +106,7 @@ def create_app(
 ) -> VerifierApp:
     """The verifier. ``cache`` shares one cache with other apps in the same process (the
     embedded ``agentauth dev`` stack); its owner closes it."""
-    holder: dict[str, Verifier] = {}
+    holder: dict[str, VerifierState] = {}
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -138,7 +138,7 @@ def create_app(
                 await shared.close()
             await verifier.store.close()
 
-    def current() -> Verifier:
+    def current() -> VerifierState:
         return holder["verifier"]
 
     async def jwks(_: Request) -> Response:

@@ -20,13 +20,13 @@ from app.core.introspection import denial, is_active
 from app.core.tokens import TokenExpired
 from app.verifier.callers import Authenticated
 from app.verifier.database import StoreUnavailable
-from app.verifier.state import Verifier
+from app.verifier.state import VerifierState
 
 INACTIVE = b'{"active":false}'
 
 
 async def introspect(
-    verifier: Verifier,
+    verifier: VerifierState,
     caller_resource: str,
     token: str,
     *,
@@ -49,7 +49,7 @@ async def introspect(
     return verified.active_body
 
 
-async def _record(verifier: Verifier, admission: Admission) -> Outcome:
+async def _record(verifier: VerifierState, admission: Admission) -> Outcome:
     """One atomic cache call; the cold paths (seed a lost budget counter from the ledger,
     recover from a cache that lost its data) retry it once each."""
     record = Record(
@@ -78,7 +78,7 @@ async def _record(verifier: Verifier, admission: Admission) -> Outcome:
 
 
 async def verify(
-    verifier: Verifier, authenticated: Authenticated, request: VerifyRequest, now: int
+    verifier: VerifierState, authenticated: Authenticated, request: VerifyRequest, now: int
 ) -> dict[str, Any]:
     """The decision for ``request`` as of ``now``, the request's one reading of the clock."""
     try:

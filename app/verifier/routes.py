@@ -26,7 +26,7 @@ from app.core.resources import url_within_resource
 from app.core.strict_json import JSONError, parse_json
 from app.verifier import decisions
 from app.verifier.callers import Authenticated
-from app.verifier.state import Verifier
+from app.verifier.state import VerifierState
 
 _NO_STORE = [
     (b"content-type", b"application/json"),
@@ -35,7 +35,7 @@ _NO_STORE = [
 ]
 _CREDENTIALS = ("client_id", "client_secret", "client_assertion_type", "client_assertion")
 _METHOD_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
-Handler = Callable[[Verifier, Mapping[bytes, bytes], bytes], Any]
+Handler = Callable[[VerifierState, Mapping[bytes, bytes], bytes], Any]
 
 
 _media_type = media_type
@@ -46,7 +46,7 @@ def _authorization(headers: Mapping[bytes, bytes]) -> str | None:
     return value.decode("latin-1") if value is not None else None
 
 
-async def introspect(verifier: Verifier, headers: Mapping[bytes, bytes], raw: bytes) -> bytes:
+async def introspect(verifier: VerifierState, headers: Mapping[bytes, bytes], raw: bytes) -> bytes:
     if _media_type(headers) != b"application/x-www-form-urlencoded":
         raise InvalidRequest("The body must be application/x-www-form-urlencoded.")
     form = parse_form(raw)
@@ -60,7 +60,10 @@ async def introspect(verifier: Verifier, headers: Mapping[bytes, bytes], raw: by
 
 
 async def _authenticate(
-    verifier: Verifier, headers: Mapping[bytes, bytes], credentials: Mapping[str, Any], now: int
+    verifier: VerifierState,
+    headers: Mapping[bytes, bytes],
+    credentials: Mapping[str, Any],
+    now: int,
 ) -> Authenticated:
     """The caller, with its client assertion (if any) used up before anything is decided:
     a replayed assertion can never probe a token's state."""
@@ -70,7 +73,7 @@ async def _authenticate(
     return authenticated
 
 
-async def _remember_assertion(verifier: Verifier, assertion: Once, now: int) -> None:
+async def _remember_assertion(verifier: VerifierState, assertion: Once, now: int) -> None:
     fresh = await verifier.cache.remember(assertion, now)
     if not fresh:
         raise InvalidClient(detail="client assertion jti already used")
@@ -118,7 +121,7 @@ def _verify_request(body: Mapping[str, Any], resource: str) -> VerifyRequest:
     )
 
 
-async def verify(verifier: Verifier, headers: Mapping[bytes, bytes], raw: bytes) -> bytes:
+async def verify(verifier: VerifierState, headers: Mapping[bytes, bytes], raw: bytes) -> bytes:
     if _media_type(headers) != b"application/json":
         raise InvalidRequest("The body must be application/json.")
     try:
@@ -138,7 +141,7 @@ async def verify(verifier: Verifier, headers: Mapping[bytes, bytes], raw: bytes)
     return orjson.dumps(decision)
 
 
-def endpoint(handler: Handler, verifier: Callable[[], Verifier]) -> Endpoint:
+def endpoint(handler: Handler, verifier: Callable[[], VerifierState]) -> Endpoint:
     """``handler`` as a hot route's endpoint: the verifier's state, the headers, the body."""
 
     async def answer(scope: Scope, receive: Receive, headers: Mapping[bytes, bytes]) -> bytes:

@@ -18,7 +18,7 @@ from app.verifier.tokens import TokenVerifier
 
 
 @dataclass
-class Verifier:
+class VerifierState:
     settings: VerifierSettings
     cache: Cache
     store: ReadOnlyStore
@@ -45,12 +45,12 @@ class Verifier:
 
 def build_verifier(
     settings: VerifierSettings, cache: Cache, clock: Callable[[], float]
-) -> Verifier:
+) -> VerifierState:
     store = ReadOnlyStore(settings.database_url)
     keys = VerifierKeys(
         store, max_token_ttl=settings.access_token_ttl + settings.clock_skew, clock=clock
     )
-    return Verifier(
+    return VerifierState(
         settings=settings,
         cache=cache,
         store=store,

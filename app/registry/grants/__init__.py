@@ -18,11 +18,12 @@ from app.core.params import REPEATABLE, FormParams
 
 if TYPE_CHECKING:
     from app.core.dpop import DPoPProof
-    from app.registry.state import Registry
+    from app.registry.state import RegistryState
     from app.store.token_store import AgentRecord
 
+# (registry, the authenticated client, its proof, the form, the request's one ``now``)
 Handler = Callable[
-    ["Registry", "AgentRecord", "DPoPProof | None", FormParams], Awaitable[dict[str, Any]]
+    ["RegistryState", "AgentRecord", "DPoPProof | None", FormParams, int], Awaitable[dict[str, Any]]
 ]
 
 

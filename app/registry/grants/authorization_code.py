@@ -22,7 +22,7 @@ from app.registry.services.admin import revoke_grant
 from app.registry.services.authorization import pkce_matches
 from app.registry.services.common import secret_hash
 from app.registry.services.issuance import issue_token_set
-from app.registry.state import Registry
+from app.registry.state import RegistryState
 from app.store import token_store
 from app.store.sql import transaction
 from app.store.token_store import AgentRecord, CodeRecord
@@ -54,9 +54,8 @@ def _binding(request: dict[str, Any], proof: DPoPProof | None) -> str | None:
 
 
 async def handle(
-    registry: Registry, agent: AgentRecord, proof: DPoPProof | None, form: FormParams
+    registry: RegistryState, agent: AgentRecord, proof: DPoPProof | None, form: FormParams, now: int
 ) -> dict[str, Any]:
-    now = registry.now()
     code_hash = secret_hash(form.require("code"))
     form.require("code_verifier")
     async with transaction(registry.engine) as db:

@@ -18,7 +18,7 @@ from app.core.urns import CIBA_GRANT
 from app.registry.grants import Grant
 from app.registry.grants.common import choose_audience, locations, proof_of
 from app.registry.services.issuance import issue_token_set
-from app.registry.state import Registry
+from app.registry.state import RegistryState
 from app.store import token_store
 from app.store.sql import transaction
 from app.store.token_store import AgentRecord, PollRecord
@@ -26,7 +26,9 @@ from app.store.token_store import AgentRecord, PollRecord
 GRANT_TYPE = CIBA_GRANT
 
 
-async def _poll(registry: Registry, agent: AgentRecord, auth_req_id: str, now: int) -> PollRecord:
+async def _poll(
+    registry: RegistryState, agent: AgentRecord, auth_req_id: str, now: int
+) -> PollRecord:
     """Record the poll in its own transaction (kept whatever the answer), then judge it."""
     async with transaction(registry.engine) as db:
         request = await token_store.record_poll(db, auth_req_id, agent.id, now)
@@ -46,9 +48,8 @@ async def _poll(registry: Registry, agent: AgentRecord, auth_req_id: str, now: i
 
 
 async def handle(
-    registry: Registry, agent: AgentRecord, proof: DPoPProof | None, form: FormParams
+    registry: RegistryState, agent: AgentRecord, proof: DPoPProof | None, form: FormParams, now: int
 ) -> dict[str, Any]:
-    now = registry.now()
     request = await _poll(registry, agent, form.require("auth_req_id"), now)
     async with transaction(registry.engine) as db:
         if not await token_store.claim_tokens(db, request.auth_req_id, now):

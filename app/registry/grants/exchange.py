@@ -23,7 +23,7 @@ from app.registry.services import audit
 from app.registry.services.clients import agent_keys
 from app.registry.services.issuance import record_access_token, verify_own_token
 from app.registry.services.resource_servers import parse_details
-from app.registry.state import Registry
+from app.registry.state import RegistryState
 from app.store import token_store
 from app.store.sql import Db, connect, transaction
 from app.store.token_store import AgentRecord, GrantRecord
@@ -32,7 +32,7 @@ GRANT_TYPE = TOKEN_EXCHANGE_GRANT
 
 
 async def _subject(
-    registry: Registry, db: Db, token: str, caller: str, now: int
+    registry: RegistryState, db: Db, token: str, caller: str, now: int
 ) -> tuple[AccessTokenClaims, GrantRecord]:
     """The verified subject token and its grant, both still alive, and every agent it names
     enabled (the caller was just authenticated, so it is)."""
@@ -52,7 +52,9 @@ async def _subject(
     return claims, grant
 
 
-async def _actor(registry: Registry, db: Db, token: str, now: int) -> tuple[AgentAssertion, str]:
+async def _actor(
+    registry: RegistryState, db: Db, token: str, now: int
+) -> tuple[AgentAssertion, str]:
     actor_id = unverified_actor(token)
     actor = await token_store.active_agent(db, actor_id)
     if actor is None:
@@ -82,9 +84,8 @@ async def _actor(registry: Registry, db: Db, token: str, now: int) -> tuple[Agen
 
 
 async def handle(
-    registry: Registry, agent: AgentRecord, proof: DPoPProof | None, form: FormParams
+    registry: RegistryState, agent: AgentRecord, proof: DPoPProof | None, form: FormParams, now: int
 ) -> dict[str, Any]:
-    now = registry.now()
     request = parse_exchange_request(form)
     async with connect(registry.engine) as db:
         subject, grant = await _subject(registry, db, request.subject_token, agent.id, now)

@@ -22,7 +22,7 @@ from app.registry.services.admin import revoke_grant
 from app.registry.services.common import secret_hash
 from app.registry.services.issuance import issue_token_set
 from app.registry.services.resource_servers import parse_details
-from app.registry.state import Registry
+from app.registry.state import RegistryState
 from app.store import token_store
 from app.store.sql import Db, transaction
 from app.store.token_store import AgentRecord, Rotated
@@ -64,9 +64,8 @@ def _binding(agent: AgentRecord, rotated: Rotated, proof: DPoPProof | None) -> s
 
 
 async def handle(
-    registry: Registry, agent: AgentRecord, proof: DPoPProof | None, form: FormParams
+    registry: RegistryState, agent: AgentRecord, proof: DPoPProof | None, form: FormParams, now: int
 ) -> dict[str, Any]:
-    now = registry.now()
     token_hash = secret_hash(form.require("refresh_token"))
     try:
         async with transaction(registry.engine) as db:

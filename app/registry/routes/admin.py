@@ -16,11 +16,11 @@ from app.core.errors import InvalidRequest, InvalidToken, www_authenticate
 from app.registry.services import admin as admin_service
 from app.registry.services import audit, checkpoints, revocation, views
 from app.registry.services.common import rfc3339
-from app.registry.state import Registry, RegistryDep
+from app.registry.state import RegistryDep, RegistryState
 from app.store import agents, audit_log, grants, people, resource_servers
 
 
-def require_admin(request: Request, registry: RegistryDep) -> Registry:
+def require_admin(request: Request, registry: RegistryDep) -> RegistryState:
     expected = registry.settings.admin_token
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     valid = (
@@ -36,7 +36,7 @@ def require_admin(request: Request, registry: RegistryDep) -> Registry:
     return registry
 
 
-AdminDep = Annotated[Registry, Depends(require_admin)]
+AdminDep = Annotated[RegistryState, Depends(require_admin)]
 router = APIRouter(prefix="/admin")
 
 
@@ -64,7 +64,7 @@ async def suspend_human(human_id: str, registry: AdminDep) -> Response:
             raise NotFound("No such human.")
         rows = await revocation.suspend_human(session, human, now)
         await audit.append(session, "human.suspended", actor="admin", subject=human_id, now=now)
-    await revocation.publish(registry, rows)
+    await revocation.publish(registry, rows, now)
     return json_response(views.human(human))
 
 

@@ -28,8 +28,8 @@ from app.registry.services.authorization import (
 )
 from app.registry.services.clients import find_client, refresh_client_document
 from app.registry.services.limits import limit_address
-from app.registry.services.sessions import current_session
-from app.registry.state import Registry, RegistryDep
+from app.registry.services.sessions import optional_session
+from app.registry.state import RegistryDep, RegistryState
 from app.store.sql import connect
 
 router = APIRouter()
@@ -43,19 +43,13 @@ def _params(raw: bytes) -> FormParams:
         raise PageError("The sign-in link is not valid", exc.description) from None
 
 
-async def _human(request: Request, registry: Registry) -> str | None:
-    try:
-        return (await current_session(request, registry)).human_id
-    except Exception:
-        return None
-
-
-async def _authorize(request: Request, registry: Registry, params: FormParams) -> Response:
+async def _authorize(request: Request, registry: RegistryState, params: FormParams) -> Response:
     client_id = params.get("client_id")
     if client_id is None:
         raise PageError("The sign-in link is not valid", "The request names no client_id.")
+    now = registry.now()
     try:
-        await refresh_client_document(registry, client_id)
+        await refresh_client_document(registry, client_id, now)
     except InvalidClient as exc:  # a metadata document that cannot be used
         raise PageError("This application cannot be used", exc.description) from None
     async with connect(registry.engine) as db:
@@ -63,11 +57,11 @@ async def _authorize(request: Request, registry: Registry, params: FormParams) -
         if client is None:
             raise PageError("Unknown application", "No registered application has this client_id.")
         checked = await check_request(db, client, params)
-    human_id = await _human(request, registry)
-    if human_id is None:
+    current = await optional_session(request, registry)
+    if current is None:
         back = f"/authorize?{request.url.query}"
         return RedirectResponse(f"/ui/login?next={quote(back, safe='')}", 303, NO_STORE)
-    now = registry.now()
+    human_id = current.human_id
     async with registry.sessions() as session, session.begin():
         row = await open_request(
             session,
@@ -91,7 +85,7 @@ async def _authorize(request: Request, registry: Registry, params: FormParams) -
     return RedirectResponse(f"/ui/requests/{row.auth_req_id}", 303, NO_STORE)
 
 
-async def _answer(request: Request, registry: Registry, raw: bytes) -> Response:
+async def _answer(request: Request, registry: RegistryState, raw: bytes) -> Response:
     await limit_address(registry, request, "authorize")
     try:
         return await _authorize(request, registry, _params(raw))

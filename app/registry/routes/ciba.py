@@ -44,7 +44,7 @@ async def bc_authorize(request: Request, registry: RegistryDep) -> Response:
     form = await read_form(request)
     now = registry.now()
     async with counting_failures(registry, request, "bc-authorize"), connect(registry.engine) as db:
-        agent = await authenticate_agent(registry, db, form)
+        agent = await authenticate_agent(registry, db, form, now=now)
     await limit_client(registry, agent.id, "bc-authorize")
     binding_message = form.get("binding_message")
     if binding_message is not None:

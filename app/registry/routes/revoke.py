@@ -27,16 +27,16 @@ async def revoke(request: Request, registry: RegistryDep) -> Response:
     """Form → client authentication on a read connection (no write lock for a caller that
     fails it; a failure counts against the address) → client rate and assertion ``jti`` →
     the revocation."""
+    now = registry.now()
     form = await read_form(request)
     async with counting_failures(registry, request, "revoke"):
-        await refresh_client_document(registry, form.get("client_id"))
+        await refresh_client_document(registry, form.get("client_id"), now)
         async with connect(registry.engine) as db:
             agent, assertion = await authenticate_client(
-                registry, db, form, request.headers.get("authorization")
+                registry, db, form, request.headers.get("authorization"), now=now
             )
     token = form.require("token")
-    await admit_client(registry, agent.id, "revoke", assertion)
-    now = registry.now()
+    await admit_client(registry, agent.id, "revoke", assertion, now=now)
     async with registry.sessions() as session, session.begin():
         rows = await revocation.revoke_presented_token(registry, session, agent.id, token, now)
         if rows:
@@ -48,5 +48,5 @@ async def revoke(request: Request, registry: RegistryDep) -> Response:
                 now=now,
                 data={"kind": rows[0].kind},
             )
-    await revocation.publish(registry, rows)
+    await revocation.publish(registry, rows, now)
     return json_response({})

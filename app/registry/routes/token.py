@@ -29,7 +29,7 @@ from app.registry.services.clients import (
 )
 from app.registry.services.limits import counting_failures
 from app.registry.services.proofs import proof_replay_key, replayed_proof, verify_dpop
-from app.registry.state import Registry, RegistryDep
+from app.registry.state import RegistryDep, RegistryState
 from app.store.sql import connect
 from app.store.token_store import AgentRecord
 
@@ -59,7 +59,7 @@ def _check_proof_key(agent: AgentRecord, proof: DPoPProof) -> None:
 
 
 def _proof(
-    registry: Registry, request: Request, agent: AgentRecord, grant: Grant
+    registry: RegistryState, request: Request, agent: AgentRecord, grant: Grant, now: int
 ) -> DPoPProof | None:
     """The request's DPoP proof; required by most grants and by clients that registered
     ``dpop_bound_access_tokens: true`` (RFC 9449 §5.2)."""
@@ -67,25 +67,28 @@ def _proof(
         if grant.dpop_required or agent.client_metadata.get("dpop_bound_access_tokens", True):
             raise InvalidDPoPProof("A DPoP proof is required.")
         return None
-    proof = verify_dpop(registry, request, "/token")
+    proof = verify_dpop(registry, request, "/token", now)
     _check_proof_key(agent, proof)
     return proof
 
 
 async def token(request: Request, registry: RegistryDep) -> Response:
+    """One reading of the clock for the whole request: authentication, the proof, the
+    client's rate and single-use values, and the grant all judge the same instant."""
+    now = registry.now()
     form = await read_form(request)
     async with counting_failures(registry, request, "token"):
-        await refresh_client_document(registry, form.get("client_id"))
+        await refresh_client_document(registry, form.get("client_id"), now)
         async with connect(registry.engine) as db:
             agent, assertion = await authenticate_client(
-                registry, db, form, request.headers.get("authorization")
+                registry, db, form, request.headers.get("authorization"), now=now
             )
     grant = _grant(agent, form)
-    proof = _proof(registry, request, agent, grant)
+    proof = _proof(registry, request, agent, grant, now)
     replay = [] if proof is None else [proof_replay_key(registry, proof)]
-    firsts = await admit_client(registry, agent.id, "token", assertion, *replay)
+    firsts = await admit_client(registry, agent.id, "token", assertion, *replay, now=now)
     if not all(firsts):
         raise replayed_proof()
-    body = await grant.handle(registry, agent, proof, form)
+    body = await grant.handle(registry, agent, proof, form, now)
     metrics.TOKENS_ISSUED.labels(grant.metric).inc()
     return json_response(body)

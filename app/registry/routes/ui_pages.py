@@ -21,7 +21,7 @@ from app.registry.services import views
 from app.registry.services.approvals import pending_request
 from app.registry.services.common import rfc3339, secret_hash
 from app.registry.services.sessions import optional_session
-from app.registry.state import Registry, RegistryDep
+from app.registry.state import RegistryDep, RegistryState
 from app.store import agents, audit_log, grants, people, resource_servers
 
 UI = Path(__file__).resolve().parent.parent / "ui"
@@ -30,7 +30,7 @@ router = APIRouter(prefix="/ui")
 
 
 async def _render(
-    request: Request, registry: Registry, name: str, page: str, **context: Any
+    request: Request, registry: RegistryState, name: str, page: str, **context: Any
 ) -> Response:
     current = await optional_session(request, registry)
     if current is None:

@@ -16,7 +16,7 @@ from app.core.keys import SigningKey
 from app.core.resources import canonical_resource
 from app.registry.services import audit, revocation
 from app.registry.services.common import new_id, new_secret, secret_hash
-from app.registry.state import Registry
+from app.registry.state import RegistryState
 from app.store import agents, grants, people, resource_servers
 from app.store.models import Agent, Grant, Human, ResourceServer
 
@@ -52,7 +52,7 @@ def _string(body: dict[str, Any], name: str, limit: int, *, required: bool = Tru
 _EMAIL = re.compile(r"^[^@\s\x00-\x1f]+@[^@\s\x00-\x1f]+\.[^@\s\x00-\x1f.]+$")
 
 
-async def create_human(registry: Registry, body: dict[str, Any]) -> tuple[Human, str]:
+async def create_human(registry: RegistryState, body: dict[str, Any]) -> tuple[Human, str]:
     name = _string(body, "display_name", 200)
     email = _string(body, "email", 320, required=False)
     if email is not None and not _EMAIL.match(email):
@@ -116,7 +116,7 @@ def _scopes(body: dict[str, Any], resource: str, types: dict[str, Any]) -> dict[
 
 
 async def create_resource_server(
-    registry: Registry, body: dict[str, Any]
+    registry: RegistryState, body: dict[str, Any]
 ) -> tuple[ResourceServer, str | None]:
     unknown = sorted(set(body) - RS_MEMBERS)
     if unknown:
@@ -174,7 +174,7 @@ async def create_resource_server(
 
 
 async def create_enrollment_token(
-    registry: Registry, owner: str, expires_in: object, *, created_by: str
+    registry: RegistryState, owner: str, expires_in: object, *, created_by: str
 ) -> tuple[str, int]:
     low, default, high = ENROLLMENT_TTL
     ttl = default if expires_in is None else expires_in
@@ -200,7 +200,7 @@ async def create_enrollment_token(
 
 
 async def disable_agent(
-    registry: Registry, client_id: str, *, actor: str, owner: str | None = None
+    registry: RegistryState, client_id: str, *, actor: str, owner: str | None = None
 ) -> Agent:
     now = registry.now()
     async with registry.sessions() as session, session.begin():
@@ -209,12 +209,12 @@ async def disable_agent(
             raise NotFound("No such agent.")
         rows = await revocation.disable_agent(session, agent, now)
         await audit.append(session, "agent.disabled", actor=actor, subject=client_id, now=now)
-    await revocation.publish(registry, rows)
+    await revocation.publish(registry, rows, now)
     return agent
 
 
 async def revoke_grant(
-    registry: Registry,
+    registry: RegistryState,
     grant_id: str,
     *,
     actor: str,
@@ -233,11 +233,11 @@ async def revoke_grant(
             await audit.append(
                 session, "grant.revoked", actor=actor, subject=grant_id, now=now, data=data
             )
-    await revocation.publish(registry, rows)
+    await revocation.publish(registry, rows, now)
     return grant
 
 
-async def rotate_keys(registry: Registry, prepublish: int) -> SigningKey:
+async def rotate_keys(registry: RegistryState, prepublish: int) -> SigningKey:
     now = registry.now()
     async with registry.sessions() as session, session.begin():
         key = await registry.keys.add_next_key(session, now=now, prepublish=prepublish)

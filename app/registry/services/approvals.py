@@ -27,7 +27,7 @@ from app.core.approvals import challenge_binds, request_digest
 from app.core.webauthn_credentials import Assertion as WebAuthnAssertion
 from app.registry.services import audit, authorization, passkeys
 from app.registry.services.common import new_id
-from app.registry.state import Registry
+from app.registry.state import RegistryState
 from app.store import agents, grants, people
 from app.store.models import Agent, Approval, Challenge, Grant, GrantRequest
 from app.store.sql import SessionDb
@@ -93,7 +93,7 @@ async def open_request(
 
 
 async def pending_request_of(
-    registry: Registry, auth_req_id: str, human_id: str
+    registry: RegistryState, auth_req_id: str, human_id: str
 ) -> tuple[GrantRequest, Agent]:
     """:func:`pending_request` on a connection of its own."""
     async with registry.sessions() as session:
@@ -119,7 +119,7 @@ async def pending_request(
 
 
 async def approve_with_passkey(
-    registry: Registry, *, auth_req_id: str, human_id: str, credential: WebAuthnAssertion
+    registry: RegistryState, *, auth_req_id: str, human_id: str, credential: WebAuthnAssertion
 ) -> Approved:
     """The whole approval: the credential's challenge is used up in its own transaction (the
     first attempt burns it, successful or not), must have been issued for this request and
@@ -134,7 +134,7 @@ async def approve_with_passkey(
 
 
 async def approve_request(
-    registry: Registry,
+    registry: RegistryState,
     auth_req_id: str,
     human_id: str,
     credential: WebAuthnAssertion,
@@ -215,7 +215,7 @@ async def approve_request(
     return Approved(grant, redirect_to)
 
 
-async def deny_request(registry: Registry, auth_req_id: str, human_id: str) -> str | None:
+async def deny_request(registry: RegistryState, auth_req_id: str, human_id: str) -> str | None:
     """Deny the request; for an authorization-code request, the client's redirect with
     ``access_denied`` is returned."""
     now = registry.now()

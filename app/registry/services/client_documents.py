@@ -36,7 +36,7 @@ from app.core.errors import InvalidClient, InvalidClientMetadata
 from app.core.strict_json import JSONError, parse_json
 from app.registry.grants import grant_types
 from app.registry.services import audit
-from app.registry.state import Registry
+from app.registry.state import RegistryState
 from app.store import agents
 from app.store.db import add_unless_taken
 from app.store.sql import Db
@@ -192,11 +192,10 @@ def document_metadata(url: str, document: dict[str, Any]) -> dict[str, Any]:
     return {**metadata, "client_id_metadata_document": url}
 
 
-async def _store(registry: Registry, url: str, metadata: dict[str, Any]) -> None:
+async def _store(registry: RegistryState, url: str, metadata: dict[str, Any], now: int) -> None:
     """Create or update the client row (its status, which the operator may have set to
     disabled, is kept)."""
     client_id = document_client_id(url)
-    now = registry.now()
     async with registry.sessions() as session, session.begin():
         agent = await agents.agent(session, client_id, lock=True)
         if agent is None:
@@ -221,7 +220,7 @@ async def _store(registry: Registry, url: str, metadata: dict[str, Any]) -> None
             agent.jwks = metadata.get("jwks", {"keys": []})
 
 
-async def refresh_document(registry: Registry, url: str) -> None:
+async def refresh_document(registry: RegistryState, url: str, now: int) -> None:
     """Fetch the document at ``url`` and record the client it describes, unless the copy
     recorded is still within its cache lifetime; raises :class:`DocumentRefused` when the
     document cannot be used. Call it holding no database connection: the fetch may take
@@ -235,7 +234,7 @@ async def refresh_document(registry: Registry, url: str) -> None:
         allow_private=settings.client_metadata_allow_private,
         ca_file=settings.client_metadata_ca_file,
     )
-    await _store(registry, url, document_metadata(url, document))
+    await _store(registry, url, document_metadata(url, document), now)
     if len(fresh) >= MAX_CACHED:
         fresh.clear()
     fresh[url] = time.monotonic() + max_age

@@ -28,7 +28,7 @@ from app.core.errors import InvalidClient
 from app.core.jwk import JWKError, PublicJWK, parse_jwks
 from app.registry.services.client_documents import document_client, refresh_document
 from app.registry.services.limits import client_rate
-from app.registry.state import Registry
+from app.registry.state import RegistryState
 from app.store.sql import Db
 from app.store.token_store import AgentRecord, active_agent
 
@@ -54,15 +54,15 @@ def is_document_url(client_id: str | None) -> bool:
     return client_id is not None and client_id.startswith(("https://", "http://"))
 
 
-async def refresh_client_document(registry: Registry, client_id: str | None) -> None:
+async def refresh_client_document(registry: RegistryState, client_id: str | None, now: int) -> None:
     """Before any database connection is taken: fetch the metadata document ``client_id``
     names, if it does and the recorded copy is stale (a fetch may take seconds, and must
     never hold a pooled connection meanwhile)."""
     if client_id is not None and is_document_url(client_id):
-        await refresh_document(registry, client_id)
+        await refresh_document(registry, client_id, now)
 
 
-async def find_client(registry: Registry, db: Db, client_id: str) -> AgentRecord | None:
+async def find_client(registry: RegistryState, db: Db, client_id: str) -> AgentRecord | None:
     """The active client ``client_id``: a registered one, or the client a Client ID Metadata
     Document describes when ``client_id`` is its URL."""
     if is_document_url(client_id):
@@ -71,10 +71,10 @@ async def find_client(registry: Registry, db: Db, client_id: str) -> AgentRecord
 
 
 async def authenticate_client(
-    registry: Registry, db: Db, form: Mapping[str, str], authorization: str | None
+    registry: RegistryState, db: Db, form: Mapping[str, str], authorization: str | None, *, now: int
 ) -> tuple[AgentRecord, AgentAssertion | None]:
     """The calling client and, for ``private_key_jwt``, its assertion (whose ``jti`` the
-    caller records with :func:`admit_client`)."""
+    caller records with :func:`admit_client`), as of the request's ``now``."""
     basic = authorization is not None and authorization[:6].lower() == "basic "
     used = [
         name
@@ -88,7 +88,7 @@ async def authenticate_client(
     if len(used) > 1:
         raise InvalidClient("Use exactly one client authentication method.")
     if used == ["private_key_jwt"]:
-        return await verify_agent(registry, db, form)
+        return await verify_agent(registry, db, form, now=now)
     secret: str | None
     if basic:
         assert authorization is not None  # noqa: S101 - narrowed above
@@ -112,7 +112,7 @@ async def authenticate_client(
 
 
 async def verify_agent(
-    registry: Registry, db: Db, form: Mapping[str, str]
+    registry: RegistryState, db: Db, form: Mapping[str, str], *, now: int
 ) -> tuple[AgentRecord, AgentAssertion]:
     """Check the calling agent's ``private_key_jwt`` assertion without recording its ``jti``.
     A client registered for another method is refused even if it registered keys (for
@@ -127,44 +127,47 @@ async def verify_agent(
         client_id=agent.id,
         keys=agent_keys(agent),
         issuer=registry.settings.issuer,
-        now=registry.now(),
+        now=now,
         client_id_param=client_id_param,
         leeway=registry.settings.clock_skew,
     )
     return agent, verified
 
 
-def assertion_replay_key(registry: Registry, assertion: AgentAssertion) -> Once:
+def assertion_replay_key(registry: RegistryState, assertion: AgentAssertion, now: int) -> Once:
     """Where and for how long an assertion's ``jti`` is remembered (until it expires)."""
-    ttl = max(assertion.exp - registry.now(), 0) + registry.settings.clock_skew + 1
+    ttl = max(assertion.exp - now, 0) + registry.settings.clock_skew + 1
     return Once(f"ca:{assertion.client_id}:{assertion.jti}", ttl, assertion.iat)
 
 
-async def authenticate_agent(registry: Registry, db: Db, form: Mapping[str, str]) -> AgentRecord:
+async def authenticate_agent(
+    registry: RegistryState, db: Db, form: Mapping[str, str], *, now: int
+) -> AgentRecord:
     """Authenticate the calling agent; its assertion ``jti`` is recorded once."""
-    agent, verified = await verify_agent(registry, db, form)
-    first_use = await registry.cache.remember(
-        assertion_replay_key(registry, verified), registry.now()
-    )
+    agent, verified = await verify_agent(registry, db, form, now=now)
+    first_use = await registry.cache.remember(assertion_replay_key(registry, verified, now), now)
     if not first_use:
         raise InvalidClient(detail="client assertion jti replayed")
     return agent
 
 
 async def admit_client(
-    registry: Registry,
+    registry: RegistryState,
     agent_id: str,
     endpoint: str,
     assertion: AgentAssertion | None,
     *others: Once,
+    now: int,
 ) -> list[bool]:
     """One cache round trip, after every stateless check passed (so a broken request never
     burns a legitimate ``jti``): the client's rate at ``endpoint``, its assertion's single
     use (when it authenticated with one), and that of ``others``, whose first-use flags are
     returned."""
-    onces = [*others] if assertion is None else [assertion_replay_key(registry, assertion), *others]
+    onces = [*others]
+    if assertion is not None:
+        onces.insert(0, assertion_replay_key(registry, assertion, now))
     retry_after, firsts = await registry.cache.admit(
-        client_rate(registry, agent_id, endpoint), onces, registry.now()
+        client_rate(registry, agent_id, endpoint), onces, now
     )
     if retry_after:
         raise RateLimited(headers={"Retry-After": str(retry_after)})

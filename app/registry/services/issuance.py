@@ -16,7 +16,7 @@ from app.core.tokens import (
 )
 from app.registry.services import audit
 from app.registry.services.common import new_id, new_secret, secret_hash
-from app.registry.state import Registry
+from app.registry.state import RegistryState
 from app.store import token_store
 from app.store.sql import Db
 from app.store.token_store import GrantRecord
@@ -43,7 +43,7 @@ class Issued:
 
 
 async def record_access_token(
-    registry: Registry, db: Db, claims: AccessTokenClaims, parent_jti: str | None
+    registry: RegistryState, db: Db, claims: AccessTokenClaims, parent_jti: str | None
 ) -> Issued:
     token = mint_access_token(claims, registry.keys.current(claims.iat))
     await token_store.insert_access_token(
@@ -61,7 +61,7 @@ async def record_access_token(
     return Issued(token, claims)
 
 
-def verify_own_token(registry: Registry, token: str, now: int) -> AccessTokenClaims:
+def verify_own_token(registry: RegistryState, token: str, now: int) -> AccessTokenClaims:
     """An access token this registry issued, verified with its published keys (raises
     ``InvalidToken``). A token that verified is remembered until it expires, so using it again
     (exchanging it for several audiences, say) skips the signature check; every use still
@@ -85,7 +85,7 @@ def verify_own_token(registry: Registry, token: str, now: int) -> AccessTokenCla
 
 
 def grant_claims(
-    registry: Registry,
+    registry: RegistryState,
     grant: GrantRecord,
     *,
     jkt: str | None,
@@ -133,7 +133,7 @@ async def new_refresh_token(
 
 
 async def issue_token_set(
-    registry: Registry,
+    registry: RegistryState,
     db: Db,
     grant: GrantRecord,
     *,

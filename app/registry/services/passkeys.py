@@ -39,7 +39,7 @@ from app.core.webauthn_credentials import (
     parse_attestation,
 )
 from app.registry.services.common import secret_hash
-from app.registry.state import Registry
+from app.registry.state import RegistryState
 from app.store import challenges, people
 from app.store.db import add_unless_taken
 from app.store.models import Challenge, Human, Passkey
@@ -99,14 +99,14 @@ async def consume_challenge(
     return row
 
 
-async def use_challenge(registry: Registry, challenge: bytes, purpose: str) -> Challenge:
+async def use_challenge(registry: RegistryState, challenge: bytes, purpose: str) -> Challenge:
     """:func:`consume_challenge` in its own transaction: the first attempt burns it, whether
     the response then verifies or not."""
     async with registry.sessions() as session, session.begin():
         return await consume_challenge(session, challenge, purpose=purpose, now=registry.now())
 
 
-async def invited_human(registry: Registry, token: object) -> Human:
+async def invited_human(registry: RegistryState, token: object) -> Human:
     """The human an unused, unexpired invite is for (their first passkey's ceremony)."""
     if not isinstance(token, str):
         raise InvalidRequest("invite_token is required.")
@@ -117,7 +117,7 @@ async def invited_human(registry: Registry, token: object) -> Human:
     return human
 
 
-def registration_options(registry: Registry, human: Human, challenge: bytes) -> dict[str, Any]:
+def registration_options(registry: RegistryState, human: Human, challenge: bytes) -> dict[str, Any]:
     options = generate_registration_options(
         rp_id=registry.settings.rp_id,
         rp_name="AgentAuth",
@@ -136,7 +136,7 @@ def registration_options(registry: Registry, human: Human, challenge: bytes) -> 
 
 
 def authentication_options(
-    registry: Registry, challenge: bytes, credential_ids: list[bytes]
+    registry: RegistryState, challenge: bytes, credential_ids: list[bytes]
 ) -> dict[str, Any]:
     options = generate_authentication_options(
         rp_id=registry.settings.rp_id,
@@ -150,7 +150,7 @@ def authentication_options(
 
 
 async def register_passkey(
-    registry: Registry,
+    registry: RegistryState,
     session: AsyncSession,
     human: Human,
     credential: Attestation,
@@ -197,7 +197,7 @@ class Assertion:
 
 
 async def verify_assertion(
-    registry: Registry,
+    registry: RegistryState,
     session: AsyncSession,
     credential: WebAuthnAssertion,
     *,

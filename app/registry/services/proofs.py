@@ -8,10 +8,10 @@ from app.api import metrics
 from app.cache.base import Once
 from app.core.dpop import DPoPProof, replay_entry, verify_proof
 from app.core.errors import InvalidDPoPProof, OAuthError
-from app.registry.state import Registry
+from app.registry.state import RegistryState
 
 
-def verify_dpop(registry: Registry, request: Request, path: str) -> DPoPProof:
+def verify_dpop(registry: RegistryState, request: Request, path: str, now: int) -> DPoPProof:
     """RFC 9449 §4.3 at ``issuer + path``; the URL comes from configuration, never from the
     request's Host or X-Forwarded-* headers (docs/protocol.md "DPoP"). Records nothing."""
     values = request.headers.getlist("dpop")
@@ -23,7 +23,7 @@ def verify_dpop(registry: Registry, request: Request, path: str) -> DPoPProof:
             values,
             method=request.method,
             url=settings.issuer + path,
-            now=registry.now(),
+            now=now,
             nonces=registry.nonces,
             require_nonce=settings.dpop_require_nonce,
             max_age=settings.dpop_max_age,
@@ -33,7 +33,7 @@ def verify_dpop(registry: Registry, request: Request, path: str) -> DPoPProof:
         raise
 
 
-def proof_replay_key(registry: Registry, proof: DPoPProof) -> Once:
+def proof_replay_key(registry: RegistryState, proof: DPoPProof) -> Once:
     """Where and how long a proof is remembered: as long as it could be accepted."""
     key, ttl = replay_entry(proof, registry.settings.dpop_max_age)
     return Once(key, ttl, proof.iat)

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.api.errors import NotFound
 from app.core.errors import InvalidRequest
 from app.registry.services import audit
-from app.registry.state import Registry
+from app.registry.state import RegistryState
 from app.store import people
 from app.store.models import ApprovalRequester, Human
 
@@ -22,12 +22,12 @@ async def may_ask(session: AsyncSession, human: Human, owner_id: str) -> bool:
     return await people.allows(session, human.id, owner_id)
 
 
-async def listed(registry: Registry, human_id: str) -> list[tuple[ApprovalRequester, Human]]:
+async def listed(registry: RegistryState, human_id: str) -> list[tuple[ApprovalRequester, Human]]:
     async with registry.sessions() as session:
         return await people.requesters_of(session, human_id)
 
 
-async def allow(registry: Registry, human_id: str, requester_id: str) -> ApprovalRequester:
+async def allow(registry: RegistryState, human_id: str, requester_id: str) -> ApprovalRequester:
     """Let ``requester_id``'s agents ask ``human_id``; allowing twice changes nothing."""
     if requester_id == human_id:
         raise InvalidRequest("Your own agents can always ask you.")
@@ -43,7 +43,7 @@ async def allow(registry: Registry, human_id: str, requester_id: str) -> Approva
     return row
 
 
-async def withdraw(registry: Registry, human_id: str, requester_id: str) -> None:
+async def withdraw(registry: RegistryState, human_id: str, requester_id: str) -> None:
     now = registry.now()
     async with registry.sessions() as session, session.begin():
         if not await people.withdraw_requester(session, human_id, requester_id):

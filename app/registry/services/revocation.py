@@ -23,7 +23,7 @@ from app.cache.base import CacheUnavailable, RevocationChannel
 from app.core.errors import InvalidToken
 from app.registry.services.common import secret_hash
 from app.registry.services.issuance import verify_own_token
-from app.registry.state import Registry
+from app.registry.state import RegistryState
 from app.store import grants, revocation_log, tokens
 from app.store.models import AccessToken, Agent, Grant, Human, Revocation
 
@@ -40,7 +40,7 @@ async def revoke_grant(session: AsyncSession, grant: Grant, now: int) -> list[Re
 
 
 async def revoke_presented_token(
-    registry: Registry, session: AsyncSession, client_id: str, token: str, now: int
+    registry: RegistryState, session: AsyncSession, client_id: str, token: str, now: int
 ) -> list[Revocation]:
     """RFC 7009: a refresh token of this client revokes its grant; an access token of this
     client revokes itself and what was exchanged from it. Anything else (unknown, foreign,
@@ -128,10 +128,11 @@ async def publish_rows(
     return len(published)
 
 
-async def publish(registry: Registry, rows: list[Revocation]) -> None:
+async def publish(registry: RegistryState, rows: list[Revocation], now: int) -> None:
+    """Count and announce the revocations a request committed, as of the request's ``now``."""
     for row in rows:
         metrics.REVOCATIONS.labels(row.kind).inc()
-    await publish_rows(registry.cache, registry.sessions, rows, registry.now())
+    await publish_rows(registry.cache, registry.sessions, rows, now)
 
 
 async def republish_pending(

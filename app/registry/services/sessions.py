@@ -18,7 +18,7 @@ from starlette.responses import Response
 from app.api.errors import Forbidden
 from app.core.errors import InvalidToken
 from app.registry.services.common import secret_hash
-from app.registry.state import Registry, RegistryDep
+from app.registry.state import RegistryDep, RegistryState
 from app.store import browser_sessions, people
 from app.store.models import BrowserSession
 
@@ -28,7 +28,7 @@ ABSOLUTE = 12 * 3600
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-async def start_session(registry: Registry, response: Response, human_id: str) -> str:
+async def start_session(registry: RegistryState, response: Response, human_id: str) -> str:
     token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     now = registry.now()
     async with registry.sessions() as session, session.begin():
@@ -44,7 +44,7 @@ async def start_session(registry: Registry, response: Response, human_id: str) -
     return csrf
 
 
-async def end_session(registry: Registry, request: Request, response: Response) -> None:
+async def end_session(registry: RegistryState, request: Request, response: Response) -> None:
     token = request.cookies.get(COOKIE)
     if token:
         async with registry.sessions() as session, session.begin():
@@ -81,7 +81,7 @@ async def current_session(request: Request, registry: RegistryDep) -> BrowserSes
 SessionDep = Annotated[BrowserSession, Depends(current_session)]
 
 
-async def optional_session(request: Request, registry: Registry) -> BrowserSession | None:
+async def optional_session(request: Request, registry: RegistryState) -> BrowserSession | None:
     """The live session of the calling human, or None for a page that then asks to log in."""
     try:
         return await current_session(request, registry)

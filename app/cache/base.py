@@ -143,9 +143,13 @@ class RevocationChannel(Protocol):
         """Tell verifiers the key set changed."""
         ...
 
-    async def publish_heartbeat(self, seq: int, pending: int | None, at: float) -> None:
+    async def publish_heartbeat(
+        self, seq: int, pending: int | None, at: float, lsn: int | None = None
+    ) -> None:
         """Announce the revocation log's head as read from the database at ``at``: its
-        highest ``seq`` and its lowest unpublished one (``None`` when all are published)."""
+        highest ``seq``, its lowest unpublished one (``None`` when all are published) and,
+        on PostgreSQL, the primary's WAL position then (``lsn``), which a verifier reading a
+        streaming replica waits for before it trusts the replica's rows."""
         ...
 
     async def subscribe(self) -> Subscription:

@@ -142,9 +142,13 @@ class MemoryCache:
         for subscriber in list(self.subscribers):
             subscriber.queue.put_nowait(("keys", {"kid": kid}))
 
-    async def publish_heartbeat(self, seq: int, pending: int | None, at: float) -> None:
+    async def publish_heartbeat(
+        self, seq: int, pending: int | None, at: float, lsn: int | None = None
+    ) -> None:
         for subscriber in list(self.subscribers):
-            subscriber.queue.put_nowait(("heartbeat", {"seq": seq, "pending": pending, "at": at}))
+            subscriber.queue.put_nowait(
+                ("heartbeat", {"seq": seq, "pending": pending, "at": at, "lsn": lsn})
+            )
 
     async def subscribe(self) -> MemorySubscription:
         subscription = MemorySubscription(self)

@@ -306,10 +306,13 @@ class RedisCache:
         except RedisError as exc:
             raise CacheUnavailable(f"key publish: {exc}") from exc
 
-    async def publish_heartbeat(self, seq: int, pending: int | None, at: float) -> None:
+    async def publish_heartbeat(
+        self, seq: int, pending: int | None, at: float, lsn: int | None = None
+    ) -> None:
         try:
             await self._redis.publish(
-                self.heartbeat_channel, orjson.dumps({"seq": seq, "pending": pending, "at": at})
+                self.heartbeat_channel,
+                orjson.dumps({"seq": seq, "pending": pending, "at": at, "lsn": lsn}),
             )
         except RedisError as exc:
             raise CacheUnavailable(f"heartbeat publish: {exc}") from exc

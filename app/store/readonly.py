@@ -9,12 +9,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import Column, Select, Table, func, or_, select
+from sqlalchemy import Column, Select, String, Table, func, or_, select
 from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.sql.visitors import iterate
 
 from app.store.models import ResourceServer, Revocation, SigningKeyRow, SpendLedger
 from app.store.revocation_log import head_query, rows_from_query
+
+
+def standby_query() -> Select[Any]:
+    """(whether the database is a standby, what it has replayed) on PostgreSQL; a primary
+    answers (false, null)."""
+    return select(func.pg_is_in_recovery(), func.pg_last_wal_replay_lsn().cast(String))
 
 
 def signing_keys_query() -> Select[Any]:

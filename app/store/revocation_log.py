@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Select, String, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.store.models import Revocation
@@ -74,3 +74,19 @@ async def head(db: AsyncSession) -> tuple[int, int | None]:
     """:func:`head_query` read now: (highest ``seq``, 0 for an empty log; lowest unpublished)."""
     seq, pending = (await db.execute(head_query())).one()
     return int(seq or 0), pending
+
+
+async def head_with_position(db: AsyncSession) -> tuple[int, int | None, int | None]:
+    """:func:`head` and, on PostgreSQL, the WAL position of the same snapshot (a replica that
+    has replayed up to it holds every row the head counts)."""
+    if db.get_bind().dialect.name != "postgresql":
+        return (*await head(db), None)
+    query = head_query().add_columns(func.pg_current_wal_lsn().cast(String))
+    seq, pending, position = (await db.execute(query)).one()
+    return int(seq or 0), pending, wal_position(position)
+
+
+def wal_position(lsn: str) -> int:
+    """A PostgreSQL ``pg_lsn`` (``'16/B374D848'``) as a number that orders like it."""
+    high, _, low = lsn.partition("/")
+    return (int(high, 16) << 32) | int(low, 16)

@@ -16,11 +16,22 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.store import readonly
 from app.store.db import create_engine
 from app.store.models import ResourceServer
-from app.store.revocation_log import CATCH_UP_ROWS, event, head_query, rows_from_query
+from app.store.revocation_log import (
+    CATCH_UP_ROWS,
+    event,
+    head_query,
+    rows_from_query,
+    wal_position,
+)
 
 
 class StoreUnavailable(RuntimeError):
     """The database could not answer; callers fail closed."""
+
+
+class StoreBehind(StoreUnavailable):
+    """The database is a streaming replica that has not yet replayed what the primary had
+    at the last heartbeat: its rows may miss revocations or spends (fail closed, retry)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +67,24 @@ class ReadOnlyStore:
 
     async def live_revocations(self, now: int) -> list[dict[str, Any]]:
         return [event(*row) for row in await self._rows(readonly.live_revocations_query(now))]
+
+    async def standby_position(self) -> int | None:
+        """``None`` on a primary (and on SQLite); on a streaming replica, the WAL position it
+        has replayed (see :func:`app.store.revocation_log.wal_position`)."""
+        if self.engine.dialect.name != "postgresql":
+            return None
+        ((standby, replayed),) = await self._rows(readonly.standby_query())
+        if not standby:
+            return None
+        return wal_position(replayed) if replayed else 0
+
+    async def require_position(self, position: int | None) -> None:
+        """Raise :class:`StoreBehind` unless this database holds everything the primary had
+        at ``position`` (a primary always does; a replica once it replayed that far, and
+        never when the position is unknown)."""
+        replayed = await self.standby_position()
+        if replayed is not None and (position is None or replayed < position):
+            raise StoreBehind("the replica has not replayed the primary's last heartbeat yet")
 
     async def revocation_head(self) -> tuple[int, int | None]:
         """The log's highest ``seq`` and lowest unpublished one (as heartbeats carry)."""

@@ -66,6 +66,8 @@ async def _record(verifier: VerifierState, admission: Admission) -> Outcome:
             outcome = await verifier.cache.admit_request(record)
         if outcome == "seed" and admission.spend is not None:
             ledger = admission.spend.ledger
+            # A replica must hold the ledger as of the last heartbeat before it is summed.
+            await verifier.store.require_position(verifier.revocations.position)
             seed = await verifier.store.spent(ledger.grant, ledger.bucket, ledger.currency)
             outcome = await verifier.cache.admit_request(dataclasses.replace(record, seed=seed))
     except CacheUnavailable as exc:

@@ -105,6 +105,11 @@ class RevocationSync:
         self.epoch: int | None = None
         self.max_seq = 0
         self._checked_pending: int | None = None
+        # The primary's WAL position at the newest heartbeat (PostgreSQL): what a streaming
+        # replica must have replayed before its rows are trusted.
+        self.position: int | None = None
+        # The set was loaded from a replica and no heartbeat has confirmed it complete yet.
+        self._unconfirmed = False
 
     @property
     def fresh(self) -> bool:
@@ -130,10 +135,14 @@ class RevocationSync:
         epoch = await self.cache.ensure_epoch(now)
         if self.epoch is None or epoch != self.epoch:
             at = self.wall()
+            replica = await self.store.standby_position() is not None
             seq, _ = await self.store.revocation_head()  # read before the set: nothing between
             self._apply(await self.store.live_revocations(now))
             self.max_seq = max(self.max_seq, seq)  # later ones expired, or sequence holes
-            self.current_at = max(self.current_at, at)
+            if replica:  # it may lag: only a heartbeat it has caught up with confirms it
+                self._unconfirmed = True
+            else:
+                self.current_at = max(self.current_at, at)
             source = "database"
         else:
             self._apply(await self.cache.revocations())
@@ -142,10 +151,22 @@ class RevocationSync:
         metrics.REVOCATION_RESYNCS.labels(source).inc()
 
     async def catch_up(
-        self, seq: int, pending: int | None, at: float, *, from_cache: bool = True
+        self,
+        seq: int,
+        pending: int | None,
+        at: float,
+        *,
+        from_cache: bool = True,
+        position: int | None = None,
     ) -> None:
-        """Apply everything up to a log head read at ``at``; the view is then current as of
-        ``at``. Raises :class:`StoreUnavailable` when the database is needed and silent."""
+        """Apply everything up to a log head read at ``at`` (with the primary's WAL
+        ``position`` then); the view is then current as of ``at``. Raises
+        :class:`StoreUnavailable` when the database is needed and silent, and
+        :class:`StoreBehind` when it is a replica that has not replayed ``position`` yet."""
+        if self._unconfirmed:
+            await self.store.require_position(position)
+            self._apply(await self.store.live_revocations(int(self.clock())))
+            self._unconfirmed = False
         if seq > self.max_seq and from_cache:
             with contextlib.suppress(CacheUnavailable):
                 self._apply(await self.cache.revocations(after=self.max_seq))
@@ -154,6 +175,7 @@ class RevocationSync:
             # committed but not announced yet, maybe below what arrived: read it for sure
             start = pending if start is None else min(start, pending)
         if start is not None:
+            await self.store.require_position(position)
             self._apply(await self.store.revocations_from(start))
             self._checked_pending = pending
             metrics.REVOCATION_RESYNCS.labels("head").inc()
@@ -162,12 +184,16 @@ class RevocationSync:
 
     async def _on_heartbeat(self, event: Mapping[str, Any]) -> None:
         seq, pending, at = event.get("seq"), event.get("pending"), event.get("at")
+        position = event.get("lsn")
         if not isinstance(seq, int) or not isinstance(at, int | float):
             return
         if pending is not None and not isinstance(pending, int):
             return
+        if position is not None and not isinstance(position, int):
+            return
+        self.position = position
         try:
-            await self.catch_up(seq, pending, float(at))
+            await self.catch_up(seq, pending, float(at), position=position)
         except StoreUnavailable:
             dependency_error("postgres")  # not confirmed: the view ages towards 503
 
@@ -236,6 +262,8 @@ class RevocationSync:
                 continue
             at = self.wall()
             try:
+                if await self.store.standby_position() is not None:
+                    continue  # a replica cannot tell it is current; only heartbeats can
                 seq, pending = await self.store.revocation_head()
                 await self.catch_up(seq, pending, at, from_cache=False)
             except StoreUnavailable:

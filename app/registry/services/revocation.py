@@ -156,8 +156,8 @@ async def publish_heartbeat(
     "Revocation freshness")."""
     at = time.time()  # wall time on both sides, never a test's or a process's own clock
     async with sessions() as session:
-        seq, pending = await revocation_log.head(session)
-    await cache.publish_heartbeat(seq, pending, at)
+        seq, pending, position = await revocation_log.head_with_position(session)
+    await cache.publish_heartbeat(seq, pending, at, position)
 
 
 async def run_heartbeats(

@@ -28,6 +28,7 @@ from app.cache.base import (
     Record,
     SpendEvent,
 )
+from app.cache.redis_urls import redis_client
 from app.core.decision import RateCounter
 
 # KEYS: the data epoch, the rate counter, then the single-use keys. ARGV: now, limit (0:
@@ -176,7 +177,7 @@ class RedisCache:
         # A pooled connection that died with a restarted server is replaced and the command
         # sent once more. A command that ran but lost its reply would run twice, which can
         # only make an answer stricter (a jti already seen, a counter one higher).
-        self._redis = Redis.from_url(
+        self._redis = redis_client(
             url,
             socket_timeout=2,
             socket_connect_timeout=2,

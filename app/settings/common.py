@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.cache.redis_urls import SENTINEL_SCHEME, parse_sentinel_url
+
 Environment = Literal["development", "production"]
 MIN_SECRET_CHARS = 32
 
@@ -53,7 +55,11 @@ class CommonSettings(BaseSettings):
     )
     redis_url: str = Field(
         default="memory://",
-        description="`redis://...`; `memory://` is the in-process development backend",
+        description=(
+            "`redis://...`, or Sentinels that name the primary: `redis+sentinel://host:26379,"
+            'host2:26379/<service>/<db>` (docs/operations.md "Redis high availability");'
+            " `memory://` is the in-process development backend"
+        ),
     )
     metrics_token: SecretStr | None = Field(
         default=None,
@@ -150,6 +156,13 @@ class CommonSettings(BaseSettings):
             raise ValueError("must be an absolute http(s) URL")
         if parts.query or parts.fragment or value.endswith("/"):
             raise ValueError("must have no query, fragment or trailing slash")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        if value.startswith(SENTINEL_SCHEME):
+            parse_sentinel_url(value)  # its ValueError names what is wrong
         return value
 
     @field_validator("trusted_proxies")

@@ -12,6 +12,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from app.cache.redis_urls import parse_sentinel_url
 from app.cli import app
 from app.settings import Settings
 
@@ -99,3 +100,23 @@ def test_the_image_is_multi_stage_non_root_with_a_health_check() -> None:
     assert "org.opencontainers.image.title" in dockerfile
     final_stage = dockerfile.rsplit("\nFROM ", 1)[1]
     assert "pip install" not in final_stage  # built in the first stage only
+
+
+def test_the_sentinel_override_points_every_process_at_a_sentinel_watching_redis(
+    compose: dict[str, Any],
+) -> None:
+    """deploy/compose/sentinel.yml: a replica of the compose `redis`, a Sentinel monitoring
+    it, and every AgentAuth service reaching Redis through a valid Sentinel URL."""
+    override = yaml.safe_load((ROOT / "deploy" / "compose" / "sentinel.yml").read_text())
+    services = override["services"]
+    assert services["redis-replica"]["command"][1:4] == ["--replicaof", "redis", "6379"]
+    sentinel_script = services["redis-sentinel"]["command"][0]
+    assert "sentinel monitor agentauth redis 6379 1" in sentinel_script
+    assert "--sentinel" in sentinel_script
+    for name in AGENTAUTH_SERVICES:
+        assert name in compose["services"]
+        url = services[name]["environment"]["AGENTAUTH_REDIS_URL"]
+        address = parse_sentinel_url(url)
+        assert address.sentinels == (("redis-sentinel", 26379),)
+        assert address.service == "agentauth"
+        assert services[name]["depends_on"]["redis-sentinel"]["condition"] == "service_healthy"

@@ -20,12 +20,14 @@ READERS = (
     ("verifier", VerifierSettings),
     ("worker", WorkerSettings),
 )
-# The table's order: what every process reads, then the registry's own, then the audit set.
+# The table's order: what every process reads, then the registry's own, the audit set, and
+# the verifier's own.
 ORDER = [
     *CommonSettings.model_fields,
     *(n for n in RegistrySettings.model_fields if n not in CommonSettings.model_fields
       and n not in AuditSettings.model_fields),
     *AuditSettings.model_fields,
+    *(n for n in VerifierSettings.model_fields if n not in CommonSettings.model_fields),
 ]  # fmt: skip
 
 

@@ -26,7 +26,10 @@ import os
 import secrets
 import statistics
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -43,6 +46,8 @@ from token_endpoint import CIBA, Bench, approve_grant, bootstrap, free_port, ser
 from app.store.migrate import upgrade  # noqa: E402
 from app.store.roles import ensure_readonly_role  # noqa: E402
 from tests.support.databases import postgres_database, redis_server  # noqa: E402
+from tests.support.processes import RedisServer  # noqa: E402
+from tests.support.sentinel import ReplicaServer, replicating  # noqa: E402
 
 SHOP = "https://pay.bench.example/api"
 EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
@@ -187,6 +192,28 @@ def memory_run(
             "growth_percent": growth}  # fmt: skip
 
 
+@contextmanager
+def bench_redis(replicas: int) -> Iterator[str]:
+    """The shared Redis, or a private primary with ``replicas`` replicas on free ports."""
+    if not replicas:
+        with redis_server() as url:
+            yield url
+        return
+    with tempfile.TemporaryDirectory() as workdir:
+        primary = RedisServer(Path(workdir))
+        primary.start()
+        followers = [ReplicaServer(Path(workdir), primary) for _ in range(replicas)]
+        try:
+            for follower in followers:
+                follower.start()
+                replicating(primary, follower)
+            yield primary.url
+        finally:
+            for follower in followers:
+                follower.stop()
+            primary.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=1000.0)
@@ -198,6 +225,13 @@ def main() -> None:
     parser.add_argument("--revocations", type=int, default=200)
     parser.add_argument("--memory-duration", type=float, default=0, help="seconds; 0 skips")
     parser.add_argument("--memory-rate", type=float, default=1000.0)
+    parser.add_argument(
+        "--spend-replicas",
+        type=int,
+        default=0,
+        help="run a private Redis primary with this many replicas and make /verify wait for"
+        " them (AGENTAUTH_SPEND_REPLICAS); 0 uses the shared Redis",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -207,7 +241,7 @@ def main() -> None:
     admin = secrets.token_urlsafe(32)
     results: dict[str, Any] = {"config": vars(args)}
     agentauth = str(Path(sys.executable).parent / "agentauth")
-    with postgres_database() as database_url, redis_server() as redis_url:
+    with postgres_database() as database_url, bench_redis(args.spend_replicas) as redis_url:
         upgrade(database_url)
         role, password = f"agentauth_bench_{secrets.token_hex(4)}", secrets.token_urlsafe(16)
         import asyncio
@@ -228,7 +262,11 @@ def main() -> None:
             "AGENTAUTH_RATE_LIMIT_SCALE": "10000",
             "AGENTAUTH_ACCESS_TOKEN_TTL": "3600",
         }
-        verifier_env = {**env, "AGENTAUTH_DATABASE_URL": readonly.render_as_string(False)}
+        verifier_env = {
+            **env,
+            "AGENTAUTH_DATABASE_URL": readonly.render_as_string(False),
+            "AGENTAUTH_SPEND_REPLICAS": str(args.spend_replicas),
+        }
         registry_cmd = [agentauth, "serve", "registry", "--port", str(registry_port)]
         verifier_cmd = [agentauth, "serve", "verifier", "--port", str(verifier_port)]
         verifier_cmd += ["--workers", str(args.workers)]

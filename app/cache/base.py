@@ -17,8 +17,16 @@ EPOCH = "epoch"
 SPEND_STREAM = "spend"
 
 # What :meth:`Cache.admit_request` decided.
+# "undurable": counted, but not on enough replicas in time (``AGENTAUTH_SPEND_REPLICAS``).
 Outcome = Literal[
-    "ok", "replay", "assertion_replay", "rate_limited", "budget_exhausted", "seed", "lost"
+    "ok",
+    "replay",
+    "assertion_replay",
+    "rate_limited",
+    "budget_exhausted",
+    "seed",
+    "lost",
+    "undurable",
 ]
 
 

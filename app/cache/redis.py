@@ -173,7 +173,14 @@ class RedisSubscription:
 
 
 class RedisCache:
-    def __init__(self, url: str, *, namespace: str = "agentauth") -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        namespace: str = "agentauth",
+        spend_replicas: int = 0,
+        spend_wait_ms: int = 100,
+    ) -> None:
         # A pooled connection that died with a restarted server is replaced and the command
         # sent once more. A command that ran but lost its reply would run twice, which can
         # only make an answer stricter (a jti already seen, a counter one higher).
@@ -187,6 +194,7 @@ class RedisCache:
         self._admit = self._redis.register_script(_ADMIT)
         self._rate_and_remember = self._redis.register_script(_RATE_AND_REMEMBER)
         self._ns = namespace
+        self.spend_replicas, self.spend_wait_ms = spend_replicas, spend_wait_ms
         self.revocation_channel = f"{namespace}:{REVOCATION_CHANNEL}"
         self.revocation_log = f"{namespace}:{REVOCATION_LOG}"
         self.keys_channel = f"{namespace}:{KEYS_CHANNEL}"
@@ -255,11 +263,21 @@ class RedisCache:
         ]
         for name, value in record.event.items():
             args += [name, value]
+        durable = spend is not None and self.spend_replicas > 0
         try:
-            result = await self._admit(keys=keys, args=args)
+            if durable:
+                # One connection: WAIT counts the replicas that have this connection's writes.
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    await self._admit(keys=keys, args=args, client=pipe)
+                    pipe.execute_command("WAIT", self.spend_replicas, self.spend_wait_ms)
+                    result, acknowledged = await pipe.execute()
+            else:
+                result = await self._admit(keys=keys, args=args)
         except RedisError as exc:
             raise CacheUnavailable(f"admission: {exc}") from exc
         outcome = result.decode() if isinstance(result, bytes) else str(result)
+        if durable and outcome == "ok" and int(acknowledged) < self.spend_replicas:
+            return "undurable"
         return outcome  # type: ignore[return-value]  # the script returns only Outcome values
 
     async def ensure_epoch(self, now: int) -> int:

@@ -110,7 +110,12 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        shared = cache or create_cache(settings.redis_url, namespace=settings.cache_namespace)
+        shared = cache or create_cache(
+            settings.redis_url,
+            namespace=settings.cache_namespace,
+            spend_replicas=settings.spend_replicas,
+            spend_wait_ms=settings.spend_replica_timeout_ms,
+        )
         verifier = build_verifier(settings, shared, clock)
         holder["verifier"] = verifier
         app.state.verifier = verifier

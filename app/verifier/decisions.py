@@ -76,6 +76,8 @@ async def _record(verifier: VerifierState, admission: Admission) -> Outcome:
         raise unavailable(f"budget ledger: {exc}", "postgres") from None
     if outcome in ("lost", "seed"):
         raise unavailable("cache state is being rebuilt")
+    if outcome == "undurable":
+        raise unavailable("the spend did not reach enough Redis replicas in time", "redis")
     return outcome
 
 

@@ -35,18 +35,7 @@ def new(
     )
 
 
-def add(
-    db: AsyncSession,
-    *,
-    agent_id: str,
-    owner_id: str | None,
-    metadata: dict[str, Any],
-    secret_hash: str | None,
-    now: int,
-) -> Agent:
-    agent = new(
-        agent_id=agent_id, owner_id=owner_id, metadata=metadata, secret_hash=secret_hash, now=now
-    )
+def add(db: AsyncSession, agent: Agent) -> Agent:
     db.add(agent)
     return agent
 

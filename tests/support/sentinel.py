@@ -99,8 +99,11 @@ def _watched(sentinel: SentinelServer, replicas: int, within: float = 10.0) -> N
     raise TimeoutError("the Sentinel never saw the replica")
 
 
+Group = tuple[RedisServer, RedisServer, "SentinelServer"]  # (primary, replica, Sentinel)
+
+
 @contextmanager
-def sentinel_group(workdir: Path) -> Iterator[tuple[RedisServer, RedisServer, SentinelServer]]:
+def sentinel_group(workdir: Path) -> Iterator[Group]:
     primary = RedisServer(workdir / "primary")
     (workdir / "primary").mkdir()
     primary.start()

@@ -80,11 +80,13 @@ async def register(request: Request, registry: RegistryDep) -> Response:
                 owner_id = owner.id
         agent = agents.add(
             session,
-            agent_id=new_id("agt_"),
-            owner_id=owner_id,
-            metadata=metadata,
-            secret_hash=secret_hash(secret) if secret else None,
-            now=now,
+            agents.new(
+                agent_id=new_id("agt_"),
+                owner_id=owner_id,
+                metadata=metadata,
+                secret_hash=secret_hash(secret) if secret else None,
+                now=now,
+            ),
         )
         if token is not None:
             await people.note_enrolled_agent(session, secret_hash(token), agent.id)

@@ -148,13 +148,12 @@ async def _seed(db: AsyncSession) -> None:
         ("agt_a", "alice", 10),
         ("agt_c", None, 30),
     ):
+        metadata = {"client_name": f"Agent {agent_id[-1]}", "jwks": {"keys": []}}
         agents.add(
             db,
-            agent_id=agent_id,
-            owner_id=owner,
-            metadata={"client_name": f"Agent {agent_id[-1]}", "jwks": {"keys": []}},
-            secret_hash=None,
-            now=at,
+            agents.new(
+                agent_id=agent_id, owner_id=owner, metadata=metadata, secret_hash=None, now=at
+            ),
         )
     await db.flush()
     for row in (
@@ -343,7 +342,10 @@ async def test_agents_are_listed_oldest_first_all_or_by_owner(db: AsyncSession) 
 
 async def test_an_added_agent_keeps_its_metadata_and_keys(db: AsyncSession) -> None:
     metadata = {"client_name": "New", "token_endpoint_auth_method": "none"}
-    agents.add(db, agent_id="agt_new", owner_id=None, metadata=metadata, secret_hash=None, now=NOW)
+    new = agents.new(
+        agent_id="agt_new", owner_id=None, metadata=metadata, secret_hash=None, now=NOW
+    )
+    agents.add(db, new)
     await db.flush()
     db.expunge_all()
     (stored,) = [a for a in await agents.every_agent(db) if a.id == "agt_new"]
@@ -404,13 +406,6 @@ async def test_pending_requests_are_open_unexpired_newest_first_with_their_agent
         ("req-open-old", "agt_a"),
     ]
     assert await grants.pending_requests(db, "bob", NOW) == []
-
-
-async def test_a_grant_is_found_by_id(db: AsyncSession) -> None:
-    found = await grants.grant(db, "g2", lock=True)
-    assert found is not None
-    assert found.status == "revoked"
-    assert await grants.grant(db, "g9") is None
 
 
 # audit log
@@ -572,10 +567,14 @@ async def test_still_active_grants_are_found_per_agent_or_per_human(db: AsyncSes
         await grants.active_of(db)
 
 
-async def test_a_grant_request_is_found_by_id(db: AsyncSession) -> None:
-    found = await grants.request(db, "req-open-old", lock=True)
-    assert found is not None
-    assert found.status == "pending"
+async def test_a_grant_and_a_grant_request_are_found_by_id(db: AsyncSession) -> None:
+    grant = await grants.grant(db, "g2", lock=True)
+    request = await grants.request(db, "req-open-old", lock=True)
+    assert (grant.status if grant else None, request.status if request else None) == (
+        "revoked",
+        "pending",
+    )
+    assert await grants.grant(db, "g9") is None
     assert await grants.request(db, "req-none") is None
 
 

@@ -2,46 +2,31 @@
 (``redis+sentinel://``). The primary is killed (SIGKILL) under steady load while a grant is
 revoked; the Sentinel promotes the replica and both processes follow it. Warm tokens are
 served again, the revocation is never answered active past the staleness bound, and no
-answer is a server error other than 503. Each test starts its own primary, replica and
-Sentinel (``redis-server --sentinel``) on free ports."""
+answer is a server error other than 503."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import httpx
-import pytest
 
 from tests.integration.outages.test_revocation_outages import (
     never_active_while,
     recovers,
     two_grants,
 )
-from tests.support.processes import RedisServer
 from tests.support.registry import RegistryClient
-from tests.support.sentinel import SentinelServer, sentinel_group, wait_for_failover
+from tests.support.sentinel import Group, wait_for_failover
 from tests.support.verifier import verify_body
-
-
-@pytest.fixture
-def group(tmp_path: Path) -> Iterator[tuple[RedisServer, RedisServer, SentinelServer]]:
-    with sentinel_group(tmp_path) as servers:
-        yield servers
-
-
-@pytest.fixture
-def redis_url(group: tuple[RedisServer, RedisServer, SentinelServer]) -> str:
-    return group[2].url()
 
 
 async def test_a_failover_under_load_keeps_every_promise(
     registry: RegistryClient,
     verifier_http: httpx.AsyncClient,
-    group: tuple[RedisServer, RedisServer, SentinelServer],
+    group: Group,
     record_property: Callable[[str, object], None],
 ) -> None:
     primary, _, sentinel = group

@@ -12,6 +12,10 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import object_mapper
+
+from app.store.models import AuditHead
+from app.store.readonly import signing_keys_query
 
 
 def create_engine(url: str, *, pool_size: int = 20, read_only: bool = False) -> AsyncEngine:
@@ -73,8 +77,12 @@ async def reachable(engine: AsyncEngine) -> bool:
 
 
 async def add_unless_taken(db: AsyncSession, row: object) -> bool:
-    """Insert ``row`` in a savepoint: False, with the session unharmed, when a unique key is
-    already taken, also by a concurrent transaction that committed first."""
+    """Insert ``row`` in a savepoint: False, with the session unharmed, when its primary key
+    is already in this session or a unique key is taken in the database, also by a
+    concurrent transaction that committed first. Callers need no check of their own."""
+    key = db.identity_key(type(row), object_mapper(row).primary_key_from_instance(row))
+    if key in db.identity_map:  # this session already holds the row with that key
+        return False
     try:
         async with db.begin_nested():
             db.add(row)
@@ -86,9 +94,6 @@ async def add_unless_taken(db: AsyncSession, row: object) -> bool:
 async def read_one_row(url: str, *, read_only_role: bool) -> None:
     """Open the database at ``url`` and read a row that the process's role may read (the
     verifier's read-only role sees only some columns); raises what the driver raises."""
-    from app.store.models import AuditHead
-    from app.store.readonly import signing_keys_query
-
     query = signing_keys_query() if read_only_role else select(AuditHead.seq)
     engine = create_engine(url, pool_size=1)
     try:

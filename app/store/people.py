@@ -123,9 +123,7 @@ async def allow_requester(
     """The permission, and whether this call created it (False when it existed, also when a
     concurrent call created it first)."""
     row = ApprovalRequester(human_id=human_id, requester_id=requester_id, created_at=now)
-    if await db.get(ApprovalRequester, (human_id, requester_id)) is None and await add_unless_taken(
-        db, row
-    ):
+    if await add_unless_taken(db, row):
         return row, True
     existing = await db.get(ApprovalRequester, (human_id, requester_id), populate_existing=True)
     # None only if a concurrent withdrawal removed it since: this call then came first.

@@ -40,6 +40,5 @@ class ResourceTaken(Exception):
 async def add(db: AsyncSession, server: ResourceServer) -> None:
     """Store a new resource server; :class:`ResourceTaken` if its resource URL is in use,
     also when a concurrent registration of the same URL won the race (the unique index)."""
-    taken = select(ResourceServer.id).where(ResourceServer.resource == server.resource)
-    if await db.scalar(taken) is not None or not await add_unless_taken(db, server):
+    if not await add_unless_taken(db, server):
         raise ResourceTaken

@@ -182,9 +182,7 @@ async def register_passkey(
         aaguid=verified.aaguid,
         created_at=now,
     )
-    if await people.passkey(session, verified.credential_id) or not await add_unless_taken(
-        session, passkey
-    ):
+    if not await add_unless_taken(session, passkey):
         raise CeremonyFailed("This credential is already registered.")
     return passkey
 

@@ -70,17 +70,13 @@ async def unpublished(db: AsyncSession, committed_by: int, limit: int) -> Sequen
     return (await db.scalars(query)).all()
 
 
-async def head(db: AsyncSession) -> tuple[int, int | None]:
-    """:func:`head_query` read now: (highest ``seq``, 0 for an empty log; lowest unpublished)."""
-    seq, pending = (await db.execute(head_query())).one()
-    return int(seq or 0), pending
-
-
-async def head_with_position(db: AsyncSession) -> tuple[int, int | None, int | None]:
-    """:func:`head` and, on PostgreSQL, the WAL position of the same snapshot (a replica that
-    has replayed up to it holds every row the head counts)."""
+async def head(db: AsyncSession) -> tuple[int, int | None, int | None]:
+    """:func:`head_query` read now: (highest ``seq``, 0 for an empty log; lowest unpublished;
+    on PostgreSQL the WAL position of the same snapshot, else None). A replica that has
+    replayed up to that position holds every row the head counts."""
     if db.get_bind().dialect.name != "postgresql":
-        return (*await head(db), None)
+        seq, pending = (await db.execute(head_query())).one()
+        return int(seq or 0), pending, None
     query = head_query().add_columns(func.pg_current_wal_lsn().cast(String))
     seq, pending, position = (await db.execute(query)).one()
     return int(seq or 0), pending, wal_position(position)

@@ -156,7 +156,7 @@ async def publish_heartbeat(
     "Revocation freshness")."""
     at = time.time()  # wall time on both sides, never a test's or a process's own clock
     async with sessions() as session:
-        seq, pending, position = await revocation_log.head_with_position(session)
+        seq, pending, position = await revocation_log.head(session)
     await cache.publish_heartbeat(seq, pending, at, position)
 
 

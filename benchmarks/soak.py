@@ -14,7 +14,6 @@ it stops by itself.
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import secrets
@@ -31,7 +30,6 @@ import verifier as bench_verifier  # noqa: E402
 from token_endpoint import bootstrap, free_port, server  # noqa: E402
 
 from app.store.migrate import upgrade  # noqa: E402
-from app.store.roles import ensure_readonly_role  # noqa: E402
 from tests.support.databases import postgres_database, redis_server  # noqa: E402
 
 TOKEN_CACHE_BOUND = 100_000  # app/verifier/tokens.py: VerifiedTokenCache(max_entries=...)
@@ -99,10 +97,7 @@ def main() -> None:
     if not 10 <= args.duration <= 7200:
         parser.error("--duration is bounded: 10 to 7200 seconds")
 
-    import asyncio
-
     import httpx
-    from sqlalchemy.engine import make_url
 
     registry_port, verifier_port = free_port(), free_port()
     base, verifier_base = f"http://127.0.0.1:{registry_port}", f"http://127.0.0.1:{verifier_port}"
@@ -110,22 +105,14 @@ def main() -> None:
     agentauth = str(Path(sys.executable).parent / "agentauth")
     with postgres_database() as database_url, redis_server() as redis_url:
         upgrade(database_url)
-        role, password = f"agentauth_soak_{secrets.token_hex(4)}", secrets.token_urlsafe(16)
-        asyncio.run(ensure_readonly_role(database_url, role, password))
-        readonly = make_url(database_url).set(username=role, password=password)
-        env = {
-            **os.environ,
-            "AGENTAUTH_ISSUER": base,
-            "AGENTAUTH_VERIFIER_URL": verifier_base,
-            "AGENTAUTH_DATABASE_URL": database_url,
-            "AGENTAUTH_REDIS_URL": redis_url,
-            "AGENTAUTH_ADMIN_TOKEN": admin,
-            "AGENTAUTH_CACHE_NAMESPACE": f"soak-{secrets.token_hex(4)}",
-            "AGENTAUTH_KEY_ENCRYPTION_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
-            "AGENTAUTH_RATE_LIMIT_SCALE": "10000",
-            "AGENTAUTH_ACCESS_TOKEN_TTL": "3600",
-        }
-        verifier_env = {**env, "AGENTAUTH_DATABASE_URL": readonly.render_as_string(False)}
+        env, verifier_env = bench_verifier.stack_env(
+            base=base,
+            verifier_base=verifier_base,
+            database_url=database_url,
+            redis_url=redis_url,
+            admin=admin,
+            prefix="soak",
+        )
         commands = {
             "registry": [agentauth, "serve", "registry", "--port", str(registry_port)],
             "worker": [agentauth, "serve", "worker"],

@@ -192,6 +192,33 @@ def memory_run(
             "growth_percent": growth}  # fmt: skip
 
 
+def stack_env(
+    *, base: str, verifier_base: str, database_url: str, redis_url: str, admin: str, prefix: str
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The environment of the registry and the worker, and the verifier's (its read-only
+    role, created here, in the database URL)."""
+    import asyncio
+
+    from sqlalchemy.engine import make_url
+
+    role, password = f"agentauth_{prefix}_{secrets.token_hex(4)}", secrets.token_urlsafe(16)
+    asyncio.run(ensure_readonly_role(database_url, role, password))
+    readonly = make_url(database_url).set(username=role, password=password)
+    env = {
+        **os.environ,
+        "AGENTAUTH_ISSUER": base,
+        "AGENTAUTH_VERIFIER_URL": verifier_base,
+        "AGENTAUTH_DATABASE_URL": database_url,
+        "AGENTAUTH_REDIS_URL": redis_url,
+        "AGENTAUTH_ADMIN_TOKEN": admin,
+        "AGENTAUTH_CACHE_NAMESPACE": f"{prefix}-{secrets.token_hex(4)}",
+        "AGENTAUTH_KEY_ENCRYPTION_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
+        "AGENTAUTH_RATE_LIMIT_SCALE": "10000",
+        "AGENTAUTH_ACCESS_TOKEN_TTL": "3600",
+    }
+    return env, {**env, "AGENTAUTH_DATABASE_URL": readonly.render_as_string(False)}
+
+
 @contextmanager
 def bench_redis(replicas: int) -> Iterator[str]:
     """The shared Redis, or a private primary with ``replicas`` replicas on free ports."""
@@ -243,30 +270,15 @@ def main() -> None:
     agentauth = str(Path(sys.executable).parent / "agentauth")
     with postgres_database() as database_url, bench_redis(args.spend_replicas) as redis_url:
         upgrade(database_url)
-        role, password = f"agentauth_bench_{secrets.token_hex(4)}", secrets.token_urlsafe(16)
-        import asyncio
-
-        asyncio.run(ensure_readonly_role(database_url, role, password))
-        from sqlalchemy.engine import make_url
-
-        readonly = make_url(database_url).set(username=role, password=password)
-        env = {
-            **os.environ,
-            "AGENTAUTH_ISSUER": base,
-            "AGENTAUTH_VERIFIER_URL": verifier_base,
-            "AGENTAUTH_DATABASE_URL": database_url,
-            "AGENTAUTH_REDIS_URL": redis_url,
-            "AGENTAUTH_ADMIN_TOKEN": admin,
-            "AGENTAUTH_CACHE_NAMESPACE": f"bench-{secrets.token_hex(4)}",
-            "AGENTAUTH_KEY_ENCRYPTION_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
-            "AGENTAUTH_RATE_LIMIT_SCALE": "10000",
-            "AGENTAUTH_ACCESS_TOKEN_TTL": "3600",
-        }
-        verifier_env = {
-            **env,
-            "AGENTAUTH_DATABASE_URL": readonly.render_as_string(False),
-            "AGENTAUTH_SPEND_REPLICAS": str(args.spend_replicas),
-        }
+        env, verifier_env = stack_env(
+            base=base,
+            verifier_base=verifier_base,
+            database_url=database_url,
+            redis_url=redis_url,
+            admin=admin,
+            prefix="bench",
+        )
+        verifier_env["AGENTAUTH_SPEND_REPLICAS"] = str(args.spend_replicas)
         registry_cmd = [agentauth, "serve", "registry", "--port", str(registry_port)]
         verifier_cmd = [agentauth, "serve", "verifier", "--port", str(verifier_port)]
         verifier_cmd += ["--workers", str(args.workers)]

@@ -37,6 +37,7 @@ from app.cache.factory import create_cache
 from app.core.dpop import NonceSource
 from app.core.errors import InvalidRequest, OAuthError
 from app.registry.fast_path import TokenFastPath
+from app.registry.ports import Database
 from app.registry.routes import (
     admin,
     authorize,
@@ -48,7 +49,9 @@ from app.registry.routes import (
     ui_api,
     ui_pages,
 )
+from app.registry.services.issuance import TokenSigner
 from app.registry.services.keys import KeyManager
+from app.registry.services.limits import RateLimits
 from app.registry.services.revocation import run_heartbeats
 from app.registry.state import RegistryState
 from app.settings.registry import RegistrySettings, decode_key_encryption_key
@@ -123,12 +126,19 @@ def create_app(
             alg=settings.signing_alg,
             max_token_ttl=settings.access_token_ttl + settings.clock_skew,
         )
+        shared = cache or create_cache(settings.redis_url, namespace=settings.cache_namespace)
         registry = RegistryState(
             settings=settings,
-            engine=engine,
-            sessions=sessions,
-            cache=cache or create_cache(settings.redis_url, namespace=settings.cache_namespace),
+            database=Database(engine, sessions),
+            cache=shared,
             keys=keys,
+            signer=TokenSigner(
+                keys,
+                issuer=settings.issuer,
+                ttl=settings.access_token_ttl,
+                leeway=settings.clock_skew,
+            ),
+            limits=RateLimits(shared, settings.rate_limit_scale),
             nonces=_nonces(settings),
             clock=clock,
         )

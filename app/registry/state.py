@@ -1,4 +1,8 @@
-"""Everything a registry request needs, built once in the lifespan and kept on ``app.state``."""
+"""Everything a registry request needs, built once in the lifespan and kept on ``app.state``.
+
+Routes read it and hand each service only the ports it uses (``app.registry.ports``) and the
+request's one ``now`` (:data:`NowDep`); services never see this state.
+"""
 
 from __future__ import annotations
 
@@ -12,34 +16,48 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.cache.base import Cache
 from app.core.dpop import NonceSource
-from app.core.token_cache import VerifiedTokens
-from app.core.tokens import AccessTokenClaims
+from app.registry.grants import GrantPorts
+from app.registry.ports import Database
+from app.registry.services.client_documents import DocumentFreshness
+from app.registry.services.issuance import TokenSigner
 from app.registry.services.keys import KeyManager
+from app.registry.services.limits import RateLimits
 from app.settings.registry import RegistrySettings
-
-OWN_TOKEN_CACHE_ENTRIES = 10_000
-OwnToken = tuple[str, AccessTokenClaims]  # (kid, claims) of an access token that verified
-
-
-def _own_tokens() -> VerifiedTokens[OwnToken]:
-    return VerifiedTokens(lambda entry: entry[1].exp, max_entries=OWN_TOKEN_CACHE_ENTRIES)
 
 
 @dataclass
 class RegistryState:
     settings: RegistrySettings
-    engine: AsyncEngine
-    sessions: async_sessionmaker[AsyncSession]
+    database: Database
     cache: Cache
     keys: KeyManager
+    signer: TokenSigner
+    limits: RateLimits
     nonces: NonceSource | None
     clock: Callable[[], float] = field(default=time.time)
-    own_tokens: VerifiedTokens[OwnToken] = field(default_factory=_own_tokens)
-    # Client ID Metadata Document URL → when (monotonic) it must be fetched again.
-    documents_fresh_until: dict[str, float] = field(default_factory=dict)
+    documents: DocumentFreshness = field(default_factory=DocumentFreshness)
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self.database.engine
+
+    @property
+    def sessions(self) -> async_sessionmaker[AsyncSession]:
+        return self.database.sessions
 
     def now(self) -> int:
+        """Read the clock: once per request (:data:`NowDep`), and by background loops."""
         return int(self.clock())
+
+    def grant_ports(self) -> GrantPorts:
+        """What the ``/token`` grants use, with the settings as they are now."""
+        return GrantPorts(
+            settings=self.settings,
+            database=self.database,
+            guard=self.cache,
+            events=self.cache,
+            signer=self.signer,
+        )
 
 
 def get_registry(request: Request) -> RegistryState:
@@ -48,3 +66,12 @@ def get_registry(request: Request) -> RegistryState:
 
 
 RegistryDep = Annotated[RegistryState, Depends(get_registry)]
+
+
+def request_now(registry: RegistryDep) -> int:
+    """The request's one reading of the clock: every dependency and the route that asks for
+    it in one request get the same value (FastAPI solves a dependency once per request)."""
+    return registry.now()
+
+
+NowDep = Annotated[int, Depends(request_now)]

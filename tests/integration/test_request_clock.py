@@ -1,6 +1,7 @@
-"""A registry request judges one instant: the token endpoint, /bc-authorize and /revoke read
-the clock once, and authentication, the DPoP proof, the client's rate and single-use values
-and the grant all use that reading (a request cannot straddle an expiry)."""
+"""A registry request judges one instant: the token endpoint, /bc-authorize, /revoke, the
+approval pages and API and the admin API read the clock once, and authentication, the DPoP
+proof, the client's rate and single-use values, the browser session and the grant all use
+that reading (a request cannot straddle an expiry)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from tests.integration.test_concurrency import DETAILS, approved_grant
+from tests.integration.test_concurrency import DETAILS, SHOP, approved_grant
 from tests.support.registry import CIBA, RegistryClient
 
 
@@ -66,3 +67,28 @@ async def test_bc_authorize_and_revoke_read_the_clock_once(registry: RegistryCli
         response, readings = await readings_during(registry, agent.post(path, form, dpop=None))
         assert response.status_code == 200, response.text
         assert readings == 1, path
+
+
+async def test_browser_and_admin_requests_read_the_clock_once(registry: RegistryClient) -> None:
+    """The session check and the route judge the same instant: an approval cannot pass the
+    session's idle limit at one reading and stamp the grant with a later one."""
+    await registry.ensure_resource_server(SHOP)
+    human = await registry.human()
+    agent = await registry.agent(human)
+    auth_req_id = (await agent.bc_authorize(DETAILS)).json()["auth_req_id"]
+    options = await human.api("POST", f"/requests/{auth_req_id}/approve/options")
+    credential = human.authenticator.get(options.json(), origin=human.origin)
+    approve = human.api("POST", f"/requests/{auth_req_id}/approve", {"credential": credential})
+    approved, readings = await readings_during(registry, approve)
+    assert approved.status_code == 200, approved.text
+    assert readings == 1, "approve"
+    grant_id = approved.json()["grant_id"]
+    for name, request in (
+        ("requests", human.api("GET", "/requests")),
+        ("dashboard", human.browser.get("/ui/")),
+        ("revoke", human.api("POST", f"/grants/{grant_id}/revoke")),
+        ("disable", registry.admin("POST", f"/agents/{agent.client_id}/disable")),
+    ):
+        response, readings = await readings_during(registry, request)
+        assert response.status_code == 200, (name, response.text)
+        assert readings == 1, name

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.registry.ports import Database
 from app.registry.services import audit
 from app.store.db import create_engine, session_factory
 from app.store.models import AuditHead
@@ -195,9 +196,9 @@ async def test_token_answers_503_when_the_database_is_unreachable(
         pytest.skip("SQLite has no server to be unreachable")
     assert registry.app is not None
     state = registry.app.state.registry
-    healthy = state.engine, state.sessions
-    state.engine = create_engine("postgresql+asyncpg://postgres@127.0.0.1:9/none", pool_size=1)
-    state.sessions = session_factory(state.engine)
+    healthy = state.database
+    unreachable = create_engine("postgresql+asyncpg://postgres@127.0.0.1:9/none", pool_size=1)
+    state.database = Database(unreachable, session_factory(unreachable))
     agent = Agent()
     now = int(registry.clock())
 
@@ -215,8 +216,8 @@ async def test_token_answers_503_when_the_database_is_unreachable(
             await registry.http.get("/admin/audit", headers=admin),
         ]
     finally:
-        await state.engine.dispose()
-        state.engine, state.sessions = healthy
+        await unreachable.dispose()
+        state.database = healthy
     for response in responses:
         assert response.status_code == 503, response.text
         assert response.json()["error"] == "temporarily_unavailable"

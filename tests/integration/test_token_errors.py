@@ -406,15 +406,15 @@ async def test_a_remembered_token_needs_its_signing_key_still_published(world: A
     await tokens_for(world)
     state = registry.app.state.registry
     now = state.now()
-    claims = verify_own_token(state, agent.access_token, now)
+    claims = verify_own_token(state.signer, agent.access_token, now)
     kid = unverified_kid(agent.access_token)
     assert kid in state.keys.key_set.verification_keys(now)
     unsigned = "e30.e30.e30"  # no valid signature: only a cache entry can make it pass
-    state.own_tokens.put(token_key(unsigned), (kid, claims), now)
-    assert verify_own_token(state, unsigned, now) == claims
-    state.own_tokens.put(token_key(unsigned), ("kid-no-longer-published", claims), now)
+    state.signer.verified.put(token_key(unsigned), (kid, claims), now)
+    assert verify_own_token(state.signer, unsigned, now) == claims
+    state.signer.verified.put(token_key(unsigned), ("kid-no-longer-published", claims), now)
     with pytest.raises(InvalidToken):
-        verify_own_token(state, unsigned, now)
+        verify_own_token(state.signer, unsigned, now)
 
 
 async def test_revoke_endpoint(world: Any) -> None:

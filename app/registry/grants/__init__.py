@@ -17,13 +17,29 @@ from typing import TYPE_CHECKING, Any
 from app.core.params import REPEATABLE, FormParams
 
 if TYPE_CHECKING:
+    from app.cache.base import RevocationChannel, SingleUse
     from app.core.dpop import DPoPProof
-    from app.registry.state import RegistryState
+    from app.registry.ports import Database
+    from app.registry.services.issuance import TokenSigner
+    from app.settings.registry import RegistrySettings
     from app.store.token_store import AgentRecord
 
-# (registry, the authenticated client, its proof, the form, the request's one ``now``)
+
+@dataclass(frozen=True, slots=True)
+class GrantPorts:
+    """What a grant handler may use: the settings, the database, the replay guard (an actor
+    token's ``jti``), the event stream (a reuse revokes a grant) and the token signer."""
+
+    settings: RegistrySettings
+    database: Database
+    guard: SingleUse
+    events: RevocationChannel
+    signer: TokenSigner
+
+
+# (the ports, the authenticated client, its proof, the form, the request's one ``now``)
 Handler = Callable[
-    ["RegistryState", "AgentRecord", "DPoPProof | None", FormParams, int], Awaitable[dict[str, Any]]
+    [GrantPorts, "AgentRecord", "DPoPProof | None", FormParams, int], Awaitable[dict[str, Any]]
 ]
 
 

@@ -16,13 +16,12 @@ from app.core.dpop import DPoPProof
 from app.core.errors import InvalidDPoPProof, InvalidGrant
 from app.core.params import FormParams
 from app.core.urns import AUTHORIZATION_CODE_GRANT, REFRESH_GRANT
-from app.registry.grants import Grant
+from app.registry.grants import Grant, GrantPorts
 from app.registry.grants.common import check_bearer_accepted, choose_audience
 from app.registry.services.admin import revoke_grant
 from app.registry.services.authorization import pkce_matches
 from app.registry.services.common import secret_hash
 from app.registry.services.issuance import issue_token_set
-from app.registry.state import RegistryState
 from app.store import token_store
 from app.store.sql import transaction
 from app.store.token_store import AgentRecord, CodeRecord
@@ -54,11 +53,11 @@ def _binding(request: dict[str, Any], proof: DPoPProof | None) -> str | None:
 
 
 async def handle(
-    registry: RegistryState, agent: AgentRecord, proof: DPoPProof | None, form: FormParams, now: int
+    ports: GrantPorts, agent: AgentRecord, proof: DPoPProof | None, form: FormParams, now: int
 ) -> dict[str, Any]:
     code_hash = secret_hash(form.require("code"))
     form.require("code_verifier")
-    async with transaction(registry.engine) as db:
+    async with transaction(ports.database.engine) as db:
         code = await token_store.claim_code(db, code_hash, now)
         if code is not None:
             _check(code, agent, form, now)
@@ -74,7 +73,7 @@ async def handle(
                 await check_bearer_accepted(db, audience)
             public = agent.auth_method == "none"
             return await issue_token_set(
-                registry,
+                ports.signer,
                 db,
                 grant,
                 actor=agent.id,
@@ -91,7 +90,14 @@ async def handle(
             )
         reused = await token_store.used_code_grant(db, code_hash)
     if reused is not None:
-        await revoke_grant(registry, reused, actor=agent.id, reason="authorization code reuse")
+        await revoke_grant(
+            ports.database,
+            ports.events,
+            reused,
+            actor=agent.id,
+            now=now,
+            reason="authorization code reuse",
+        )
     raise InvalidGrant("The code is invalid, expired or already used.")
 
 

@@ -15,10 +15,9 @@ from app.core.errors import (
 )
 from app.core.params import FormParams
 from app.core.urns import CIBA_GRANT
-from app.registry.grants import Grant
+from app.registry.grants import Grant, GrantPorts
 from app.registry.grants.common import choose_audience, locations, proof_of
 from app.registry.services.issuance import issue_token_set
-from app.registry.state import RegistryState
 from app.store import token_store
 from app.store.sql import transaction
 from app.store.token_store import AgentRecord, PollRecord
@@ -26,11 +25,9 @@ from app.store.token_store import AgentRecord, PollRecord
 GRANT_TYPE = CIBA_GRANT
 
 
-async def _poll(
-    registry: RegistryState, agent: AgentRecord, auth_req_id: str, now: int
-) -> PollRecord:
+async def _poll(ports: GrantPorts, agent: AgentRecord, auth_req_id: str, now: int) -> PollRecord:
     """Record the poll in its own transaction (kept whatever the answer), then judge it."""
-    async with transaction(registry.engine) as db:
+    async with transaction(ports.database.engine) as db:
         request = await token_store.record_poll(db, auth_req_id, agent.id, now)
     if request is None:
         raise InvalidGrant("The auth_req_id is unknown.")
@@ -48,10 +45,10 @@ async def _poll(
 
 
 async def handle(
-    registry: RegistryState, agent: AgentRecord, proof: DPoPProof | None, form: FormParams, now: int
+    ports: GrantPorts, agent: AgentRecord, proof: DPoPProof | None, form: FormParams, now: int
 ) -> dict[str, Any]:
-    request = await _poll(registry, agent, form.require("auth_req_id"), now)
-    async with transaction(registry.engine) as db:
+    request = await _poll(ports, agent, form.require("auth_req_id"), now)
+    async with transaction(ports.database.engine) as db:
         if not await token_store.claim_tokens(db, request.auth_req_id, now):
             raise InvalidGrant("Tokens for this auth_req_id were already issued.")
         grant = await token_store.grant(db, request.grant_id or "")
@@ -60,7 +57,7 @@ async def handle(
         details = load_details(grant.authorization_details)
         audience = choose_audience(form, locations(details))
         return await issue_token_set(
-            registry,
+            ports.signer,
             db,
             grant,
             actor=agent.id,

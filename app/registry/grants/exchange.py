@@ -17,13 +17,12 @@ from app.core.token_exchange import (
 )
 from app.core.tokens import AccessTokenClaims, actors
 from app.core.urns import ACCESS_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT
-from app.registry.grants import Grant
+from app.registry.grants import Grant, GrantPorts
 from app.registry.grants.common import proof_of
 from app.registry.services import audit
 from app.registry.services.clients import agent_keys
 from app.registry.services.issuance import record_access_token, verify_own_token
 from app.registry.services.resource_servers import parse_details
-from app.registry.state import RegistryState
 from app.store import token_store
 from app.store.sql import Db, connect, transaction
 from app.store.token_store import AgentRecord, GrantRecord
@@ -32,12 +31,12 @@ GRANT_TYPE = TOKEN_EXCHANGE_GRANT
 
 
 async def _subject(
-    registry: RegistryState, db: Db, token: str, caller: str, now: int
+    ports: GrantPorts, db: Db, token: str, caller: str, now: int
 ) -> tuple[AccessTokenClaims, GrantRecord]:
     """The verified subject token and its grant, both still alive, and every agent it names
     enabled (the caller was just authenticated, so it is)."""
     try:
-        claims = verify_own_token(registry, token, now)
+        claims = verify_own_token(ports.signer, token, now)
     except InvalidToken:
         raise InvalidRequest("The subject_token is invalid or expired.") from None
     grant = await token_store.grant_of_access_token(db, claims.jti)
@@ -52,9 +51,7 @@ async def _subject(
     return claims, grant
 
 
-async def _actor(
-    registry: RegistryState, db: Db, token: str, now: int
-) -> tuple[AgentAssertion, str]:
+async def _actor(ports: GrantPorts, db: Db, token: str, now: int) -> tuple[AgentAssertion, str]:
     actor_id = unverified_actor(token)
     actor = await token_store.active_agent(db, actor_id)
     if actor is None:
@@ -64,9 +61,9 @@ async def _actor(
         token,
         client_id=actor.id,
         keys=keys,
-        issuer=registry.settings.issuer,
+        issuer=ports.settings.issuer,
         now=now,
-        leeway=registry.settings.clock_skew,
+        leeway=ports.settings.clock_skew,
     )
     if (
         assertion.jkt is not None
@@ -75,7 +72,7 @@ async def _actor(
     ):
         # The same rule as at /token: an agent that asked for it uses registered DPoP keys.
         raise InvalidRequest("The actor_token's cnf.jkt is not one of the actor's registered keys.")
-    first = await registry.cache.remember(
+    first = await ports.guard.remember(
         Once(f"actor:{actor.id}:{assertion.jti}", 300 + 60, assertion.iat), now
     )
     if not first:
@@ -84,14 +81,14 @@ async def _actor(
 
 
 async def handle(
-    registry: RegistryState, agent: AgentRecord, proof: DPoPProof | None, form: FormParams, now: int
+    ports: GrantPorts, agent: AgentRecord, proof: DPoPProof | None, form: FormParams, now: int
 ) -> dict[str, Any]:
     request = parse_exchange_request(form)
-    async with connect(registry.engine) as db:
-        subject, grant = await _subject(registry, db, request.subject_token, agent.id, now)
+    async with connect(ports.database.engine) as db:
+        subject, grant = await _subject(ports, db, request.subject_token, agent.id, now)
         actor, actor_jkt = (None, None)
         if request.actor_token is not None:
-            actor, actor_jkt = await _actor(registry, db, request.actor_token, now)
+            actor, actor_jkt = await _actor(ports, db, request.actor_token, now)
         requested = None
         if request.authorization_details is not None:
             requested = await parse_details(db, request.authorization_details)
@@ -101,9 +98,9 @@ async def handle(
         grant_details=load_details(grant.authorization_details),
         grant_max_depth=grant.max_delegation_depth,
         grant_expires_at=grant.expires_at,
-        issuer=registry.settings.issuer,
+        issuer=ports.settings.issuer,
         now=now,
-        ttl=registry.settings.access_token_ttl,
+        ttl=ports.settings.access_token_ttl,
     )
     claims = derive_token(
         subject,
@@ -114,8 +111,8 @@ async def handle(
         actor_default_jkt=actor_jkt,
     )
     # The token row and its audit event: one statement on PostgreSQL.
-    async with transaction(registry.engine, one_statement=True) as db:
-        issued = await record_access_token(registry, db, claims, subject.jti)
+    async with transaction(ports.database.engine, one_statement=True) as db:
+        issued = await record_access_token(ports.signer, db, claims, subject.jti)
         await audit.append(
             db,
             "token.exchanged",

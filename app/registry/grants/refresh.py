@@ -11,7 +11,7 @@ from app.core.dpop import DPoPProof
 from app.core.errors import InvalidDPoPProof, InvalidGrant
 from app.core.params import FormParams
 from app.core.urns import REFRESH_GRANT
-from app.registry.grants import Grant
+from app.registry.grants import Grant, GrantPorts
 from app.registry.grants.common import (
     check_bearer_accepted,
     choose_audience,
@@ -22,7 +22,6 @@ from app.registry.services.admin import revoke_grant
 from app.registry.services.common import secret_hash
 from app.registry.services.issuance import issue_token_set
 from app.registry.services.resource_servers import parse_details
-from app.registry.state import RegistryState
 from app.store import token_store
 from app.store.sql import Db, transaction
 from app.store.token_store import AgentRecord, Rotated
@@ -64,11 +63,11 @@ def _binding(agent: AgentRecord, rotated: Rotated, proof: DPoPProof | None) -> s
 
 
 async def handle(
-    registry: RegistryState, agent: AgentRecord, proof: DPoPProof | None, form: FormParams, now: int
+    ports: GrantPorts, agent: AgentRecord, proof: DPoPProof | None, form: FormParams, now: int
 ) -> dict[str, Any]:
     token_hash = secret_hash(form.require("refresh_token"))
     try:
-        async with transaction(registry.engine) as db:
+        async with transaction(ports.database.engine) as db:
             rotated = await _rotate(db, agent, token_hash, now)
             family_id, grant = rotated.family_id, rotated.grant
             jkt = _binding(agent, rotated, proof)
@@ -82,7 +81,7 @@ async def handle(
                     requested = await parse_details(db, form["authorization_details"])
                     available = narrow_details(available, requested)
                 return await issue_token_set(
-                    registry,
+                    ports.signer,
                     db,
                     grant,
                     actor=agent.id,
@@ -96,7 +95,14 @@ async def handle(
                     refresh_jkt=rotated.jkt,
                 )
     except _Reused as reused:  # the whole grant goes, in a transaction of its own
-        await revoke_grant(registry, reused.grant_id, actor=agent.id, reason="refresh token reuse")
+        await revoke_grant(
+            ports.database,
+            ports.events,
+            reused.grant_id,
+            actor=agent.id,
+            now=now,
+            reason="refresh token reuse",
+        )
     raise InvalidGrant("The refresh token is invalid, expired, revoked or already used.")
 
 

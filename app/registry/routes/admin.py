@@ -16,7 +16,7 @@ from app.core.errors import InvalidRequest, InvalidToken, www_authenticate
 from app.registry.services import admin as admin_service
 from app.registry.services import audit, checkpoints, revocation, views
 from app.registry.services.common import rfc3339
-from app.registry.state import RegistryDep, RegistryState
+from app.registry.state import NowDep, RegistryDep, RegistryState
 from app.store import agents, audit_log, grants, people, resource_servers
 
 
@@ -41,9 +41,11 @@ router = APIRouter(prefix="/admin")
 
 
 @router.post("/humans")
-async def create_human(request: Request, registry: AdminDep) -> Response:
+async def create_human(request: Request, registry: AdminDep, now: NowDep) -> Response:
     body = await read_json(request)
-    human, token = await admin_service.create_human(registry, body)
+    human, token = await admin_service.create_human(
+        registry.database, body, invite_ttl=registry.settings.invite_ttl, now=now
+    )
     invite_url = f"{registry.settings.issuer}/ui/invite/{token}"
     return json_response({"id": human.id, "invite_token": token, "invite_url": invite_url}, 201)
 
@@ -56,21 +58,23 @@ async def list_humans(registry: AdminDep) -> Response:
 
 
 @router.post("/humans/{human_id}/suspend")
-async def suspend_human(human_id: str, registry: AdminDep) -> Response:
-    now = registry.now()
+async def suspend_human(human_id: str, registry: AdminDep, now: NowDep) -> Response:
     async with registry.sessions() as session, session.begin():
         human = await people.human(session, human_id, lock=True)
         if human is None:
             raise NotFound("No such human.")
         rows = await revocation.suspend_human(session, human, now)
         await audit.append(session, "human.suspended", actor="admin", subject=human_id, now=now)
-    await revocation.publish(registry, rows, now)
+    await revocation.publish(registry.cache, registry.database, rows, now)
     return json_response(views.human(human))
 
 
 @router.post("/resource-servers")
-async def create_resource_server(request: Request, registry: AdminDep) -> Response:
-    server, secret = await admin_service.create_resource_server(registry, await read_json(request))
+async def create_resource_server(request: Request, registry: AdminDep, now: NowDep) -> Response:
+    document = await read_json(request)
+    server, secret = await admin_service.create_resource_server(
+        registry.database, document, now=now
+    )
     body: dict[str, Any] = {
         "client_id": server.id,
         "resource": server.resource,
@@ -90,13 +94,13 @@ async def list_resource_servers(registry: AdminDep) -> Response:
 
 
 @router.post("/enrollment-tokens")
-async def create_enrollment_token(request: Request, registry: AdminDep) -> Response:
+async def create_enrollment_token(request: Request, registry: AdminDep, now: NowDep) -> Response:
     body = await read_json(request)
     owner = body.get("owner")
     if not isinstance(owner, str):
         raise InvalidRequest("owner (a human id) is required.")
     token, expires_at = await admin_service.create_enrollment_token(
-        registry, owner, body.get("expires_in"), created_by="admin"
+        registry.database, owner, body.get("expires_in"), created_by="admin", now=now
     )
     return json_response({"token": token, "expires_at": rfc3339(expires_at)}, 201)
 
@@ -109,8 +113,10 @@ async def list_agents(registry: AdminDep) -> Response:
 
 
 @router.post("/agents/{client_id}/disable")
-async def disable_agent(client_id: str, registry: AdminDep) -> Response:
-    agent = await admin_service.disable_agent(registry, client_id, actor="admin")
+async def disable_agent(client_id: str, registry: AdminDep, now: NowDep) -> Response:
+    agent = await admin_service.disable_agent(
+        registry.database, registry.cache, client_id, actor="admin", now=now
+    )
     return json_response(views.agent(agent))
 
 
@@ -127,13 +133,15 @@ async def list_grants(
 
 
 @router.post("/grants/{grant_id}/revoke")
-async def revoke_grant(grant_id: str, registry: AdminDep) -> Response:
-    grant = await admin_service.revoke_grant(registry, grant_id, actor="admin")
+async def revoke_grant(grant_id: str, registry: AdminDep, now: NowDep) -> Response:
+    grant = await admin_service.revoke_grant(
+        registry.database, registry.cache, grant_id, actor="admin", now=now
+    )
     return json_response(views.grant(grant))
 
 
 @router.post("/keys/rotate")
-async def rotate_keys(request: Request, registry: AdminDep) -> Response:
+async def rotate_keys(request: Request, registry: AdminDep, now: NowDep) -> Response:
     body = await read_json(request, allow_empty=True)
     prepublish = body.get("prepublish_seconds", registry.settings.key_prepublish_seconds)
     if (
@@ -142,7 +150,9 @@ async def rotate_keys(request: Request, registry: AdminDep) -> Response:
         or not 0 <= prepublish <= 30 * 86400
     ):
         raise InvalidRequest("prepublish_seconds must be an integer from 0 to 2592000.")
-    key = await admin_service.rotate_keys(registry, prepublish)
+    key = await admin_service.rotate_keys(
+        registry.database, registry.keys, registry.cache, prepublish, now=now
+    )
     return json_response(
         {"kid": key.kid, "alg": key.alg, "activates_at": rfc3339(key.activates_at)}
     )
@@ -161,7 +171,7 @@ async def list_audit(
 
 
 @router.get("/audit/verify")
-async def verify_audit(registry: AdminDep) -> Response:
+async def verify_audit(registry: AdminDep, now: NowDep) -> Response:
     async with registry.sessions() as session:
         report = await audit.verify_chain(session)
         coverage = await checkpoints.configured_check(session, registry.settings)
@@ -170,5 +180,5 @@ async def verify_audit(registry: AdminDep) -> Response:
         body["checkpoints"] = coverage.to_dict()
         body["ok"] = report.ok and coverage.ok
     metrics.AUDIT_CHAIN_OK.set(int(body["ok"]))
-    metrics.AUDIT_LAST_VERIFIED.set(registry.now())
+    metrics.AUDIT_LAST_VERIFIED.set(now)
     return json_response(body)

@@ -27,9 +27,8 @@ from app.registry.services.authorization import (
     new_request_id,
 )
 from app.registry.services.clients import find_client, refresh_client_document
-from app.registry.services.limits import limit_address
 from app.registry.services.sessions import optional_session
-from app.registry.state import RegistryDep, RegistryState
+from app.registry.state import NowDep, RegistryDep, RegistryState
 from app.store.sql import connect
 
 router = APIRouter()
@@ -43,21 +42,24 @@ def _params(raw: bytes) -> FormParams:
         raise PageError("The sign-in link is not valid", exc.description) from None
 
 
-async def _authorize(request: Request, registry: RegistryState, params: FormParams) -> Response:
+async def _authorize(
+    request: Request, registry: RegistryState, params: FormParams, now: int
+) -> Response:
     client_id = params.get("client_id")
     if client_id is None:
         raise PageError("The sign-in link is not valid", "The request names no client_id.")
-    now = registry.now()
     try:
-        await refresh_client_document(registry, client_id, now)
+        await refresh_client_document(
+            registry.database, registry.settings, registry.documents, client_id, now
+        )
     except InvalidClient as exc:  # a metadata document that cannot be used
         raise PageError("This application cannot be used", exc.description) from None
     async with connect(registry.engine) as db:
-        client = await find_client(registry, db, client_id)
+        client = await find_client(db, client_id)
         if client is None:
             raise PageError("Unknown application", "No registered application has this client_id.")
         checked = await check_request(db, client, params)
-    current = await optional_session(request, registry)
+    current = await optional_session(registry.database, request, now)
     if current is None:
         back = f"/authorize?{request.url.query}"
         return RedirectResponse(f"/ui/login?next={quote(back, safe='')}", 303, NO_STORE)
@@ -85,10 +87,10 @@ async def _authorize(request: Request, registry: RegistryState, params: FormPara
     return RedirectResponse(f"/ui/requests/{row.auth_req_id}", 303, NO_STORE)
 
 
-async def _answer(request: Request, registry: RegistryState, raw: bytes) -> Response:
-    await limit_address(registry, request, "authorize")
+async def _answer(request: Request, registry: RegistryState, raw: bytes, now: int) -> Response:
+    await registry.limits.per_address(request, "authorize")
     try:
-        return await _authorize(request, registry, _params(raw))
+        return await _authorize(request, registry, _params(raw), now)
     except PageError as exc:
         return problem_page(request, exc.heading, exc.message, 400)
     except RedirectError as exc:
@@ -96,8 +98,8 @@ async def _answer(request: Request, registry: RegistryState, raw: bytes) -> Resp
 
 
 @router.get("/authorize")
-async def authorize(request: Request, registry: RegistryDep) -> Response:
-    return await _answer(request, registry, request.scope["query_string"])
+async def authorize(request: Request, registry: RegistryDep, now: NowDep) -> Response:
+    return await _answer(request, registry, request.scope["query_string"], now)
 
 
 @router.post("/authorize")

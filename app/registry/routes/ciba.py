@@ -16,7 +16,6 @@ from app.core.text import check_display_text
 from app.registry.services import requesters
 from app.registry.services.approvals import open_request
 from app.registry.services.clients import authenticate_agent
-from app.registry.services.limits import counting_failures, limit_client
 from app.registry.services.resource_servers import parse_details
 from app.registry.state import RegistryDep
 from app.store import people
@@ -43,9 +42,10 @@ def _bounded_int(form: FormParams, name: str, low: int, default: int, high: int)
 async def bc_authorize(request: Request, registry: RegistryDep) -> Response:
     form = await read_form(request)
     now = registry.now()
-    async with counting_failures(registry, request, "bc-authorize"), connect(registry.engine) as db:
-        agent = await authenticate_agent(registry, db, form, now=now)
-    await limit_client(registry, agent.id, "bc-authorize")
+    failures = registry.limits.counting_failures(request, "bc-authorize")
+    async with failures, connect(registry.engine) as db:
+        agent = await authenticate_agent(registry.settings, registry.cache, db, form, now=now)
+    await registry.limits.per_client(agent.id, "bc-authorize")
     binding_message = form.get("binding_message")
     if binding_message is not None:
         if len(binding_message) > 200:

@@ -21,8 +21,7 @@ from app.core.errors import InvalidClientMetadata, InvalidToken, www_authenticat
 from app.registry.grants import grant_types as grant_types_supported
 from app.registry.services import audit
 from app.registry.services.common import new_id, new_secret, secret_hash
-from app.registry.services.limits import counting_failures, limit_address
-from app.registry.state import RegistryDep
+from app.registry.state import NowDep, RegistryDep
 from app.store import agents, people
 
 router = APIRouter()
@@ -52,16 +51,16 @@ def _enrollment_token(request: Request) -> str | None:
 
 
 @router.post("/register")
-async def register(request: Request, registry: RegistryDep) -> Response:
+async def register(request: Request, registry: RegistryDep, now: NowDep) -> Response:
     policy = registry.settings.registration_policy
     if policy == "closed":
         raise Forbidden("Client registration is closed on this server.")
-    async with counting_failures(registry, request, "register"):
+    async with registry.limits.counting_failures(request, "register"):
         token = _enrollment_token(request)
         if token is None and policy != "open-public":
             raise _invalid_token("An enrollment token is required (Authorization: Bearer).")
     if token is None:
-        await limit_address(registry, request, "register")
+        await registry.limits.per_address(request, "register")
     metadata = _validate(await read_json(request, InvalidClientMetadata))
     if token is None and metadata["token_endpoint_auth_method"] != "none":  # noqa: S105
         raise InvalidClientMetadata(
@@ -69,11 +68,10 @@ async def register(request: Request, registry: RegistryDep) -> Response:
             " (token_endpoint_auth_method none)."
         )
     secret = new_secret() if metadata["token_endpoint_auth_method"] in SECRET_METHODS else None
-    now = registry.now()
     async with registry.sessions() as session, session.begin():
         owner_id = None
         if token is not None:
-            async with counting_failures(registry, request, "register"):
+            async with registry.limits.counting_failures(request, "register"):
                 owner = await people.claim_enrollment_token(session, secret_hash(token), now)
                 if owner is None:
                     raise _invalid_token("The enrollment token is invalid, used or expired.")

@@ -15,7 +15,6 @@ from app.registry.services.clients import (
     authenticate_client,
     refresh_client_document,
 )
-from app.registry.services.limits import counting_failures
 from app.registry.state import RegistryDep
 from app.store.sql import connect
 
@@ -29,16 +28,21 @@ async def revoke(request: Request, registry: RegistryDep) -> Response:
     the revocation."""
     now = registry.now()
     form = await read_form(request)
-    async with counting_failures(registry, request, "revoke"):
-        await refresh_client_document(registry, form.get("client_id"), now)
+    settings = registry.settings
+    async with registry.limits.counting_failures(request, "revoke"):
+        await refresh_client_document(
+            registry.database, settings, registry.documents, form.get("client_id"), now
+        )
         async with connect(registry.engine) as db:
             agent, assertion = await authenticate_client(
-                registry, db, form, request.headers.get("authorization"), now=now
+                settings, db, form, request.headers.get("authorization"), now=now
             )
     token = form.require("token")
-    await admit_client(registry, agent.id, "revoke", assertion, now=now)
+    await admit_client(registry.limits, settings.clock_skew, agent.id, "revoke", assertion, now=now)
     async with registry.sessions() as session, session.begin():
-        rows = await revocation.revoke_presented_token(registry, session, agent.id, token, now)
+        rows = await revocation.revoke_presented_token(
+            registry.signer, session, agent.id, token, now
+        )
         if rows:
             await audit.append(
                 session,
@@ -48,5 +52,5 @@ async def revoke(request: Request, registry: RegistryDep) -> Response:
                 now=now,
                 data={"kind": rows[0].kind},
             )
-    await revocation.publish(registry, rows, now)
+    await revocation.publish(registry.cache, registry.database, rows, now)
     return json_response({})

@@ -27,7 +27,6 @@ from app.registry.services.clients import (
     authenticate_client,
     refresh_client_document,
 )
-from app.registry.services.limits import counting_failures
 from app.registry.services.proofs import proof_replay_key, replayed_proof, verify_dpop
 from app.registry.state import RegistryDep, RegistryState
 from app.store.sql import connect
@@ -67,7 +66,7 @@ def _proof(
         if grant.dpop_required or agent.client_metadata.get("dpop_bound_access_tokens", True):
             raise InvalidDPoPProof("A DPoP proof is required.")
         return None
-    proof = verify_dpop(registry, request, "/token", now)
+    proof = verify_dpop(registry.settings, registry.nonces, request, "/token", now)
     _check_proof_key(agent, proof)
     return proof
 
@@ -77,18 +76,23 @@ async def token(request: Request, registry: RegistryDep) -> Response:
     client's rate and single-use values, and the grant all judge the same instant."""
     now = registry.now()
     form = await read_form(request)
-    async with counting_failures(registry, request, "token"):
-        await refresh_client_document(registry, form.get("client_id"), now)
+    settings = registry.settings
+    async with registry.limits.counting_failures(request, "token"):
+        await refresh_client_document(
+            registry.database, settings, registry.documents, form.get("client_id"), now
+        )
         async with connect(registry.engine) as db:
             agent, assertion = await authenticate_client(
-                registry, db, form, request.headers.get("authorization"), now=now
+                settings, db, form, request.headers.get("authorization"), now=now
             )
     grant = _grant(agent, form)
     proof = _proof(registry, request, agent, grant, now)
-    replay = [] if proof is None else [proof_replay_key(registry, proof)]
-    firsts = await admit_client(registry, agent.id, "token", assertion, *replay, now=now)
+    replay = [] if proof is None else [proof_replay_key(proof, settings.dpop_max_age)]
+    firsts = await admit_client(
+        registry.limits, settings.clock_skew, agent.id, "token", assertion, *replay, now=now
+    )
     if not all(firsts):
         raise replayed_proof()
-    body = await grant.handle(registry, agent, proof, form, now)
+    body = await grant.handle(registry.grant_ports(), agent, proof, form, now)
     metrics.TOKENS_ISSUED.labels(grant.metric).inc()
     return json_response(body)

@@ -20,6 +20,7 @@ from app.api.bodies import read_json
 from app.api.errors import json_response
 from app.core.approvals import new_challenge, request_digest
 from app.core.errors import InvalidToken
+from app.registry.routes.humans import SessionDep
 from app.registry.services import admin as admin_service
 from app.registry.services import audit, passkeys, requesters, views
 from app.registry.services.approvals import (
@@ -29,73 +30,74 @@ from app.registry.services.approvals import (
     request_document,
 )
 from app.registry.services.common import rfc3339, secret_hash
-from app.registry.services.limits import limit_address
-from app.registry.services.sessions import SessionDep, end_session, start_session
-from app.registry.state import RegistryDep
+from app.registry.services.sessions import end_session, start_session
+from app.registry.state import NowDep, RegistryDep
 from app.store import agents, grants, people, resource_servers
 
 router = APIRouter(prefix="/ui/api")
 
 
 @router.post("/passkeys/register/options")
-async def register_options(request: Request, registry: RegistryDep) -> Response:
-    await limit_address(registry, request, "ui")
+async def register_options(request: Request, registry: RegistryDep, now: NowDep) -> Response:
+    await registry.limits.per_address(request, "ui")
     body = await read_json(request)
-    human = await passkeys.invited_human(registry, body.get("invite_token"))
+    human = await passkeys.invited_human(registry.database, body.get("invite_token"), now=now)
     challenge = secrets.token_bytes(32)
     async with registry.sessions() as db, db.begin():
         await passkeys.store_challenge(
             db,
             challenge,
             purpose="register",
-            now=registry.now(),
+            now=now,
             human_id=human.id,
             subject=secret_hash(body["invite_token"]),
         )
-    return json_response(passkeys.registration_options(registry, human, challenge))
+    return json_response(passkeys.registration_options(registry.settings, human, challenge))
 
 
 @router.post("/passkeys/register/verify")
-async def register_verify(request: Request, registry: RegistryDep) -> Response:
-    await limit_address(registry, request, "ui")
+async def register_verify(request: Request, registry: RegistryDep, now: NowDep) -> Response:
+    await registry.limits.per_address(request, "ui")
     body = await read_json(request)
-    human = await passkeys.invited_human(registry, body.get("invite_token"))
+    human = await passkeys.invited_human(registry.database, body.get("invite_token"), now=now)
     credential = passkeys.parsed_attestation(body.get("credential"))
-    challenge = await passkeys.use_challenge(registry, credential.challenge, "register")
+    challenge = await passkeys.use_challenge(
+        registry.database, credential.challenge, "register", now=now
+    )
     if challenge.subject != secret_hash(body["invite_token"]):
         raise passkeys.CeremonyFailed("The challenge was issued for another invite.")
-    now = registry.now()
     async with registry.sessions() as db, db.begin():
         if challenge.subject is None or not await people.claim_invite(db, challenge.subject, now):
             raise InvalidToken("The invite is invalid, used or expired.")
         await passkeys.register_passkey(
-            registry, db, human, credential, challenge=challenge.challenge, now=now
+            registry.settings, db, human, credential, challenge=challenge.challenge, now=now
         )
         await audit.append(db, "passkey.registered", actor=human.id, subject=human.id, now=now)
     response = json_response({"human_id": human.id})
-    await start_session(registry, response, human.id)
+    await start_session(registry.database, registry.settings.issuer, response, human.id, now=now)
     return response
 
 
 @router.post("/login/options")
-async def login_options(request: Request, registry: RegistryDep) -> Response:
-    await limit_address(registry, request, "ui")
+async def login_options(request: Request, registry: RegistryDep, now: NowDep) -> Response:
+    await registry.limits.per_address(request, "ui")
     await read_json(request, allow_empty=True)
     challenge = secrets.token_bytes(32)
     async with registry.sessions() as db, db.begin():
-        await passkeys.store_challenge(db, challenge, purpose="login", now=registry.now())
-    return json_response(passkeys.authentication_options(registry, challenge, []))
+        await passkeys.store_challenge(db, challenge, purpose="login", now=now)
+    return json_response(passkeys.authentication_options(registry.settings, challenge, []))
 
 
 @router.post("/login/verify")
-async def login_verify(request: Request, registry: RegistryDep) -> Response:
-    await limit_address(registry, request, "ui")
+async def login_verify(request: Request, registry: RegistryDep, now: NowDep) -> Response:
+    await registry.limits.per_address(request, "ui")
     credential = passkeys.parsed_assertion((await read_json(request)).get("credential"))
-    challenge = await passkeys.use_challenge(registry, credential.challenge, "login")
-    now = registry.now()
+    challenge = await passkeys.use_challenge(
+        registry.database, credential.challenge, "login", now=now
+    )
     async with registry.sessions() as db, db.begin():
         result = await passkeys.verify_assertion(
-            registry,
+            registry.settings,
             db,
             credential,
             challenge=challenge.challenge,
@@ -108,7 +110,7 @@ async def login_verify(request: Request, registry: RegistryDep) -> Response:
             raise InvalidToken("This account is suspended.")
         await audit.append(db, "human.login", actor=human.id, subject=human.id, now=now)
     response = json_response({"human_id": human.id})
-    await start_session(registry, response, human.id)
+    await start_session(registry.database, registry.settings.issuer, response, human.id, now=now)
     return response
 
 
@@ -118,15 +120,16 @@ async def session_info(current: SessionDep) -> Response:
 
 
 @router.post("/logout")
-async def logout(request: Request, registry: RegistryDep, current: SessionDep) -> Response:
+async def logout(
+    request: Request, registry: RegistryDep, current: SessionDep, now: NowDep
+) -> Response:
     response = json_response({})
-    await end_session(registry, request, response)
+    await end_session(registry.database, request, response, now)
     return response
 
 
 @router.get("/requests")
-async def list_requests(registry: RegistryDep, current: SessionDep) -> Response:
-    now = registry.now()
+async def list_requests(registry: RegistryDep, current: SessionDep, now: NowDep) -> Response:
     async with registry.sessions() as db:
         rows = await grants.pending_requests(db, current.human_id, now)
         types = await resource_servers.type_schemas(db)
@@ -134,8 +137,10 @@ async def list_requests(registry: RegistryDep, current: SessionDep) -> Response:
 
 
 @router.post("/requests/{auth_req_id}/approve/options")
-async def approve_options(auth_req_id: str, registry: RegistryDep, current: SessionDep) -> Response:
-    row, agent = await pending_request_of(registry, auth_req_id, current.human_id)
+async def approve_options(
+    auth_req_id: str, registry: RegistryDep, current: SessionDep, now: NowDep
+) -> Response:
+    row, agent = await pending_request_of(registry.database, auth_req_id, current.human_id, now)
     document = request_document(row, agent)
     challenge = new_challenge(document)
     async with registry.sessions() as db, db.begin():
@@ -144,21 +149,26 @@ async def approve_options(auth_req_id: str, registry: RegistryDep, current: Sess
             db,
             challenge,
             purpose="approve",
-            now=registry.now(),
+            now=now,
             human_id=current.human_id,
             subject=auth_req_id,
             digest=request_digest(document),
         )
-    return json_response(passkeys.authentication_options(registry, challenge, ids))
+    return json_response(passkeys.authentication_options(registry.settings, challenge, ids))
 
 
 @router.post("/requests/{auth_req_id}/approve")
 async def approve(
-    auth_req_id: str, request: Request, registry: RegistryDep, current: SessionDep
+    auth_req_id: str, request: Request, registry: RegistryDep, current: SessionDep, now: NowDep
 ) -> Response:
     credential = passkeys.parsed_assertion((await read_json(request)).get("credential"))
     approved = await approve_with_passkey(
-        registry, auth_req_id=auth_req_id, human_id=current.human_id, credential=credential
+        registry.database,
+        registry.settings,
+        auth_req_id=auth_req_id,
+        human_id=current.human_id,
+        credential=credential,
+        now=now,
     )
     body = {"grant_id": approved.grant.id}
     if approved.redirect_to is not None:
@@ -167,9 +177,13 @@ async def approve(
 
 
 @router.post("/requests/{auth_req_id}/deny")
-async def deny(auth_req_id: str, registry: RegistryDep, current: SessionDep) -> Response:
-    await pending_request_of(registry, auth_req_id, current.human_id)
-    redirect_to = await deny_request(registry, auth_req_id, current.human_id)
+async def deny(
+    auth_req_id: str, registry: RegistryDep, current: SessionDep, now: NowDep
+) -> Response:
+    await pending_request_of(registry.database, auth_req_id, current.human_id, now)
+    redirect_to = await deny_request(
+        registry.database, registry.settings.issuer, auth_req_id, current.human_id, now=now
+    )
     body = {"auth_req_id": auth_req_id, "status": "denied"}
     if redirect_to is not None:
         body["redirect_to"] = redirect_to
@@ -200,9 +214,16 @@ async def list_grants(registry: RegistryDep, current: SessionDep) -> Response:
 
 
 @router.post("/grants/{grant_id}/revoke")
-async def revoke_grant(grant_id: str, registry: RegistryDep, current: SessionDep) -> Response:
+async def revoke_grant(
+    grant_id: str, registry: RegistryDep, current: SessionDep, now: NowDep
+) -> Response:
     grant = await admin_service.revoke_grant(
-        registry, grant_id, actor=current.human_id, owner=current.human_id
+        registry.database,
+        registry.cache,
+        grant_id,
+        actor=current.human_id,
+        owner=current.human_id,
+        now=now,
     )
     return json_response({"id": grant.id, "status": grant.status})
 
@@ -229,20 +250,31 @@ async def list_agents(registry: RegistryDep, current: SessionDep) -> Response:
 
 
 @router.post("/agents/{client_id}/disable")
-async def disable_agent(client_id: str, registry: RegistryDep, current: SessionDep) -> Response:
+async def disable_agent(
+    client_id: str, registry: RegistryDep, current: SessionDep, now: NowDep
+) -> Response:
     agent = await admin_service.disable_agent(
-        registry, client_id, actor=current.human_id, owner=current.human_id
+        registry.database,
+        registry.cache,
+        client_id,
+        actor=current.human_id,
+        owner=current.human_id,
+        now=now,
     )
     return json_response({"client_id": agent.id, "status": agent.status})
 
 
 @router.post("/enrollment-tokens")
 async def create_enrollment_token(
-    request: Request, registry: RegistryDep, current: SessionDep
+    request: Request, registry: RegistryDep, current: SessionDep, now: NowDep
 ) -> Response:
     body = await read_json(request, allow_empty=True)
     token, expires_at = await admin_service.create_enrollment_token(
-        registry, current.human_id, body.get("expires_in"), created_by=current.human_id
+        registry.database,
+        current.human_id,
+        body.get("expires_in"),
+        created_by=current.human_id,
+        now=now,
     )
     return json_response({"token": token, "expires_at": rfc3339(expires_at)}, 201)
 
@@ -250,7 +282,7 @@ async def create_enrollment_token(
 @router.get("/requesters")
 async def list_requesters(registry: RegistryDep, current: SessionDep) -> Response:
     """The humans whose agents may send this human approval requests."""
-    rows = await requesters.listed(registry, current.human_id)
+    rows = await requesters.listed(registry.database, current.human_id)
     return json_response(
         {
             "requesters": [
@@ -266,12 +298,16 @@ async def list_requesters(registry: RegistryDep, current: SessionDep) -> Respons
 
 
 @router.put("/requesters/{human_id}")
-async def allow_requester(human_id: str, registry: RegistryDep, current: SessionDep) -> Response:
-    row = await requesters.allow(registry, current.human_id, human_id)
+async def allow_requester(
+    human_id: str, registry: RegistryDep, current: SessionDep, now: NowDep
+) -> Response:
+    row = await requesters.allow(registry.database, current.human_id, human_id, now=now)
     return json_response({"human_id": row.requester_id, "allowed_at": rfc3339(row.created_at)})
 
 
 @router.delete("/requesters/{human_id}")
-async def withdraw_requester(human_id: str, registry: RegistryDep, current: SessionDep) -> Response:
-    await requesters.withdraw(registry, current.human_id, human_id)
+async def withdraw_requester(
+    human_id: str, registry: RegistryDep, current: SessionDep, now: NowDep
+) -> Response:
+    await requesters.withdraw(registry.database, current.human_id, human_id, now=now)
     return Response(status_code=204)

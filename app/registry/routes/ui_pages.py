@@ -21,7 +21,7 @@ from app.registry.services import views
 from app.registry.services.approvals import pending_request
 from app.registry.services.common import rfc3339, secret_hash
 from app.registry.services.sessions import optional_session
-from app.registry.state import RegistryDep, RegistryState
+from app.registry.state import NowDep, RegistryDep, RegistryState
 from app.store import agents, audit_log, grants, people, resource_servers
 
 UI = Path(__file__).resolve().parent.parent / "ui"
@@ -30,9 +30,9 @@ router = APIRouter(prefix="/ui")
 
 
 async def _render(
-    request: Request, registry: RegistryState, name: str, page: str, **context: Any
+    request: Request, registry: RegistryState, now: int, name: str, page: str, **context: Any
 ) -> Response:
-    current = await optional_session(request, registry)
+    current = await optional_session(registry.database, request, now)
     if current is None:
         return _login(request)
     async with registry.sessions() as session:
@@ -100,9 +100,9 @@ async def login_page(request: Request) -> Response:
 
 
 @router.get("/invite/{token}")
-async def invite_page(token: str, request: Request, registry: RegistryDep) -> Response:
+async def invite_page(token: str, request: Request, registry: RegistryDep, now: NowDep) -> Response:
     async with registry.sessions() as session:
-        invited = await people.usable_invite(session, secret_hash(token), registry.now())
+        invited = await people.usable_invite(session, secret_hash(token), now)
     context = {"human": None, "invited": invited, "invite_token": token}
     return templates.TemplateResponse(
         request, "invite.html", context, status_code=200 if invited else 404
@@ -110,8 +110,7 @@ async def invite_page(token: str, request: Request, registry: RegistryDep) -> Re
 
 
 @router.get("/")
-async def dashboard(request: Request, registry: RegistryDep) -> Response:
-    now = registry.now()
+async def dashboard(request: Request, registry: RegistryDep, now: NowDep) -> Response:
 
     async def load(session: Any, human_id: str) -> dict[str, Any]:
         pending = await grants.pending_requests(session, human_id, now)
@@ -145,19 +144,19 @@ async def dashboard(request: Request, registry: RegistryDep) -> Response:
             ],
         }
 
-    return await _render(request, registry, "dashboard.html", "dashboard", load=load)
+    return await _render(request, registry, now, "dashboard.html", "dashboard", load=load)
 
 
 @router.get("/requests/{auth_req_id}")
-async def request_page(auth_req_id: str, request: Request, registry: RegistryDep) -> Response:
-    current = await optional_session(request, registry)
+async def request_page(
+    auth_req_id: str, request: Request, registry: RegistryDep, now: NowDep
+) -> Response:
+    current = await optional_session(registry.database, request, now)
     if current is None:
         return _login(request)
     try:
         async with registry.sessions() as session:
-            row, agent = await pending_request(
-                session, auth_req_id, current.human_id, registry.now()
-            )
+            row, agent = await pending_request(session, auth_req_id, current.human_id, now)
             types = await resource_servers.type_schemas(session)
     except (NotFound, Conflict) as exc:
         heading = "Request not found" if isinstance(exc, NotFound) else "This request is closed"
@@ -174,6 +173,7 @@ async def request_page(auth_req_id: str, request: Request, registry: RegistryDep
     return await _render(
         request,
         registry,
+        now,
         "request.html",
         "request",
         r=view,
@@ -186,7 +186,7 @@ async def request_page(auth_req_id: str, request: Request, registry: RegistryDep
 
 
 @router.get("/grants")
-async def grants_page(request: Request, registry: RegistryDep) -> Response:
+async def grants_page(request: Request, registry: RegistryDep, now: NowDep) -> Response:
     async def load(session: Any, human_id: str) -> dict[str, Any]:
         rows = await grants.of_human_with_agent_names(session, human_id)
         types = await resource_servers.type_schemas(session)
@@ -209,14 +209,14 @@ async def grants_page(request: Request, registry: RegistryDep) -> Response:
             ]
         }
 
-    return await _render(request, registry, "grants.html", "grants", load=load)
+    return await _render(request, registry, now, "grants.html", "grants", load=load)
 
 
 @router.get("/agents")
-async def agents_page(request: Request, registry: RegistryDep) -> Response:
+async def agents_page(request: Request, registry: RegistryDep, now: NowDep) -> Response:
     async def load(session: Any, human_id: str) -> dict[str, Any]:
         return {"agents": await agents.owned_by(session, human_id)}
 
     return await _render(
-        request, registry, "agents.html", "agents", issuer=registry.settings.issuer, load=load
+        request, registry, now, "agents.html", "agents", issuer=registry.settings.issuer, load=load
     )

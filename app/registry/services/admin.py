@@ -8,15 +8,16 @@ import secrets
 from typing import Any
 
 from app.api.errors import Conflict, NotFound
-from app.cache.base import CacheUnavailable
+from app.cache.base import CacheUnavailable, RevocationChannel
 from app.core.capabilities import check_type_schema, parse_authorization_details
 from app.core.errors import InvalidAuthorizationDetails, InvalidRequest
 from app.core.jwk import JWKError, parse_jwks
 from app.core.keys import SigningKey
 from app.core.resources import canonical_resource
+from app.registry.ports import Database
 from app.registry.services import audit, revocation
 from app.registry.services.common import new_id, new_secret, secret_hash
-from app.registry.state import RegistryState
+from app.registry.services.keys import KeyManager
 from app.store import agents, grants, people, resource_servers
 from app.store.models import Agent, Grant, Human, ResourceServer
 
@@ -52,12 +53,13 @@ def _string(body: dict[str, Any], name: str, limit: int, *, required: bool = Tru
 _EMAIL = re.compile(r"^[^@\s\x00-\x1f]+@[^@\s\x00-\x1f]+\.[^@\s\x00-\x1f.]+$")
 
 
-async def create_human(registry: RegistryState, body: dict[str, Any]) -> tuple[Human, str]:
+async def create_human(
+    database: Database, body: dict[str, Any], *, invite_ttl: int, now: int
+) -> tuple[Human, str]:
     name = _string(body, "display_name", 200)
     email = _string(body, "email", 320, required=False)
     if email is not None and not _EMAIL.match(email):
         raise InvalidRequest("email must be an address such as alice@example.com.")
-    now = registry.now()
     token = new_secret()
     human = Human(
         id=new_id("usr_"),
@@ -66,12 +68,12 @@ async def create_human(registry: RegistryState, body: dict[str, Any]) -> tuple[H
         user_handle=secrets.token_bytes(32),
         created_at=now,
     )
-    async with registry.sessions() as session, session.begin():
+    async with database.sessions() as session, session.begin():
         await people.add_invited_human(
             session,
             human,
             invite_hash=secret_hash(token),
-            invite_expires_at=now + registry.settings.invite_ttl,
+            invite_expires_at=now + invite_ttl,
         )
         await audit.append(session, "human.invited", actor="admin", subject=human.id, now=now)
     return human, token
@@ -116,7 +118,7 @@ def _scopes(body: dict[str, Any], resource: str, types: dict[str, Any]) -> dict[
 
 
 async def create_resource_server(
-    registry: RegistryState, body: dict[str, Any]
+    database: Database, body: dict[str, Any], *, now: int
 ) -> tuple[ResourceServer, str | None]:
     unknown = sorted(set(body) - RS_MEMBERS)
     if unknown:
@@ -144,7 +146,6 @@ async def create_resource_server(
     if not isinstance(dpop_required, bool):
         raise InvalidRequest("dpop_required must be a boolean.")
     types = _capability_types(body)
-    now = registry.now()
     server = ResourceServer(
         id=new_id("rs_"),
         name=name or "",
@@ -157,7 +158,7 @@ async def create_resource_server(
         scopes=_scopes(body, resource, types),
         created_at=now,
     )
-    async with registry.sessions() as session, session.begin():
+    async with database.sessions() as session, session.begin():
         try:
             await resource_servers.add(session, server)
         except resource_servers.ResourceTaken:
@@ -174,15 +175,14 @@ async def create_resource_server(
 
 
 async def create_enrollment_token(
-    registry: RegistryState, owner: str, expires_in: object, *, created_by: str
+    database: Database, owner: str, expires_in: object, *, created_by: str, now: int
 ) -> tuple[str, int]:
     low, default, high = ENROLLMENT_TTL
     ttl = default if expires_in is None else expires_in
     if not isinstance(ttl, int) or isinstance(ttl, bool) or not low <= ttl <= high:
         raise InvalidRequest(f"expires_in must be an integer from {low} to {high}.")
-    now = registry.now()
     token = new_secret()
-    async with registry.sessions() as session, session.begin():
+    async with database.sessions() as session, session.begin():
         if await people.active_human(session, owner) is None:
             raise InvalidRequest("owner must be an active human.")
         people.add_enrollment_token(
@@ -200,30 +200,36 @@ async def create_enrollment_token(
 
 
 async def disable_agent(
-    registry: RegistryState, client_id: str, *, actor: str, owner: str | None = None
+    database: Database,
+    events: RevocationChannel,
+    client_id: str,
+    *,
+    actor: str,
+    now: int,
+    owner: str | None = None,
 ) -> Agent:
-    now = registry.now()
-    async with registry.sessions() as session, session.begin():
+    async with database.sessions() as session, session.begin():
         agent = await agents.agent(session, client_id, lock=True)
         if agent is None or (owner is not None and agent.owner_id != owner):
             raise NotFound("No such agent.")
         rows = await revocation.disable_agent(session, agent, now)
         await audit.append(session, "agent.disabled", actor=actor, subject=client_id, now=now)
-    await revocation.publish(registry, rows, now)
+    await revocation.publish(events, database, rows, now)
     return agent
 
 
 async def revoke_grant(
-    registry: RegistryState,
+    database: Database,
+    events: RevocationChannel,
     grant_id: str,
     *,
     actor: str,
+    now: int,
     owner: str | None = None,
     reason: str | None = None,
 ) -> Grant:
     """Revoke a grant (and its token family), audit it once, publish it after the commit."""
-    now = registry.now()
-    async with registry.sessions() as session, session.begin():
+    async with database.sessions() as session, session.begin():
         grant = await grants.grant(session, grant_id, lock=True)
         if grant is None or (owner is not None and grant.human_id != owner):
             raise NotFound("No such grant.")
@@ -233,14 +239,15 @@ async def revoke_grant(
             await audit.append(
                 session, "grant.revoked", actor=actor, subject=grant_id, now=now, data=data
             )
-    await revocation.publish(registry, rows, now)
+    await revocation.publish(events, database, rows, now)
     return grant
 
 
-async def rotate_keys(registry: RegistryState, prepublish: int) -> SigningKey:
-    now = registry.now()
-    async with registry.sessions() as session, session.begin():
-        key = await registry.keys.add_next_key(session, now=now, prepublish=prepublish)
+async def rotate_keys(
+    database: Database, keys: KeyManager, events: RevocationChannel, prepublish: int, *, now: int
+) -> SigningKey:
+    async with database.sessions() as session, session.begin():
+        key = await keys.add_next_key(session, now=now, prepublish=prepublish)
         await audit.append(
             session,
             "keys.rotated",
@@ -249,7 +256,7 @@ async def rotate_keys(registry: RegistryState, prepublish: int) -> SigningKey:
             now=now,
             data={"activates_at": key.activates_at},
         )
-    await registry.keys.load(registry.sessions, now)
+    await keys.load(database.sessions, now)
     with contextlib.suppress(CacheUnavailable):  # verifiers also refresh on an unknown kid
-        await registry.cache.publish_key_change(key.kid)
+        await events.publish_key_change(key.kid)
     return key

@@ -25,9 +25,10 @@ from webauthn.helpers import (
 from app.api.errors import Conflict, NotFound
 from app.core.approvals import challenge_binds, request_digest
 from app.core.webauthn_credentials import Assertion as WebAuthnAssertion
+from app.registry.ports import Database
 from app.registry.services import audit, authorization, passkeys
 from app.registry.services.common import new_id
-from app.registry.state import RegistryState
+from app.settings.registry import RegistrySettings
 from app.store import agents, grants, people
 from app.store.models import Agent, Approval, Challenge, Grant, GrantRequest
 from app.store.sql import SessionDb
@@ -93,11 +94,11 @@ async def open_request(
 
 
 async def pending_request_of(
-    registry: RegistryState, auth_req_id: str, human_id: str
+    database: Database, auth_req_id: str, human_id: str, now: int
 ) -> tuple[GrantRequest, Agent]:
     """:func:`pending_request` on a connection of its own."""
-    async with registry.sessions() as session:
-        return await pending_request(session, auth_req_id, human_id, registry.now())
+    async with database.sessions() as session:
+        return await pending_request(session, auth_req_id, human_id, now)
 
 
 async def pending_request(
@@ -119,29 +120,39 @@ async def pending_request(
 
 
 async def approve_with_passkey(
-    registry: RegistryState, *, auth_req_id: str, human_id: str, credential: WebAuthnAssertion
+    database: Database,
+    settings: RegistrySettings,
+    *,
+    auth_req_id: str,
+    human_id: str,
+    credential: WebAuthnAssertion,
+    now: int,
 ) -> Approved:
     """The whole approval: the credential's challenge is used up in its own transaction (the
     first attempt burns it, successful or not), must have been issued for this request and
     this human, and then the assertion must verify over the request as it is now."""
-    async with registry.sessions() as session, session.begin():
+    async with database.sessions() as session, session.begin():
         challenge = await passkeys.consume_challenge(
-            session, credential.challenge, purpose="approve", now=registry.now()
+            session, credential.challenge, purpose="approve", now=now
         )
     if challenge.subject != auth_req_id or challenge.human_id != human_id:
         raise passkeys.CeremonyFailed("The challenge was issued for another request.")
-    return await approve_request(registry, auth_req_id, human_id, credential, challenge)
+    return await approve_request(
+        database, settings, auth_req_id, human_id, credential, challenge, now=now
+    )
 
 
 async def approve_request(
-    registry: RegistryState,
+    database: Database,
+    settings: RegistrySettings,
     auth_req_id: str,
     human_id: str,
     credential: WebAuthnAssertion,
     challenge: Challenge,
+    *,
+    now: int,
 ) -> Approved:
-    now = registry.now()
-    async with registry.sessions() as session, session.begin():
+    async with database.sessions() as session, session.begin():
         row, agent = await pending_request(session, auth_req_id, human_id, now, lock=True)
         document = request_document(row, agent)
         if challenge.request_digest != request_digest(document) or not challenge_binds(
@@ -150,7 +161,7 @@ async def approve_request(
             raise passkeys.CeremonyFailed("The request changed after it was shown; approve again.")
         allowed = await people.passkey_ids(session, human_id)
         result = await passkeys.verify_assertion(
-            registry,
+            settings,
             session,
             credential,
             challenge=challenge.challenge,
@@ -210,16 +221,18 @@ async def approve_request(
                 client_id=agent.id,
                 now=now,
             )
-            issuer = registry.settings.issuer
-            redirect_to = authorization.approved_location(row.authorization_request, code, issuer)
+            redirect_to = authorization.approved_location(
+                row.authorization_request, code, settings.issuer
+            )
     return Approved(grant, redirect_to)
 
 
-async def deny_request(registry: RegistryState, auth_req_id: str, human_id: str) -> str | None:
+async def deny_request(
+    database: Database, issuer: str, auth_req_id: str, human_id: str, *, now: int
+) -> str | None:
     """Deny the request; for an authorization-code request, the client's redirect with
-    ``access_denied`` is returned."""
-    now = registry.now()
-    async with registry.sessions() as session, session.begin():
+    ``access_denied`` (from ``issuer``) is returned."""
+    async with database.sessions() as session, session.begin():
         row, agent = await pending_request(session, auth_req_id, human_id, now, lock=True)
         row.status, row.decided_at = "denied", now
         session.add(
@@ -234,7 +247,7 @@ async def deny_request(registry: RegistryState, auth_req_id: str, human_id: str)
         await audit.append(session, "grant.denied", actor=human_id, subject=auth_req_id, now=now)
     if row.authorization_request is None:
         return None
-    return authorization.denied_location(row.authorization_request, registry.settings.issuer)
+    return authorization.denied_location(row.authorization_request, issuer)
 
 
 def reverify(approval: Approval, public_key: bytes) -> bool:

@@ -35,8 +35,9 @@ from app.core.client_metadata import SECRET_METHODS, validate_client_metadata
 from app.core.errors import InvalidClient, InvalidClientMetadata
 from app.core.strict_json import JSONError, parse_json
 from app.registry.grants import grant_types
+from app.registry.ports import Database
 from app.registry.services import audit
-from app.registry.state import RegistryState
+from app.settings.registry import RegistrySettings
 from app.store import agents
 from app.store.db import add_unless_taken
 from app.store.sql import Db
@@ -192,11 +193,26 @@ def document_metadata(url: str, document: dict[str, Any]) -> dict[str, Any]:
     return {**metadata, "client_id_metadata_document": url}
 
 
-async def _store(registry: RegistryState, url: str, metadata: dict[str, Any], now: int) -> None:
+class DocumentFreshness:
+    """Document URL → when (monotonic) it must be fetched again; at most :data:`MAX_CACHED`."""
+
+    def __init__(self) -> None:
+        self._until: dict[str, float] = {}
+
+    def fresh(self, url: str) -> bool:
+        return self._until.get(url, 0.0) > time.monotonic()
+
+    def fetched(self, url: str, max_age: int) -> None:
+        if len(self._until) >= MAX_CACHED:
+            self._until.clear()
+        self._until[url] = time.monotonic() + max_age
+
+
+async def _store(database: Database, url: str, metadata: dict[str, Any], now: int) -> None:
     """Create or update the client row (its status, which the operator may have set to
     disabled, is kept)."""
     client_id = document_client_id(url)
-    async with registry.sessions() as session, session.begin():
+    async with database.sessions() as session, session.begin():
         agent = await agents.agent(session, client_id, lock=True)
         if agent is None:
             created = agents.new(
@@ -220,24 +236,26 @@ async def _store(registry: RegistryState, url: str, metadata: dict[str, Any], no
             agent.jwks = metadata.get("jwks", {"keys": []})
 
 
-async def refresh_document(registry: RegistryState, url: str, now: int) -> None:
+async def refresh_document(
+    database: Database,
+    settings: RegistrySettings,
+    documents: DocumentFreshness,
+    url: str,
+    now: int,
+) -> None:
     """Fetch the document at ``url`` and record the client it describes, unless the copy
     recorded is still within its cache lifetime; raises :class:`DocumentRefused` when the
     document cannot be used. Call it holding no database connection: the fetch may take
     seconds."""
-    fresh = registry.documents_fresh_until
-    if fresh.get(url, 0.0) > time.monotonic():
+    if documents.fresh(url):
         return
-    settings = registry.settings
     document, max_age = await fetch_document(
         url,
         allow_private=settings.client_metadata_allow_private,
         ca_file=settings.client_metadata_ca_file,
     )
-    await _store(registry, url, document_metadata(url, document), now)
-    if len(fresh) >= MAX_CACHED:
-        fresh.clear()
-    fresh[url] = time.monotonic() + max_age
+    await _store(database, url, document_metadata(url, document), now)
+    documents.fetched(url, max_age)
 
 
 async def document_client(db: Db, url: str) -> AgentRecord | None:

@@ -15,7 +15,7 @@ from types import MappingProxyType
 import orjson
 
 from app.api.errors import RateLimited
-from app.cache.base import Once
+from app.cache.base import Once, SingleUse
 from app.core.client_auth import (
     AgentAssertion,
     basic_credentials,
@@ -26,9 +26,14 @@ from app.core.client_auth import (
 )
 from app.core.errors import InvalidClient
 from app.core.jwk import JWKError, PublicJWK, parse_jwks
-from app.registry.services.client_documents import document_client, refresh_document
-from app.registry.services.limits import client_rate
-from app.registry.state import RegistryState
+from app.registry.ports import Database
+from app.registry.services.client_documents import (
+    DocumentFreshness,
+    document_client,
+    refresh_document,
+)
+from app.registry.services.limits import RateLimits
+from app.settings.registry import RegistrySettings
 from app.store.sql import Db
 from app.store.token_store import AgentRecord, active_agent
 
@@ -54,15 +59,21 @@ def is_document_url(client_id: str | None) -> bool:
     return client_id is not None and client_id.startswith(("https://", "http://"))
 
 
-async def refresh_client_document(registry: RegistryState, client_id: str | None, now: int) -> None:
+async def refresh_client_document(
+    database: Database,
+    settings: RegistrySettings,
+    documents: DocumentFreshness,
+    client_id: str | None,
+    now: int,
+) -> None:
     """Before any database connection is taken: fetch the metadata document ``client_id``
     names, if it does and the recorded copy is stale (a fetch may take seconds, and must
     never hold a pooled connection meanwhile)."""
     if client_id is not None and is_document_url(client_id):
-        await refresh_document(registry, client_id, now)
+        await refresh_document(database, settings, documents, client_id, now)
 
 
-async def find_client(registry: RegistryState, db: Db, client_id: str) -> AgentRecord | None:
+async def find_client(db: Db, client_id: str) -> AgentRecord | None:
     """The active client ``client_id``: a registered one, or the client a Client ID Metadata
     Document describes when ``client_id`` is its URL."""
     if is_document_url(client_id):
@@ -71,7 +82,12 @@ async def find_client(registry: RegistryState, db: Db, client_id: str) -> AgentR
 
 
 async def authenticate_client(
-    registry: RegistryState, db: Db, form: Mapping[str, str], authorization: str | None, *, now: int
+    settings: RegistrySettings,
+    db: Db,
+    form: Mapping[str, str],
+    authorization: str | None,
+    *,
+    now: int,
 ) -> tuple[AgentRecord, AgentAssertion | None]:
     """The calling client and, for ``private_key_jwt``, its assertion (whose ``jti`` the
     caller records with :func:`admit_client`), as of the request's ``now``."""
@@ -88,7 +104,7 @@ async def authenticate_client(
     if len(used) > 1:
         raise InvalidClient("Use exactly one client authentication method.")
     if used == ["private_key_jwt"]:
-        return await verify_agent(registry, db, form, now=now)
+        return await verify_agent(settings, db, form, now=now)
     secret: str | None
     if basic:
         assert authorization is not None  # noqa: S101 - narrowed above
@@ -99,7 +115,7 @@ async def authenticate_client(
         client_id, secret = form.get("client_id") or "", form.get("client_secret")
     if not client_id:
         raise InvalidClient(detail="no client authentication")
-    client = await find_client(registry, db, client_id)
+    client = await find_client(db, client_id)
     method = used[0] if used else "none"
     if client is None or client.auth_method != method:
         headers = BASIC_CHALLENGE if basic else None
@@ -112,7 +128,7 @@ async def authenticate_client(
 
 
 async def verify_agent(
-    registry: RegistryState, db: Db, form: Mapping[str, str], *, now: int
+    settings: RegistrySettings, db: Db, form: Mapping[str, str], *, now: int
 ) -> tuple[AgentRecord, AgentAssertion]:
     """Check the calling agent's ``private_key_jwt`` assertion without recording its ``jti``.
     A client registered for another method is refused even if it registered keys (for
@@ -126,33 +142,36 @@ async def verify_agent(
         assertion,
         client_id=agent.id,
         keys=agent_keys(agent),
-        issuer=registry.settings.issuer,
+        issuer=settings.issuer,
         now=now,
         client_id_param=client_id_param,
-        leeway=registry.settings.clock_skew,
+        leeway=settings.clock_skew,
     )
     return agent, verified
 
 
-def assertion_replay_key(registry: RegistryState, assertion: AgentAssertion, now: int) -> Once:
-    """Where and for how long an assertion's ``jti`` is remembered (until it expires)."""
-    ttl = max(assertion.exp - now, 0) + registry.settings.clock_skew + 1
+def assertion_replay_key(assertion: AgentAssertion, leeway: int, now: int) -> Once:
+    """Where and for how long an assertion's ``jti`` is remembered (until it expires and
+    the clock ``leeway`` after)."""
+    ttl = max(assertion.exp - now, 0) + leeway + 1
     return Once(f"ca:{assertion.client_id}:{assertion.jti}", ttl, assertion.iat)
 
 
 async def authenticate_agent(
-    registry: RegistryState, db: Db, form: Mapping[str, str], *, now: int
+    settings: RegistrySettings, guard: SingleUse, db: Db, form: Mapping[str, str], *, now: int
 ) -> AgentRecord:
-    """Authenticate the calling agent; its assertion ``jti`` is recorded once."""
-    agent, verified = await verify_agent(registry, db, form, now=now)
-    first_use = await registry.cache.remember(assertion_replay_key(registry, verified, now), now)
+    """Authenticate the calling agent; its assertion ``jti`` is recorded once in ``guard``."""
+    agent, verified = await verify_agent(settings, db, form, now=now)
+    once = assertion_replay_key(verified, settings.clock_skew, now)
+    first_use = await guard.remember(once, now)
     if not first_use:
         raise InvalidClient(detail="client assertion jti replayed")
     return agent
 
 
 async def admit_client(
-    registry: RegistryState,
+    limits: RateLimits,
+    leeway: int,
     agent_id: str,
     endpoint: str,
     assertion: AgentAssertion | None,
@@ -162,12 +181,12 @@ async def admit_client(
     """One cache round trip, after every stateless check passed (so a broken request never
     burns a legitimate ``jti``): the client's rate at ``endpoint``, its assertion's single
     use (when it authenticated with one), and that of ``others``, whose first-use flags are
-    returned."""
+    returned. ``leeway`` is the clock skew an assertion is accepted with."""
     onces = [*others]
     if assertion is not None:
-        onces.insert(0, assertion_replay_key(registry, assertion, now))
-    retry_after, firsts = await registry.cache.admit(
-        client_rate(registry, agent_id, endpoint), onces, now
+        onces.insert(0, assertion_replay_key(assertion, leeway, now))
+    retry_after, firsts = await limits.counters.admit(
+        limits.client_rate(agent_id, endpoint), onces, now
     )
     if retry_after:
         raise RateLimited(headers={"Retry-After": str(retry_after)})

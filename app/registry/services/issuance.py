@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from app.core.capabilities import AuthorizationDetail, for_audience
 from app.core.jws import unverified_kid
-from app.core.token_cache import token_key
+from app.core.token_cache import VerifiedTokens, token_key
 from app.core.tokens import (
     AccessTokenClaims,
     TokenExpired,
@@ -16,10 +16,29 @@ from app.core.tokens import (
 )
 from app.registry.services import audit
 from app.registry.services.common import new_id, new_secret, secret_hash
-from app.registry.state import RegistryState
+from app.registry.services.keys import KeyManager
 from app.store import token_store
 from app.store.sql import Db
 from app.store.token_store import GrantRecord
+
+OWN_TOKEN_CACHE_ENTRIES = 10_000
+OwnToken = tuple[str, AccessTokenClaims]  # (kid, claims) of an access token that verified
+
+
+def _own_tokens() -> VerifiedTokens[OwnToken]:
+    return VerifiedTokens(lambda entry: entry[1].exp, max_entries=OWN_TOKEN_CACHE_ENTRIES)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenSigner:
+    """The port that mints this registry's access tokens with its current key and checks the
+    ones it issued (``issuer``, lifetime ``ttl`` and clock ``leeway`` from the settings)."""
+
+    keys: KeyManager
+    issuer: str
+    ttl: int
+    leeway: int
+    verified: VerifiedTokens[OwnToken] = field(default_factory=_own_tokens)
 
 
 @dataclass(frozen=True)
@@ -43,9 +62,9 @@ class Issued:
 
 
 async def record_access_token(
-    registry: RegistryState, db: Db, claims: AccessTokenClaims, parent_jti: str | None
+    signer: TokenSigner, db: Db, claims: AccessTokenClaims, parent_jti: str | None
 ) -> Issued:
-    token = mint_access_token(claims, registry.keys.current(claims.iat))
+    token = mint_access_token(claims, signer.keys.current(claims.iat))
     await token_store.insert_access_token(
         db,
         {
@@ -61,31 +80,29 @@ async def record_access_token(
     return Issued(token, claims)
 
 
-def verify_own_token(registry: RegistryState, token: str, now: int) -> AccessTokenClaims:
+def verify_own_token(signer: TokenSigner, token: str, now: int) -> AccessTokenClaims:
     """An access token this registry issued, verified with its published keys (raises
     ``InvalidToken``). A token that verified is remembered until it expires, so using it again
     (exchanging it for several audiences, say) skips the signature check; every use still
     checks its expiry and that its signing key is still published."""
-    keys = registry.keys.key_set.verification_keys(now)
-    leeway = registry.settings.clock_skew
+    keys = signer.keys.key_set.verification_keys(now)
+    leeway = signer.leeway
     key = token_key(token)
-    cached = registry.own_tokens.get(key)
+    cached = signer.verified.get(key)
     if cached is not None and cached[0] in keys:
         claims = cached[1]
         if claims.exp + leeway <= now:
             raise TokenExpired()
         return claims
-    claims = verify_access_token(
-        token, issuer=registry.settings.issuer, keys=keys, now=now, leeway=leeway
-    )
+    claims = verify_access_token(token, issuer=signer.issuer, keys=keys, now=now, leeway=leeway)
     kid = unverified_kid(token)
     if kid is not None:
-        registry.own_tokens.put(key, (kid, claims), now)
+        signer.verified.put(key, (kid, claims), now)
     return claims
 
 
 def grant_claims(
-    registry: RegistryState,
+    signer: TokenSigner,
     grant: GrantRecord,
     *,
     jkt: str | None,
@@ -96,13 +113,13 @@ def grant_claims(
 ) -> AccessTokenClaims:
     """Claims of a depth-0 token for the grant holder at ``audience``."""
     return AccessTokenClaims(
-        iss=registry.settings.issuer,
+        iss=signer.issuer,
         sub=grant.human_id,
         aud=audience,
         client_id=grant.agent_id,
         act={"sub": grant.agent_id},
         iat=now,
-        exp=min(now + registry.settings.access_token_ttl, grant.expires_at),
+        exp=min(now + signer.ttl, grant.expires_at),
         jkt=jkt,
         grant_id=grant.id,
         auth_time=grant.auth_time,
@@ -133,7 +150,7 @@ async def new_refresh_token(
 
 
 async def issue_token_set(
-    registry: RegistryState,
+    signer: TokenSigner,
     db: Db,
     grant: GrantRecord,
     *,
@@ -155,9 +172,9 @@ async def issue_token_set(
     (``event`` by ``actor``, with ``data`` plus the token's ``jti`` and ``aud``); returns the
     token response."""
     claims = grant_claims(
-        registry, grant, jkt=jkt, audience=audience, details=details, now=now, scope=scope
+        signer, grant, jkt=jkt, audience=audience, details=details, now=now, scope=scope
     )
-    issued = await record_access_token(registry, db, claims, None)
+    issued = await record_access_token(signer, db, claims, None)
     body = issued.response(now)
     if refresh:  # deferred like the access token: the audit append below carries both
         body["refresh_token"] = await new_refresh_token(db, grant, family_id, now, refresh_jkt)

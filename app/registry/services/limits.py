@@ -13,13 +13,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 from starlette.requests import Request
 
 from app.api.errors import RateLimited
+from app.cache.base import SingleUse
 from app.core.decision import RateCounter
 from app.core.errors import InvalidClient, InvalidToken
-from app.registry.state import RegistryState
 
 WINDOW = 60
 PER_ADDRESS = {"ui": 600, "register": 20, "authorize": 120}
@@ -27,45 +28,46 @@ FAILURES_PER_ADDRESS = {"token": 300, "revoke": 300, "register": 30, "bc-authori
 PER_CLIENT = {"token": 600, "revoke": 120, "bc-authorize": 60}
 
 
-async def _hit(registry: RegistryState, key: str, limit: int) -> None:
-    retry_after = await registry.cache.hit(key, limit, WINDOW)  # unreachable: 503 (api/errors)
-    if retry_after:
-        raise RateLimited(headers={"Retry-After": str(retry_after)})
-
-
-def _scaled(registry: RegistryState, limit: int) -> int:
-    return max(1, int(limit * registry.settings.rate_limit_scale))
-
-
 def _address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-async def limit_address(registry: RegistryState, request: Request, endpoint: str) -> None:
-    limit = _scaled(registry, PER_ADDRESS[endpoint])
-    await _hit(registry, f"{endpoint}:ip:{_address(request)}", limit)
+@dataclass(frozen=True, slots=True)
+class RateLimits:
+    """The counters port: windows in the cache (``counters``), each limit above multiplied
+    by ``scale`` (``AGENTAUTH_RATE_LIMIT_SCALE``)."""
 
+    counters: SingleUse
+    scale: float = 1.0
 
-@asynccontextmanager
-async def counting_failures(
-    registry: RegistryState, request: Request, endpoint: str
-) -> AsyncIterator[None]:
-    """Authenticate inside the block: a failed authentication counts against the caller's
-    address, and past the limit it is answered 429 (with ``Retry-After``) instead."""
-    try:
-        yield
-    except (InvalidClient, InvalidToken):
-        limit = _scaled(registry, FAILURES_PER_ADDRESS[endpoint])
-        await _hit(registry, f"{endpoint}:fail:ip:{_address(request)}", limit)
-        raise
+    def _scaled(self, limit: int) -> int:
+        return max(1, int(limit * self.scale))
 
+    async def _hit(self, key: str, limit: int) -> None:
+        retry_after = await self.counters.hit(key, limit, WINDOW)  # unreachable: 503
+        if retry_after:
+            raise RateLimited(headers={"Retry-After": str(retry_after)})
 
-def client_rate(registry: RegistryState, client_id: str, endpoint: str) -> RateCounter:
-    """One client's rate limit at ``endpoint``."""
-    limit = _scaled(registry, PER_CLIENT[endpoint])
-    return RateCounter(f"{endpoint}:client:{client_id}", limit, WINDOW)
+    async def per_address(self, request: Request, endpoint: str) -> None:
+        """Count every request to ``endpoint`` from the caller's address."""
+        await self._hit(f"{endpoint}:ip:{_address(request)}", self._scaled(PER_ADDRESS[endpoint]))
 
+    @asynccontextmanager
+    async def counting_failures(self, request: Request, endpoint: str) -> AsyncIterator[None]:
+        """Authenticate inside the block: a failed authentication counts against the
+        caller's address, and past the limit it is answered 429 (with ``Retry-After``)."""
+        try:
+            yield
+        except (InvalidClient, InvalidToken):
+            limit = self._scaled(FAILURES_PER_ADDRESS[endpoint])
+            await self._hit(f"{endpoint}:fail:ip:{_address(request)}", limit)
+            raise
 
-async def limit_client(registry: RegistryState, client_id: str, endpoint: str) -> None:
-    rate = client_rate(registry, client_id, endpoint)
-    await _hit(registry, rate.key, rate.limit)
+    def client_rate(self, client_id: str, endpoint: str) -> RateCounter:
+        """One client's rate limit at ``endpoint``."""
+        limit = self._scaled(PER_CLIENT[endpoint])
+        return RateCounter(f"{endpoint}:client:{client_id}", limit, WINDOW)
+
+    async def per_client(self, client_id: str, endpoint: str) -> None:
+        rate = self.client_rate(client_id, endpoint)
+        await self._hit(rate.key, rate.limit)

@@ -38,8 +38,9 @@ from app.core.webauthn_credentials import (
     parse_assertion,
     parse_attestation,
 )
+from app.registry.ports import Database
 from app.registry.services.common import secret_hash
-from app.registry.state import RegistryState
+from app.settings.registry import RegistrySettings
 from app.store import challenges, people
 from app.store.db import add_unless_taken
 from app.store.models import Challenge, Human, Passkey
@@ -99,27 +100,31 @@ async def consume_challenge(
     return row
 
 
-async def use_challenge(registry: RegistryState, challenge: bytes, purpose: str) -> Challenge:
+async def use_challenge(
+    database: Database, challenge: bytes, purpose: str, *, now: int
+) -> Challenge:
     """:func:`consume_challenge` in its own transaction: the first attempt burns it, whether
     the response then verifies or not."""
-    async with registry.sessions() as session, session.begin():
-        return await consume_challenge(session, challenge, purpose=purpose, now=registry.now())
+    async with database.sessions() as session, session.begin():
+        return await consume_challenge(session, challenge, purpose=purpose, now=now)
 
 
-async def invited_human(registry: RegistryState, token: object) -> Human:
+async def invited_human(database: Database, token: object, *, now: int) -> Human:
     """The human an unused, unexpired invite is for (their first passkey's ceremony)."""
     if not isinstance(token, str):
         raise InvalidRequest("invite_token is required.")
-    async with registry.sessions() as session:
-        human = await people.usable_invite(session, secret_hash(token), registry.now())
+    async with database.sessions() as session:
+        human = await people.usable_invite(session, secret_hash(token), now)
     if human is None:
         raise InvalidToken("The invite is invalid, used or expired.")
     return human
 
 
-def registration_options(registry: RegistryState, human: Human, challenge: bytes) -> dict[str, Any]:
+def registration_options(
+    settings: RegistrySettings, human: Human, challenge: bytes
+) -> dict[str, Any]:
     options = generate_registration_options(
-        rp_id=registry.settings.rp_id,
+        rp_id=settings.rp_id,
         rp_name="AgentAuth",
         user_id=human.user_handle,
         user_name=human.email or human.id,
@@ -136,10 +141,10 @@ def registration_options(registry: RegistryState, human: Human, challenge: bytes
 
 
 def authentication_options(
-    registry: RegistryState, challenge: bytes, credential_ids: list[bytes]
+    settings: RegistrySettings, challenge: bytes, credential_ids: list[bytes]
 ) -> dict[str, Any]:
     options = generate_authentication_options(
-        rp_id=registry.settings.rp_id,
+        rp_id=settings.rp_id,
         challenge=challenge,
         timeout=CEREMONY_TTL * 1000,
         allow_credentials=[PublicKeyCredentialDescriptor(id=c) for c in credential_ids],
@@ -150,7 +155,7 @@ def authentication_options(
 
 
 async def register_passkey(
-    registry: RegistryState,
+    settings: RegistrySettings,
     session: AsyncSession,
     human: Human,
     credential: Attestation,
@@ -162,8 +167,8 @@ async def register_passkey(
         verified = verify_registration_response(
             credential=credential.credential,
             expected_challenge=challenge,
-            expected_rp_id=registry.settings.rp_id,
-            expected_origin=registry.settings.origin,
+            expected_rp_id=settings.rp_id,
+            expected_origin=settings.origin,
             require_user_verification=True,
         )
     except (WebAuthnException, KeyError, TypeError, ValueError) as exc:
@@ -195,7 +200,7 @@ class Assertion:
 
 
 async def verify_assertion(
-    registry: RegistryState,
+    settings: RegistrySettings,
     session: AsyncSession,
     credential: WebAuthnAssertion,
     *,
@@ -221,8 +226,8 @@ async def verify_assertion(
         verified = verify_authentication_response(
             credential=parsed,
             expected_challenge=challenge,
-            expected_rp_id=registry.settings.rp_id,
-            expected_origin=registry.settings.origin,
+            expected_rp_id=settings.rp_id,
+            expected_origin=settings.origin,
             credential_public_key=passkey.public_key,
             credential_current_sign_count=passkey.sign_count,
             require_user_verification=True,

@@ -9,8 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.errors import NotFound
 from app.core.errors import InvalidRequest
+from app.registry.ports import Database
 from app.registry.services import audit
-from app.registry.state import RegistryState
 from app.store import people
 from app.store.models import ApprovalRequester, Human
 
@@ -22,17 +22,18 @@ async def may_ask(session: AsyncSession, human: Human, owner_id: str) -> bool:
     return await people.allows(session, human.id, owner_id)
 
 
-async def listed(registry: RegistryState, human_id: str) -> list[tuple[ApprovalRequester, Human]]:
-    async with registry.sessions() as session:
+async def listed(database: Database, human_id: str) -> list[tuple[ApprovalRequester, Human]]:
+    async with database.sessions() as session:
         return await people.requesters_of(session, human_id)
 
 
-async def allow(registry: RegistryState, human_id: str, requester_id: str) -> ApprovalRequester:
+async def allow(
+    database: Database, human_id: str, requester_id: str, *, now: int
+) -> ApprovalRequester:
     """Let ``requester_id``'s agents ask ``human_id``; allowing twice changes nothing."""
     if requester_id == human_id:
         raise InvalidRequest("Your own agents can always ask you.")
-    now = registry.now()
-    async with registry.sessions() as session, session.begin():
+    async with database.sessions() as session, session.begin():
         if await people.active_human(session, requester_id) is None:
             raise NotFound("No such human.")
         row, created = await people.allow_requester(session, human_id, requester_id, now)
@@ -43,9 +44,8 @@ async def allow(registry: RegistryState, human_id: str, requester_id: str) -> Ap
     return row
 
 
-async def withdraw(registry: RegistryState, human_id: str, requester_id: str) -> None:
-    now = registry.now()
-    async with registry.sessions() as session, session.begin():
+async def withdraw(database: Database, human_id: str, requester_id: str, *, now: int) -> None:
+    async with database.sessions() as session, session.begin():
         if not await people.withdraw_requester(session, human_id, requester_id):
             raise NotFound("That human is not allowed to ask you.")
         await audit.append(

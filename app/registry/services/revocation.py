@@ -21,9 +21,9 @@ from app.api import metrics
 from app.api.metrics import dependency_error
 from app.cache.base import CacheUnavailable, RevocationChannel
 from app.core.errors import InvalidToken
+from app.registry.ports import Database
 from app.registry.services.common import secret_hash
-from app.registry.services.issuance import verify_own_token
-from app.registry.state import RegistryState
+from app.registry.services.issuance import TokenSigner, verify_own_token
 from app.store import grants, revocation_log, tokens
 from app.store.models import AccessToken, Agent, Grant, Human, Revocation
 
@@ -40,7 +40,7 @@ async def revoke_grant(session: AsyncSession, grant: Grant, now: int) -> list[Re
 
 
 async def revoke_presented_token(
-    registry: RegistryState, session: AsyncSession, client_id: str, token: str, now: int
+    signer: TokenSigner, session: AsyncSession, client_id: str, token: str, now: int
 ) -> list[Revocation]:
     """RFC 7009: a refresh token of this client revokes its grant; an access token of this
     client revokes itself and what was exchanged from it. Anything else (unknown, foreign,
@@ -52,7 +52,7 @@ async def revoke_presented_token(
         grant = await grants.grant(session, stored.grant_id, lock=True)
         return await revoke_grant(session, grant, now) if grant else []
     try:
-        claims = verify_own_token(registry, token, now)
+        claims = verify_own_token(signer, token, now)
     except InvalidToken:
         return []
     access = await tokens.access_token(session, claims.jti)
@@ -128,11 +128,13 @@ async def publish_rows(
     return len(published)
 
 
-async def publish(registry: RegistryState, rows: list[Revocation], now: int) -> None:
+async def publish(
+    events: RevocationChannel, database: Database, rows: list[Revocation], now: int
+) -> None:
     """Count and announce the revocations a request committed, as of the request's ``now``."""
     for row in rows:
         metrics.REVOCATIONS.labels(row.kind).inc()
-    await publish_rows(registry.cache, registry.sessions, rows, now)
+    await publish_rows(events, database.sessions, rows, now)
 
 
 async def republish_pending(

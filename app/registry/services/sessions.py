@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from typing import Annotated
 from urllib.parse import urlsplit
 
-from fastapi import Depends
 from starlette.requests import Request
 from starlette.responses import Response
 
 from app.api.errors import Forbidden
 from app.core.errors import InvalidToken
+from app.registry.ports import Database
 from app.registry.services.common import secret_hash
-from app.registry.state import RegistryDep, RegistryState
 from app.store import browser_sessions, people
 from app.store.models import BrowserSession
 
@@ -26,41 +24,44 @@ COOKIE = "agentauth_session"
 IDLE = 30 * 60
 ABSOLUTE = 12 * 3600
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+HumanSession = BrowserSession  # what routes call a human's browser session
 
 
-async def start_session(registry: RegistryState, response: Response, human_id: str) -> str:
+async def start_session(
+    database: Database, issuer: str, response: Response, human_id: str, *, now: int
+) -> str:
+    """Open a session for ``human_id`` and set its cookie on ``response``; returns its CSRF
+    token. The cookie is ``Secure`` unless ``issuer`` is plain-http localhost."""
     token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
-    now = registry.now()
-    async with registry.sessions() as session, session.begin():
+    async with database.sessions() as session, session.begin():
         browser_sessions.add(
             session, id_hash=secret_hash(token), human_id=human_id, csrf_token=csrf, now=now
         )
-    issuer = urlsplit(registry.settings.issuer)
+    parts = urlsplit(issuer)
     # Secure everywhere except plain-http localhost during development.
-    secure = not (issuer.scheme == "http" and issuer.hostname in ("localhost", "127.0.0.1"))
+    secure = not (parts.scheme == "http" and parts.hostname in ("localhost", "127.0.0.1"))
     response.set_cookie(
         COOKIE, token, max_age=ABSOLUTE, path="/", secure=secure, httponly=True, samesite="strict"
     )
     return csrf
 
 
-async def end_session(registry: RegistryState, request: Request, response: Response) -> None:
+async def end_session(database: Database, request: Request, response: Response, now: int) -> None:
     token = request.cookies.get(COOKIE)
     if token:
-        async with registry.sessions() as session, session.begin():
+        async with database.sessions() as session, session.begin():
             row = await browser_sessions.by_hash(session, secret_hash(token))
             if row is not None:
-                row.ended_at = registry.now()
+                row.ended_at = now
     response.delete_cookie(COOKIE, path="/")
 
 
-async def current_session(request: Request, registry: RegistryDep) -> BrowserSession:
+async def live_session(database: Database, request: Request, now: int) -> BrowserSession:
     """The live session of the calling human; state-changing calls also need the CSRF header."""
     token = request.cookies.get(COOKIE)
     if not token:
         raise InvalidToken("Log in first.")
-    now = registry.now()
-    async with registry.sessions() as session, session.begin():
+    async with database.sessions() as session, session.begin():
         row = await browser_sessions.by_hash(session, secret_hash(token))
         if (
             row is None
@@ -78,12 +79,9 @@ async def current_session(request: Request, registry: RegistryDep) -> BrowserSes
     return row
 
 
-SessionDep = Annotated[BrowserSession, Depends(current_session)]
-
-
-async def optional_session(request: Request, registry: RegistryState) -> BrowserSession | None:
+async def optional_session(database: Database, request: Request, now: int) -> BrowserSession | None:
     """The live session of the calling human, or None for a page that then asks to log in."""
     try:
-        return await current_session(request, registry)
+        return await live_session(database, request, now)
     except InvalidToken:
         return None

@@ -4,6 +4,7 @@ memory and open file descriptors, to show they stay flat and the caches stay bou
 
     .venv/bin/python benchmarks/soak.py --duration 1800      # the documented 30-minute run
     .venv/bin/python benchmarks/soak.py --duration 60        # a quick look
+    .venv/bin/python benchmarks/soak.py --duration 1200 --token-ttl 300   # caches turn over
 
 Every ``--chunk`` seconds the registry issues ``--tokens-per-second`` new access tokens
 (token exchange, each distinct), and the verifier answers ``--rate`` requests a second,
@@ -92,10 +93,18 @@ def main() -> None:
     parser.add_argument("--chunk", type=float, default=10.0, help="seconds between samples")
     parser.add_argument("--rate", type=float, default=200.0, help="verifier requests a second")
     parser.add_argument("--tokens-per-second", type=float, default=20.0)
+    parser.add_argument(
+        "--token-ttl",
+        type=int,
+        default=3600,
+        help="access-token lifetime in seconds (shorter than --duration: the caches turn over)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if not 10 <= args.duration <= 7200:
         parser.error("--duration is bounded: 10 to 7200 seconds")
+    if not 60 <= args.token_ttl <= 3600:
+        parser.error("--token-ttl is bounded: 60 to 3600 seconds")
 
     import httpx
 
@@ -113,6 +122,8 @@ def main() -> None:
             admin=admin,
             prefix="soak",
         )
+        for environment in (env, verifier_env):
+            environment["AGENTAUTH_ACCESS_TOKEN_TTL"] = str(args.token_ttl)
         commands = {
             "registry": [agentauth, "serve", "registry", "--port", str(registry_port)],
             "worker": [agentauth, "serve", "worker"],
@@ -140,6 +151,8 @@ def main() -> None:
                 errors = issued = 0
                 started = time.monotonic()
                 while time.monotonic() - started < args.duration:
+                    # A new subject token each chunk: exchanged tokens never outlive it.
+                    subject = bench_verifier.grant(bench)["access_token"]
                     tokens = [
                         bench.token(
                             grant_type=bench_verifier.EXCHANGE,

@@ -18,6 +18,7 @@ import orjson
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
+from starlette.routing import Match
 
 from app.api.metrics import dependency_error
 from app.cache.base import CacheUnavailable
@@ -62,12 +63,32 @@ async def oauth_error_handler(_: Request, exc: Exception) -> Response:
     return error_response(exc)
 
 
-async def http_error_handler(_: Request, exc: Exception) -> Response:
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _allowed_methods(request: Request) -> set[str]:
+    """Every method some route at the request's path answers (RFC 9110 §15.5.6: ``Allow``
+    lists the resource's methods, while the router names only the first route's)."""
+    routes = getattr(request.app.router, "routes", ())
+    allowed = set()
+    for method in _METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] is Match.FULL for route in routes):
+            allowed.add(method)
+    return allowed
+
+
+async def http_error_handler(request: Request, exc: Exception) -> Response:
     """Starlette's own 404/405/... in the same JSON shape."""
     assert isinstance(exc, StarletteHTTPException)  # noqa: S101 - registered for it only
     code = _HTTP_CODES.get(exc.status_code, "invalid_request")
     body = {"error": code, "error_description": str(exc.detail)}
-    return json_response(body, exc.status_code, dict(exc.headers or {}))
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        allowed = _allowed_methods(request)
+        if allowed:
+            headers["Allow"] = ", ".join(sorted(allowed))
+    return json_response(body, exc.status_code, headers)
 
 
 def exception_response(exc: Exception) -> Response:

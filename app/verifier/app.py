@@ -30,6 +30,7 @@ from app.cache.factory import create_cache
 from app.settings.verifier import VerifierSettings
 from app.verifier import routes
 from app.verifier.database import StoreUnavailable
+from app.verifier.openapi import openapi_body
 from app.verifier.state import VerifierState, build_verifier
 
 log = logging.getLogger("agentauth.verifier")
@@ -155,6 +156,9 @@ def create_app(
     async def healthz(_: Request) -> Response:
         return json_response({"status": "ok"})
 
+    async def openapi(_: Request) -> Response:
+        return Response(openapi_body(), media_type="application/json")
+
     async def readyz(_: Request) -> Response:
         verifier = current()
         checks = {
@@ -180,6 +184,7 @@ def create_app(
         routes=[
             Route("/.well-known/jwks.json", jwks),
             Route("/healthz", healthz),
+            Route("/openapi.json", openapi),
             Route("/readyz", readyz),
             Route("/metrics", metrics),
         ],

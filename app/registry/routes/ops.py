@@ -1,4 +1,4 @@
-"""``/healthz``, ``/readyz`` and ``/metrics``."""
+"""``/healthz``, ``/readyz``, ``/metrics`` and ``/openapi.json``."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from app.api import metrics as exported
 from app.api.errors import json_response
 from app.api.metrics import scrape
 from app.core.keys import NoActiveKey
+from app.registry.openapi import openapi_body
 from app.registry.state import RegistryDep
 from app.store.db import reachable
 
@@ -19,6 +20,11 @@ router = APIRouter()
 @router.get("/healthz")
 async def healthz() -> Response:
     return json_response({"status": "ok"})
+
+
+@router.get("/openapi.json")
+async def openapi() -> Response:
+    return Response(openapi_body(), media_type="application/json")
 
 
 @router.get("/readyz")

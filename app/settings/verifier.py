@@ -23,6 +23,16 @@ class VerifierSettings(CommonSettings):
             ' spend (docs/operations.md "Durability of spends")'
         ),
     )
+    token_cache_entries: int = Field(
+        default=100_000,
+        ge=1_000,
+        le=10_000_000,
+        description=(
+            "how many verified access tokens the verifier keeps in memory (each until it"
+            ' expires; about 11 KiB each, docs/reliability.md "Soak"): past it the expired'
+            " go, then the oldest half"
+        ),
+    )
     spend_replica_timeout_ms: int = Field(
         default=100,
         ge=1,

@@ -55,7 +55,9 @@ def build_verifier(
         cache=cache,
         store=store,
         keys=keys,
-        tokens=TokenVerifier(keys, issuer=settings.issuer),
+        tokens=TokenVerifier(
+            keys, issuer=settings.issuer, max_entries=settings.token_cache_entries
+        ),
         callers=Callers(store, issuer=settings.issuer, clock=clock),
         revocations=RevocationSync(
             cache,

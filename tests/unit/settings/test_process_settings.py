@@ -59,3 +59,20 @@ def test_config_check_for_one_process(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "AGENTAUTH_ADMIN_TOKEN must be set in production" in everything.output
     unknown = CliRunner().invoke(app, ["config", "check", "--process", "shop"])
     assert unknown.exit_code == 2
+
+
+def test_the_verifier_token_cache_bound_is_a_bounded_setting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pydantic import ValidationError
+
+    from app.cache.memory import MemoryCache
+    from app.verifier.state import build_verifier
+
+    monkeypatch.setenv("AGENTAUTH_TOKEN_CACHE_ENTRIES", "2000")
+    settings = VerifierSettings()
+    verifier = build_verifier(settings, MemoryCache(), clock=lambda: 0.0)
+    assert verifier.tokens._cache._max_entries == 2000
+    monkeypatch.setenv("AGENTAUTH_TOKEN_CACHE_ENTRIES", "10")
+    with pytest.raises(ValidationError):
+        VerifierSettings()

@@ -184,13 +184,12 @@ class Callers:
         self._basic[header] = (caller, self._clock() + self._ttl)
         return caller
 
-    async def _by_assertion(self, params: Mapping[str, str]) -> Authenticated:
+    async def _by_assertion(self, params: Mapping[str, str], now: int) -> Authenticated:
         assertion, client_id_param = read_client_assertion(params)
         client_id = unverified_issuer(assertion)
         caller = await self.lookup(client_id)
         if caller is None or caller.auth_method != "private_key_jwt":
             raise InvalidClient(detail="unknown caller or not a private_key_jwt caller")
-        now = int(self._clock())
         verified = verify_client_assertion(
             assertion,
             client_id=client_id,
@@ -203,9 +202,10 @@ class Callers:
         return Authenticated(caller, Once(key, max(1, verified.exp - now + 1), verified.iat))
 
     async def authenticate(
-        self, authorization: str | None, params: Mapping[str, str]
+        self, authorization: str | None, params: Mapping[str, str], *, now: int
     ) -> Authenticated:
-        """Authenticate the caller by exactly one method; 401 ``invalid_client`` otherwise."""
+        """Authenticate the caller by exactly one method; 401 ``invalid_client`` otherwise.
+        A client assertion is judged at the request's ``now``."""
         basic = authorization is not None and authorization[:6].lower() == "basic "
         post = "client_secret" in params
         jwt = "client_assertion" in params or "client_assertion_type" in params
@@ -222,5 +222,5 @@ class Callers:
                 await self._by_secret(client_id, params["client_secret"], basic=False)
             )
         if jwt:
-            return await self._by_assertion(params)
+            return await self._by_assertion(params, now)
         raise InvalidClient(headers=_challenge(True), detail="no client authentication")

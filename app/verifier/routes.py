@@ -67,7 +67,9 @@ async def _authenticate(
 ) -> Authenticated:
     """The caller, with its client assertion (if any) used up before anything is decided:
     a replayed assertion can never probe a token's state."""
-    authenticated = await verifier.callers.authenticate(_authorization(headers), credentials)
+    authenticated = await verifier.callers.authenticate(
+        _authorization(headers), credentials, now=now
+    )
     if authenticated.assertion is not None:
         await _remember_assertion(verifier, authenticated.assertion, now)
     return authenticated

@@ -155,10 +155,12 @@ async def test_the_verifier_document_is_true_of_its_answers(
         schema[path][method].validate_response(response)
 
 
-def _schemathesis(url: str, *arguments: str) -> None:
-    """A bounded run (fixed seed and number of examples) that must find nothing."""
+def _schemathesis(url: str, workdir: Path, *arguments: str) -> None:
+    """A bounded run (fixed seed and number of examples) that must find nothing; its
+    example database stays in ``workdir``."""
     finished = subprocess.run(  # noqa: S603 - our own command line
         [SCHEMATHESIS, "run", f"{url}/openapi.json", *CHECKS, "--seed", "7", *arguments],
+        cwd=workdir,
         capture_output=True,
         text=True,
         timeout=240,
@@ -168,12 +170,19 @@ def _schemathesis(url: str, *arguments: str) -> None:
     assert "passed" in finished.stdout
 
 
-def test_schemathesis_finds_nothing_at_the_registry(site: Site) -> None:
+def test_schemathesis_finds_nothing_at_the_registry(site: Site, tmp_path: Path) -> None:
     _schemathesis(
-        site.registry.url, "-H", f"Authorization: Bearer {ADMIN_TOKEN}", "--max-examples", "150"
+        site.registry.url,
+        tmp_path,
+        "-H",
+        f"Authorization: Bearer {ADMIN_TOKEN}",
+        "--max-examples",
+        "150",
     )
 
 
-def test_schemathesis_finds_nothing_at_the_verifier(site: Site, shop: dict[str, Any]) -> None:
+def test_schemathesis_finds_nothing_at_the_verifier(
+    site: Site, shop: dict[str, Any], tmp_path: Path
+) -> None:
     auth = f"{shop['client_id']}:{shop['client_secret']}"
-    _schemathesis(site.verifier.url, "--auth", auth, "--max-examples", "400")
+    _schemathesis(site.verifier.url, tmp_path, "--auth", auth, "--max-examples", "400")

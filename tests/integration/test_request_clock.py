@@ -8,11 +8,15 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
+from app.verifier.app import VerifierApp
 from tests.integration.test_concurrency import DETAILS, SHOP, approved_grant
+from tests.support.registry import ASSERTION_TYPE as ASSERTION
 from tests.support.registry import CIBA, RegistryClient
+from tests.support.verifier import merchant
 
 
 @dataclass
@@ -92,3 +96,24 @@ async def test_browser_and_admin_requests_read_the_clock_once(registry: Registry
         response, readings = await readings_during(registry, request)
         assert response.status_code == 200, (name, response.text)
         assert readings == 1, name
+
+
+async def test_the_verifier_judges_a_caller_assertion_at_the_request_instant(
+    registry: RegistryClient, verifier: VerifierApp, verifier_http: httpx.AsyncClient
+) -> None:
+    """The caller's client assertion is checked at the request's one ``now``, the instant
+    the decision uses: a reading of another clock (a day later here) changes nothing."""
+    shop = await merchant(registry, verifier_http, private_key_jwt=True)
+    state: Any = verifier.state
+    callers = state.verifier.callers
+    now = state.verifier.now()
+    own = callers._clock
+    callers._clock = lambda: own() + 86_400
+    try:
+        response = await shop.introspect(
+            "not-a-token", client_assertion=shop.assertion(now), client_assertion_type=ASSERTION
+        )
+    finally:
+        callers._clock = own
+    assert response.status_code == 200, response.text
+    assert response.json() == {"active": False}

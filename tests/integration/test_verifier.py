@@ -599,7 +599,7 @@ async def test_an_unexpected_failure_is_a_plain_500_without_internals(
     shop = await merchant(registry, verifier_http)
     state: Any = verifier.state
 
-    async def broken(*_: Any) -> Any:
+    async def broken(*_: Any, **__: Any) -> Any:
         raise RuntimeError("secret internal detail")
 
     state.verifier.callers.authenticate = broken

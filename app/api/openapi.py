@@ -84,8 +84,24 @@ def array(items: dict[str, Any]) -> dict[str, Any]:
     return {"type": "array", "items": items}
 
 
-def operations_ops(ready_checks: list[str]) -> dict[str, Any]:
-    """``/healthz``, ``/readyz`` and ``/metrics``, the same on every process."""
+# Client authentication in the form (client_secret_post, private_key_jwt), which OpenAPI has
+# no security scheme for: its members are listed in the request body instead.
+CLIENT_AUTH_FORM: dict[str, Any] = {
+    "client_id": STRING,
+    "client_secret": STRING,
+    "client_assertion": STRING,
+    "client_assertion_type": STRING,
+}
+
+
+def query(*names: str) -> list[dict[str, Any]]:
+    """Optional string query parameters."""
+    return [{"name": name, "in": "query", "required": False, "schema": STRING} for name in names]
+
+
+def operations_paths(ready_checks: list[str]) -> dict[str, Any]:
+    """``/healthz``, ``/readyz``, ``/metrics`` and ``/openapi.json``, the same on every
+    process."""
     ready = obj(
         ["ready", "checks"],
         ready=BOOLEAN,
@@ -118,6 +134,9 @@ def operations_ops(ready_checks: list[str]) -> dict[str, Any]:
                     "401": {"description": "The configured bearer token was not sent."},
                 },
             }
+        },
+        "/openapi.json": {
+            "get": {"summary": "This document", "responses": ok("OpenAPI 3.1.", ANY_OBJECT)}
         },
     }
 

@@ -15,6 +15,7 @@ import orjson
 from app.api.openapi import (
     ANY_OBJECT,
     BOOLEAN,
+    CLIENT_AUTH_FORM,
     FORM,
     INTEGER,
     JWK_SET,
@@ -26,15 +27,10 @@ from app.api.openapi import (
     json_body,
     obj,
     ok,
-    operations_ops,
+    operations_paths,
+    query,
 )
 
-CLIENT_FORM = {
-    "client_id": STRING,
-    "client_secret": STRING,
-    "client_assertion": STRING,
-    "client_assertion_type": STRING,
-}
 TOKEN = obj(
     ["access_token", "token_type", "expires_in"],
     access_token=STRING,
@@ -97,7 +93,7 @@ def _admin_paths() -> dict[str, Any]:
                         ),
                         201,
                     ),
-                    **errors(400, 413),
+                    **errors(413),
                 },
                 requestBody=json_body(human),
             ),
@@ -126,7 +122,7 @@ def _admin_paths() -> dict[str, Any]:
                         ),
                         201,
                     ),
-                    **errors(400, 409, 413),
+                    **errors(409, 413),
                 },
                 requestBody=json_body(server),
             ),
@@ -137,7 +133,7 @@ def _admin_paths() -> dict[str, Any]:
         "/admin/enrollment-tokens": {
             "post": _admin(
                 "An enrollment token for a human's agents",
-                {**ok("Created.", created_token, 201), **errors(400, 413)},
+                {**ok("Created.", created_token, 201), **errors(413)},
                 requestBody=json_body(enrollment),
             )
         },
@@ -153,10 +149,7 @@ def _admin_paths() -> dict[str, Any]:
             "get": _admin(
                 "Grants, filtered",
                 ok("Grants.", _listing("grants")),
-                parameters=[
-                    {"name": name, "in": "query", "required": False, "schema": STRING}
-                    for name in ("human", "agent", "status")
-                ],
+                parameters=query("human", "agent", "status"),
             )
         },
         "/admin/grants/{grant_id}/revoke": {
@@ -179,7 +172,7 @@ def _admin_paths() -> dict[str, Any]:
                             activates_at=STRING,
                         ),
                     ),
-                    **errors(400, 413),
+                    **errors(413),
                 },
                 requestBody=json_body(obj(prepublish_seconds=INTEGER), required=False),
             )
@@ -187,7 +180,7 @@ def _admin_paths() -> dict[str, Any]:
         "/admin/audit": {
             "get": _admin(
                 "Audit events after a sequence number",
-                {**ok("Events.", _listing("events")), **errors(400)},
+                ok("Events.", _listing("events")),
                 parameters=[
                     {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0}},
                     {
@@ -247,7 +240,7 @@ def _protocol_paths() -> dict[str, Any]:
                         "audience": STRING,
                         "authorization_details": STRING,
                         "scope": STRING,
-                        **CLIENT_FORM,
+                        **CLIENT_AUTH_FORM,
                     },
                     ["grant_type"],
                 ),
@@ -258,7 +251,7 @@ def _protocol_paths() -> dict[str, Any]:
             "post": {
                 "summary": "RFC 7009 revocation (200 whether or not the token was known)",
                 "requestBody": form_body(
-                    {"token": STRING, "token_type_hint": STRING, **CLIENT_FORM}, ["token"]
+                    {"token": STRING, "token_type_hint": STRING, **CLIENT_AUTH_FORM}, ["token"]
                 ),
                 "responses": {**ok("Done.", ANY_OBJECT), **client_errors},
             }
@@ -274,7 +267,7 @@ def _protocol_paths() -> dict[str, Any]:
                         "requested_expiry": STRING,
                         "grant_lifetime": STRING,
                         "max_delegation_depth": STRING,
-                        **CLIENT_FORM,
+                        **CLIENT_AUTH_FORM,
                     },
                     ["authorization_details"],
                 ),
@@ -319,21 +312,18 @@ def _protocol_paths() -> dict[str, Any]:
         "/authorize": {
             "get": {
                 "summary": "OAuth 2.1 authorization request (PKCE), answered by the approval app",
-                "parameters": [
-                    {"name": name, "in": "query", "required": False, "schema": STRING}
-                    for name in (
-                        "response_type",
-                        "client_id",
-                        "redirect_uri",
-                        "state",
-                        "code_challenge",
-                        "code_challenge_method",
-                        "scope",
-                        "resource",
-                        "authorization_details",
-                        "dpop_jkt",
-                    )
-                ],
+                "parameters": query(
+                    "response_type",
+                    "client_id",
+                    "redirect_uri",
+                    "state",
+                    "code_challenge",
+                    "code_challenge_method",
+                    "scope",
+                    "resource",
+                    "authorization_details",
+                    "dpop_jkt",
+                ),
                 "responses": {
                     "303": {"description": "To the login or consent page, or back to the client."},
                     "400": {
@@ -368,10 +358,7 @@ def openapi_body() -> bytes:
     paths = {
         **_protocol_paths(),
         **_admin_paths(),
-        "/openapi.json": {
-            "get": {"summary": "This document", "responses": ok("OpenAPI 3.1.", ANY_OBJECT)}
-        },
-        **operations_ops(["database", "cache", "keys"]),
+        **operations_paths(["database", "cache", "keys"]),
     }
     schemes = {"adminToken": {"type": "http", "scheme": "bearer"}}
     return orjson.dumps(

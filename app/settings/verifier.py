@@ -28,9 +28,9 @@ class VerifierSettings(CommonSettings):
         ge=1_000,
         le=10_000_000,
         description=(
-            "how many verified access tokens the verifier keeps in memory (each until it"
-            ' expires; about 11 KiB each, docs/reliability.md "Soak"): past it the expired'
-            " go, then the oldest half"
+            "how many verified access tokens the verifier keeps in memory, each until it"
+            " expires; past it the expired go, then the oldest half (memory per token:"
+            ' docs/reliability.md "Soak")'
         ),
     )
     spend_replica_timeout_ms: int = Field(

@@ -10,6 +10,7 @@ import orjson
 from app.api.openapi import (
     ANY_OBJECT,
     BOOLEAN,
+    CLIENT_AUTH_FORM,
     INTEGER,
     JWK_SET,
     STRING,
@@ -20,7 +21,7 @@ from app.api.openapi import (
     json_body,
     obj,
     ok,
-    operations_ops,
+    operations_paths,
 )
 
 # Resource servers also authenticate in the form (client_secret_post, private_key_jwt), which
@@ -66,12 +67,6 @@ _DECISION = {
     ]
 }
 _AMOUNT = obj(["value", "currency"], value=STRING, currency=STRING)
-_CALLER_FORM = {
-    "client_id": STRING,
-    "client_secret": STRING,
-    "client_assertion": STRING,
-    "client_assertion_type": STRING,
-}
 
 
 def _paths() -> dict[str, Any]:
@@ -81,7 +76,7 @@ def _paths() -> dict[str, Any]:
                 "summary": "RFC 7662 token introspection for the calling resource server",
                 "security": CALLER,
                 "requestBody": form_body(
-                    {"token": STRING, "token_type_hint": STRING, **_CALLER_FORM}, ["token"]
+                    {"token": STRING, "token_type_hint": STRING, **CLIENT_AUTH_FORM}, ["token"]
                 ),
                 "responses": {
                     **ok('`{"active": false}`, or the active token\'s claims.', _ACTIVE),
@@ -117,13 +112,7 @@ def _paths() -> dict[str, Any]:
                 "responses": ok("The key set (RFC 7517).", JWK_SET),
             }
         },
-        "/openapi.json": {
-            "get": {
-                "summary": "This document",
-                "responses": ok("OpenAPI 3.1.", ANY_OBJECT),
-            }
-        },
-        **operations_ops(["keys", "revocations", "cache", "database"]),
+        **operations_paths(["keys", "revocations", "cache", "database"]),
     }
 
 

@@ -21,7 +21,6 @@ import schemathesis
 from openapi_spec_validator import validate
 
 from tests.factories import Agent
-from tests.support.registry import RegistryClient
 from tests.support.stack import Site, site_fixtures
 
 ADMIN_TOKEN = "admin-" + "o" * 40
@@ -31,7 +30,7 @@ SCHEMATHESIS = str(Path(sys.executable).parent / "schemathesis")
 # wire's shapes, not every rule the server enforces on their values.
 CHECKS = ["--checks", "all", "--exclude-checks", "positive_data_acceptance"]
 
-site, operator = site_fixtures("openapi", admin_token=ADMIN_TOKEN)
+site, _ = site_fixtures("openapi", admin_token=ADMIN_TOKEN)
 
 
 def _document(url: str) -> dict[str, Any]:
@@ -63,9 +62,7 @@ def test_each_process_serves_a_valid_openapi_3_1_document(site: Site, process: s
     validate(document)  # raises on any violation of the OpenAPI 3.1 schema
 
 
-async def test_the_registry_document_is_true_of_its_answers(
-    site: Site, operator: RegistryClient
-) -> None:
+async def test_the_registry_document_is_true_of_its_answers(site: Site) -> None:
     schema = schemathesis.openapi.from_dict(_document(site.registry.url))
     admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
     async with httpx.AsyncClient(base_url=site.registry.url, timeout=10) as http:
@@ -141,17 +138,21 @@ async def test_the_verifier_document_is_true_of_its_answers(
     verify = {"token": "not-a-token", "method": "GET", "url": SHOP + "/items"}
     async with httpx.AsyncClient(base_url=site.verifier.url, timeout=10) as http:
         answers = [
-            ("/introspect", await http.post("/introspect", data={"token": "x"}, auth=caller), 200),
-            ("/introspect", await http.post("/introspect", data={"token": "x"}), 401),
-            ("/introspect", await http.post("/introspect", data={}, auth=caller), 400),
-            ("/verify", await http.post("/verify", json=verify, auth=caller), 200),
-            ("/verify", await http.post("/verify", json=verify), 401),
+            (
+                "POST",
+                "/introspect",
+                await http.post("/introspect", data={"token": "x"}, auth=caller),
+                200,
+            ),
+            ("POST", "/introspect", await http.post("/introspect", data={"token": "x"}), 401),
+            ("POST", "/introspect", await http.post("/introspect", data={}, auth=caller), 400),
+            ("POST", "/verify", await http.post("/verify", json=verify, auth=caller), 200),
+            ("POST", "/verify", await http.post("/verify", json=verify), 401),
         ]
-        for path in ("/.well-known/jwks.json", "/healthz", "/readyz", "/metrics"):
-            answers.append((path, await http.get(path), 200))
-    for path, response, status in answers:
-        assert response.status_code == status, (path, response.text)
-        method = "GET" if path.startswith(("/.", "/h", "/r", "/m")) else "POST"
+        for path in ("/.well-known/jwks.json", "/healthz", "/readyz", "/metrics", "/openapi.json"):
+            answers.append(("GET", path, await http.get(path), 200))
+    for method, path, response, status in answers:
+        assert response.status_code == status, (method, path, response.text)
         schema[path][method].validate_response(response)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import secrets
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -32,10 +33,12 @@ from app.cache.redis_urls import redis_client
 from app.core.decision import RateCounter
 
 # KEYS: the data epoch, the rate counter, then the single-use keys. ARGV: now, limit (0:
-# none), window, then each key's ttl and the time its item was issued. With single-use
-# keys, sets the epoch to ``now`` if the cache lost it. Counts one request in a fixed
-# window and sets every key like SET NX EX, except that an item issued before the epoch
-# counts as seen (the cache may have lost its key). Returns {retry_after, 1 or 0 per key}.
+# none), window, the command's mark, then each key's ttl and the time its item was issued.
+# With single-use keys, sets the epoch to ``now`` if the cache lost it. Counts one request
+# in a fixed window and sets every key like SET NX EX (to the mark), except that an item
+# issued before the epoch counts as seen (the cache may have lost its key); a key holding
+# this command's own mark is a resent command's first use. Returns {retry_after, 1 or 0
+# per key}.
 _RATE_AND_REMEMBER = """
 local epoch = 0
 if #KEYS > 2 then
@@ -57,8 +60,10 @@ if tonumber(ARGV[2]) > 0 then
 end
 local result = {retry_after}
 for i = 3, #KEYS do
-  local ttl, issued = ARGV[2 * i - 2], tonumber(ARGV[2 * i - 1])
-  if issued >= epoch and redis.call('SET', KEYS[i], '1', 'NX', 'EX', ttl) then
+  local ttl, issued = ARGV[2 * i - 1], tonumber(ARGV[2 * i])
+  if issued >= epoch and redis.call('SET', KEYS[i], ARGV[4], 'NX', 'EX', ttl) then
+    result[i - 1] = 1
+  elseif issued >= epoch and redis.call('GET', KEYS[i]) == ARGV[4] then
     result[i - 1] = 1
   else
     result[i - 1] = 0
@@ -67,10 +72,16 @@ end
 return result
 """
 
-# KEYS: epoch, rate counter, spend counter, spend stream, then the single-use keys.
+# KEYS: epoch, rate counter, spend counter, spend stream, then the single-use keys (at least
+#       one: the first is the admission's own, marked with its outcome).
 # ARGV: proof iat, rate limit (0: none), rate ttl, amount, budget (-1: none), budget ttl,
-#       seed (-1: none), n single-use keys, their n ttls, then the stream event's fields.
-# Everything is checked before anything is written, so a refusal changes no counter.
+#       seed (-1: none), the admission's mark, n single-use keys, their n ttls, then the
+#       stream event's fields.
+# Everything is checked before anything is written, so a refusal changes no counter. The
+# client sends a command again when its reply was lost (a timeout, a dropped connection),
+# and the first attempt may have run: the retry finds the first key marked with its own mark
+# and returns the first attempt's outcome, so a spend is never counted twice nor answered
+# "replay" after it was recorded.
 _ADMIT = """
 local epoch = redis.call('GET', KEYS[1])
 if not epoch then return 'lost' end
@@ -89,45 +100,50 @@ if budget >= 0 then
     return 'seed'
   end
 end
-local n = tonumber(ARGV[8])
-for i = 1, n do
-  if redis.call('EXISTS', KEYS[4 + i]) == 1 then
-    if i == 1 then return 'replay' end
-    return 'assertion_replay'
-  end
+local mark = ARGV[8] .. ':'
+local n = tonumber(ARGV[9])
+local first = redis.call('GET', KEYS[5])
+if first then
+  if string.sub(first, 1, #mark) == mark then return string.sub(first, #mark + 1) end
+  return 'replay'
 end
-for i = 1, n do
-  redis.call('SET', KEYS[4 + i], '1', 'EX', ARGV[8 + i])
+for i = 2, n do
+  if redis.call('EXISTS', KEYS[4 + i]) == 1 then return 'assertion_replay' end
 end
+local outcome = 'ok'
 local limit = tonumber(ARGV[2])
-if limit > 0 then
-  local count = tonumber(redis.call('GET', KEYS[2]) or '0')
-  if count + 1 > limit then return 'rate_limited' end
-end
 local amount = tonumber(ARGV[4])
-if budget >= 0 and spent + amount > budget then
+if limit > 0 and tonumber(redis.call('GET', KEYS[2]) or '0') + 1 > limit then
+  outcome = 'rate_limited'
+elseif budget >= 0 and spent + amount > budget then
   if seeded then redis.call('SET', KEYS[3], string.format('%d', spent), 'EX', ARGV[6]) end
-  return 'budget_exhausted'
-end
-if limit > 0 and redis.call('INCR', KEYS[2]) == 1 then
-  redis.call('EXPIRE', KEYS[2], ARGV[3])
-end
-if budget >= 0 then
-  if seeded then
-    redis.call('SET', KEYS[3], string.format('%d', spent + amount), 'EX', ARGV[6])
-  else
-    redis.call('INCRBY', KEYS[3], ARGV[4])
+  outcome = 'budget_exhausted'
+else
+  if limit > 0 and redis.call('INCR', KEYS[2]) == 1 then
+    redis.call('EXPIRE', KEYS[2], ARGV[3])
   end
-  if amount > 0 then
-    local fields = {}
-    for i = 9 + n, #ARGV do fields[#fields + 1] = ARGV[i] end
-    redis.call('XADD', KEYS[4], '*', unpack(fields))
+  if budget >= 0 then
+    if seeded then
+      redis.call('SET', KEYS[3], string.format('%d', spent + amount), 'EX', ARGV[6])
+    else
+      redis.call('INCRBY', KEYS[3], ARGV[4])
+    end
+    if amount > 0 then
+      local fields = {}
+      for i = 10 + n, #ARGV do fields[#fields + 1] = ARGV[i] end
+      redis.call('XADD', KEYS[4], '*', unpack(fields))
+    end
   end
 end
-return 'ok'
+redis.call('SET', KEYS[5], mark .. outcome, 'EX', ARGV[10])
+for i = 2, n do
+  redis.call('SET', KEYS[4 + i], '1', 'EX', ARGV[9 + i])
+end
+return outcome
 """
 
 LEDGER_GROUP = "ledger"
+ADMISSION_MARK_TTL = 60  # seconds; longer than any retry of one command
 
 
 class RedisSubscription:
@@ -181,9 +197,10 @@ class RedisCache:
         spend_replicas: int = 0,
         spend_wait_ms: int = 100,
     ) -> None:
-        # A pooled connection that died with a restarted server is replaced and the command
-        # sent once more. A command that ran but lost its reply would run twice, which can
-        # only make an answer stricter (a jti already seen, a counter one higher).
+        # A pooled connection that died with a restarted server, or a reply that did not come
+        # in time, and the command is sent once more. An admission that ran but lost its reply
+        # finds its own mark and answers as the first time (_ADMIT); any other command run
+        # twice can only make an answer stricter (a jti already seen, a counter one higher).
         self._redis = redis_client(
             url,
             socket_timeout=2,
@@ -215,7 +232,8 @@ class RedisCache:
             f"{self._ns}:rate:{rate.key}" if rate else self._none,
             *(f"{self._ns}:seen:{seen.key}" for seen in once),
         ]
-        args = [now, rate.limit, rate.ttl] if rate else [now, 0, 1]
+        args: list[int | str] = [now, rate.limit, rate.ttl] if rate else [now, 0, 1]
+        args.append(secrets.token_urlsafe(9))  # the same in a resent command
         for seen in once:
             args += [seen.ttl, seen.issued_at]
         # One EVALSHA: a pipeline carrying a script would first ask SCRIPT EXISTS.
@@ -246,20 +264,24 @@ class RedisCache:
 
     async def admit_request(self, record: Record) -> Outcome:
         rate, spend = record.rate, record.spend
+        mark = secrets.token_urlsafe(9)  # the same in a resent command: it is in its arguments
+        # Without a proof the admission's first key is its own, kept as long as a retry lasts.
+        once = record.once or [(f"admission:{mark}", ADMISSION_MARK_TTL)]
         keys = [
             self.epoch_key,
             f"{self._ns}:ctr:{rate.key}" if rate else self._none,
             f"{self._ns}:ctr:{spend.key}" if spend else self._none,
             self.spend_stream,
-            *(f"{self._ns}:seen:{key}" for key, _ in record.once),
+            *(f"{self._ns}:seen:{key}" for key, _ in once),
         ]
         args: list[str | int] = [
             record.proof_iat,
             *((rate.limit, rate.ttl) if rate else (0, 1)),
             *((spend.amount, spend.budget, spend.ttl) if spend else (0, -1, 1)),
             -1 if record.seed is None else record.seed,
-            len(record.once),
-            *(ttl for _, ttl in record.once),
+            mark,
+            len(once),
+            *(ttl for _, ttl in once),
         ]
         for name, value in record.event.items():
             args += [name, value]

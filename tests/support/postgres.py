@@ -57,6 +57,11 @@ class Cluster:
         with suppress(subprocess.CalledProcessError):
             self._ctl("-m", "immediate", "stop")
 
+    def restart(self) -> None:
+        """A normal restart (``pg_ctl restart -m fast``): every connection is closed."""
+        self._ctl("-m", "fast", "stop")
+        self.start()
+
 
 @contextmanager
 def _workdir() -> Iterator[Path]:
@@ -80,12 +85,24 @@ def primary_and_replica() -> Iterator[tuple[Cluster, Cluster]]:
 
 
 @contextmanager
-def _pair(workdir: Path) -> Iterator[tuple[Cluster, Cluster]]:
-    primary, replica = Cluster(workdir, "primary"), Cluster(workdir, "replica")
+def private_cluster() -> Iterator[Cluster]:
+    """One started cluster of its own (trust authentication on 127.0.0.1), for tests that
+    restart or reconfigure the server."""
+    with _workdir() as workdir:
+        cluster = Cluster(workdir, "primary")
+        _initdb(cluster)
+        cluster.start()
+        try:
+            yield cluster
+        finally:
+            cluster.stop()
+
+
+def _initdb(cluster: Cluster) -> None:
     _as_postgres(
-        str(primary.bin / "initdb"),
+        str(cluster.bin / "initdb"),
         "-D",
-        str(primary.data),
+        str(cluster.data),
         "-U",
         "postgres",
         "--auth=trust",
@@ -93,8 +110,14 @@ def _pair(workdir: Path) -> Iterator[tuple[Cluster, Cluster]]:
         "UTF8",
         "--no-sync",
     )
-    with (primary.data / "pg_hba.conf").open("a") as hba:
+    with (cluster.data / "pg_hba.conf").open("a") as hba:
         hba.write("host all all 127.0.0.1/32 trust\nhost replication all 127.0.0.1/32 trust\n")
+
+
+@contextmanager
+def _pair(workdir: Path) -> Iterator[tuple[Cluster, Cluster]]:
+    primary, replica = Cluster(workdir, "primary"), Cluster(workdir, "replica")
+    _initdb(primary)
     primary.start()
     try:
         _as_postgres(

@@ -37,15 +37,18 @@ def wait_until_listening(port: int, timeout: float = 20.0) -> None:
 
 
 class RedisServer:
-    """A private redis-server without persistence: a restart loses everything."""
+    """A private redis-server, by default without persistence (a restart loses everything);
+    ``persistent`` keeps an append-only file written before every answer
+    (``appendfsync always``), so a killed and restarted server has all it acknowledged."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *, persistent: bool = False) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed")
         self.binary = binary
         self.port = free_port()
         self.workdir = workdir
+        self.persistent = persistent
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -54,7 +57,11 @@ class RedisServer:
 
     def start(self) -> None:
         args = [self.binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", ""]
-        args += ["--appendonly", "no", "--dir", str(self.workdir)]
+        if self.persistent:
+            args += ["--appendonly", "yes", "--appendfsync", "always"]
+        else:
+            args += ["--appendonly", "no"]
+        args += ["--dir", str(self.workdir)]
         self.process = subprocess.Popen(  # noqa: S603 - fixed arguments
             args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
@@ -128,11 +135,15 @@ class TcpProxy:
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._clients: set[asyncio.StreamWriter] = set()
+        self._muted: set[asyncio.StreamWriter] = set()  # clients whose replies are dropped
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with suppress(OSError, asyncio.CancelledError):
             while data := await reader.read(65536):
+                if writer in self._muted:
+                    continue
                 writer.write(data)
                 await writer.drain()
         writer.close()
@@ -144,7 +155,17 @@ class TcpProxy:
             writer.close()
             return
         self._writers |= {writer, up_writer}
+        self._clients.add(writer)
         await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+
+    def mute(self) -> None:
+        """From now on the connections open at this moment deliver requests but lose every
+        reply, as a server that ran a command and then went silent; new connections work."""
+
+        async def mark() -> None:
+            self._muted |= {writer for writer in self._clients if not writer.is_closing()}
+
+        asyncio.run_coroutine_threadsafe(mark(), self._loop).result(timeout=5)
 
     def start(self) -> None:
         self._thread.start()
@@ -224,6 +245,14 @@ class Service:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def kill(self) -> None:
+        """SIGKILL to the whole process group, as a crash or an OOM kill: nothing shuts down."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        with suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.store.models import Agent
+from app.store.sql import row_lock
 
 
 def new(
@@ -50,4 +51,4 @@ async def owned_by(db: AsyncSession, human_id: str) -> Sequence[Agent]:
 
 
 async def agent(db: AsyncSession, agent_id: str, *, lock: bool = False) -> Agent | None:
-    return await db.get(Agent, agent_id, with_for_update=lock)
+    return await db.get(Agent, agent_id, with_for_update=row_lock(lock))

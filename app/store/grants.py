@@ -10,12 +10,13 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.store.models import AccessToken, Agent, Grant, GrantRequest
+from app.store.sql import row_lock
 
 LISTING_LIMIT = 1000
 
 
 async def grant(db: AsyncSession, grant_id: str, *, lock: bool = False) -> Grant | None:
-    return await db.get(Grant, grant_id, with_for_update=lock)
+    return await db.get(Grant, grant_id, with_for_update=row_lock(lock))
 
 
 async def listing(
@@ -105,4 +106,4 @@ async def active_of(
 
 
 async def request(db: AsyncSession, auth_req_id: str, *, lock: bool = False) -> GrantRequest | None:
-    return await db.get(GrantRequest, auth_req_id, with_for_update=lock)
+    return await db.get(GrantRequest, auth_req_id, with_for_update=row_lock(lock))

@@ -13,10 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.store.db import add_unless_taken
 from app.store.models import ApprovalRequester, EnrollmentToken, Human, Invite, Passkey
+from app.store.sql import row_lock
 
 
 async def human(db: AsyncSession, human_id: str, *, lock: bool = False) -> Human | None:
-    return await db.get(Human, human_id, with_for_update=lock)
+    return await db.get(Human, human_id, with_for_update=row_lock(lock))
 
 
 async def active_human(db: AsyncSession, human_id: str | None) -> Human | None:
@@ -141,4 +142,4 @@ async def withdraw_requester(db: AsyncSession, human_id: str, requester_id: str)
 
 
 async def passkey(db: AsyncSession, credential_id: bytes, *, lock: bool = False) -> Passkey | None:
-    return await db.get(Passkey, credential_id, with_for_update=lock)
+    return await db.get(Passkey, credential_id, with_for_update=row_lock(lock))

@@ -103,6 +103,15 @@ class Db(Protocol):
         ...
 
 
+def row_lock(lock: bool) -> dict[str, bool] | None:
+    """The lock a read-modify-write of one row takes: ``FOR NO KEY UPDATE`` on PostgreSQL. It
+    serialises the row's writers but not the foreign-key checks of rows that refer to it
+    (a key-share lock). ``FOR UPDATE`` would block those, and a token insert that holds the
+    audit head while its check waits would deadlock with the lock's holder, which appends to
+    the audit log last."""
+    return {"key_share": True} if lock else None
+
+
 def json_text(value: object) -> str:
     return orjson.dumps(value).decode()
 

@@ -120,7 +120,7 @@ async def grant_of_access_token(db: Db, jti: str) -> GrantRecord | None:
 async def record_poll(db: Db, auth_req_id: str, agent_id: str, now: int) -> PollRecord | None:
     """Lock the agent's CIBA request and set its last poll time (``None``: no such request
     for this agent). Row lock on PostgreSQL; SQLite transactions hold the write lock."""
-    query = _POLL + " FOR UPDATE" if db.postgres else _POLL
+    query = _POLL + " FOR NO KEY UPDATE" if db.postgres else _POLL  # sql.row_lock
     row = await db.fetchrow(query, {"id": auth_req_id, "agent": agent_id})
     if row is None:
         return None

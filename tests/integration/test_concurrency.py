@@ -9,7 +9,7 @@ from collections import Counter
 from sqlalchemy import func, select
 
 from app.store.models import Agent as AgentRow
-from tests.support.registry import CIBA, AgentClient, RegistryClient
+from tests.support.registry import ACCESS_TOKEN_TYPE, CIBA, EXCHANGE, AgentClient, RegistryClient
 
 SHOP = "https://shop-c.example.com/api"
 DETAILS = [{"type": "api", "locations": [SHOP], "actions": ["read"]}]
@@ -135,3 +135,30 @@ async def test_the_same_requester_allowed_ten_times_at_once(registry: RegistryCl
     assert [e["subject"] for e in allowed].count(other.id) == 1
     listed = (await human.api("GET", "/requesters")).json()["requesters"]
     assert [r["human_id"] for r in listed] == [other.id]
+
+
+async def test_token_requests_racing_a_revocation_of_their_grant_never_deadlock(
+    registry: RegistryClient,
+) -> None:
+    """Issuing inserts rows that refer to the grant (a foreign-key check takes a key-share lock
+    on it at the end of the statement that also moves the audit head); revoking locks the
+    grant first and appends to the audit log last. A lock on the grant that blocked the
+    key-share lock made the two wait for each other until PostgreSQL killed one (a 500)."""
+    for _ in range(4):
+        agent, auth_req_id, grant_id = await approved_grant(registry)
+        issued = await agent.token(CIBA, auth_req_id=auth_req_id)
+        assert issued.status_code == 200, issued.text
+        exchanges = [
+            agent.token(
+                EXCHANGE,
+                subject_token=agent.access_token,
+                subject_token_type=ACCESS_TOKEN_TYPE,
+                resource=SHOP,
+            )
+            for _ in range(12)
+        ]
+        revoked, *responses = await asyncio.gather(
+            registry.admin("POST", f"/grants/{grant_id}/revoke"), *exchanges
+        )
+        assert revoked.status_code == 200, revoked.text
+        assert {r.status_code for r in responses} <= {200, 400}, [r.text for r in responses]

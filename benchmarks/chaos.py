@@ -134,7 +134,7 @@ class Stack:
 
 
 @contextmanager
-def running_stack(workdir: Path) -> Iterator[Stack]:
+def running_stack(workdir: Path, staleness_bound: float = 0.1) -> Iterator[Stack]:
     with ExitStack() as cleanup:
         postgres = cleanup.enter_context(private_cluster())
         asyncio.run(_execute(postgres.url(), "CREATE DATABASE agentauth"))
@@ -162,6 +162,10 @@ def running_stack(workdir: Path) -> Iterator[Stack]:
             "AGENTAUTH_RATE_LIMIT_SCALE": "10000",
             "AGENTAUTH_ACCESS_TOKEN_TTL": "3600",
             "AGENTAUTH_LOG_LEVEL": "WARNING",
+            # A verifier not confirmed current for 100 ms answers 503: the propagation bound
+            # the suite checks is the verifier's own promise, whatever fault stops the push.
+            "AGENTAUTH_REVOCATION_HEARTBEAT_INTERVAL": "0.03",
+            "AGENTAUTH_REVOCATION_STALENESS_BOUND": str(staleness_bound),
         }
         through_proxy = make_url(database_url).set(port=registry_postgres.port)
         registry_env = {**common, "AGENTAUTH_DATABASE_URL": through_proxy.render_as_string(False)}
@@ -700,7 +704,7 @@ async def run_phase(
 def run(config: Config, workdir: Path, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Every fault of ``config`` in turn against one stack; the report of each."""
     victims = max(2, int(config.revoke_rate * (config.steady + config.outage + config.observe)) + 2)
-    with running_stack(workdir) as stack:
+    with running_stack(workdir, config.propagation_bound) as stack:
         bench = bootstrap(stack.registries[0].url, stack.env["AGENTAUTH_ADMIN_TOKEN"])
         bench.base = stack.env["AGENTAUTH_ISSUER"]
         created = bench.http.post(

@@ -23,7 +23,7 @@ from starlette.routing import Match
 from app.api.metrics import dependency_error
 from app.cache.base import CacheUnavailable
 from app.core.errors import InvalidRequest, OAuthError, TemporarilyUnavailable
-from app.store.sql import database_unreachable, unstorable_text
+from app.store.sql import database_unavailable, unstorable_text
 
 log = logging.getLogger("agentauth.errors")
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -99,7 +99,7 @@ def exception_response(exc: Exception) -> Response:
         return error_response(exc)
     if isinstance(exc, CacheUnavailable):  # Redis did not answer: fail closed, try again
         return error_response(unavailable(str(exc), "redis"))
-    if database_unreachable(exc):
+    if database_unavailable(exc):
         log.warning("database unavailable: %s", exc)
         return error_response(unavailable(str(exc), "postgres"))
     if isinstance(exc, ClientDisconnect):  # hung up mid-request: not a server error

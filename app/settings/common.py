@@ -113,11 +113,11 @@ class CommonSettings(BaseSettings):
     )
     revocation_heartbeat_interval: float = Field(
         default=0.25,
-        ge=0.05,
+        ge=0.02,
         le=5,
         description=(
             "seconds between the registry's and the worker's heartbeats announcing the revocation"
-            " log's head (0.05 to 5)"
+            " log's head (0.02 to 5)"
         ),
     )
     revocation_staleness_bound: float = Field(

@@ -50,6 +50,12 @@ class DatabaseUnavailable(Exception):
 
 # character_not_in_repertoire, untranslatable_character: e.g. a NUL in PostgreSQL text.
 _UNSTORABLE_TEXT = frozenset({"22021", "22P05"})
+# The server cannot take the statement now, though the request is fine: it is read-only
+# (a standby, or a primary an operator made read-only), a serialisation or deadlock victim.
+_UNAVAILABLE_STATES = frozenset({"25006", "40001", "40P01"})
+# Whole classes: insufficient resources (a full disk, no memory, too many connections),
+# operator intervention (shutting down), system errors (an I/O error).
+_UNAVAILABLE_CLASSES = frozenset({"53", "57", "58"})
 
 
 def unstorable_text(exc: BaseException) -> bool:
@@ -59,7 +65,7 @@ def unstorable_text(exc: BaseException) -> bool:
     return getattr(cause, "sqlstate", None) in _UNSTORABLE_TEXT
 
 
-# Every exception type :func:`database_unreachable` or :func:`unstorable_text` may say yes to.
+# Every exception type :func:`database_unavailable` or :func:`unstorable_text` may say yes to.
 DATABASE_ERRORS: tuple[type[Exception], ...] = (
     DatabaseUnavailable,
     PoolTimeout,
@@ -69,12 +75,18 @@ DATABASE_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
-def database_unreachable(exc: BaseException) -> bool:
+def database_unavailable(exc: BaseException) -> bool:
     """Whether ``exc``, from this module or from SQLAlchemy's engine and ORM, means the
-    database could not be reached or dropped the connection (not that a statement failed)."""
+    database could not be reached, dropped the connection, or cannot take the statement now
+    (read-only, out of disk or memory, a deadlock victim): not that the request was wrong."""
     if isinstance(exc, (DatabaseUnavailable, PoolTimeout, *_CONNECTION_ERRORS)):
         return True
-    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    state = getattr(exc.orig if isinstance(exc, DBAPIError) else exc, "sqlstate", None)
+    return isinstance(state, str) and (
+        state in _UNAVAILABLE_STATES or state[:2] in _UNAVAILABLE_CLASSES
+    )
 
 
 class Db(Protocol):

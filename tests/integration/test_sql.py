@@ -18,7 +18,7 @@ from app.store.models import AuditHead
 from app.store.sql import DatabaseUnavailable, connect, transaction
 from tests.factories import Agent
 from tests.integration.conftest import ISSUER
-from tests.support.registry import RegistryClient
+from tests.support.registry import CIBA, RegistryClient
 
 ASSERTION = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
@@ -217,6 +217,45 @@ async def test_token_answers_503_when_the_database_is_unreachable(
         ]
     finally:
         await unreachable.dispose()
+        state.database = healthy
+    for response in responses:
+        assert response.status_code == 503, response.text
+        assert response.json()["error"] == "temporarily_unavailable"
+        assert response.headers["retry-after"] == "1"
+
+
+async def test_a_database_that_refuses_writes_is_unavailable_not_an_error(
+    registry: RegistryClient, database_url: str
+) -> None:
+    """A server that answers but cannot take a write (here read-only transactions, as a
+    standby or a primary an operator made read-only; a full disk refuses alike): the
+    driver-level path (/token) and the ORM routes (the admin API) answer 503."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite has no read-only server mode")
+    assert registry.app is not None
+    resource = "https://read-only.example.com/api"
+    await registry.ensure_resource_server(resource)
+    human = await registry.human()
+    agent = await registry.agent(human)
+    started = await agent.bc_authorize(
+        [{"type": "api", "locations": [resource], "actions": ["read"]}]
+    )
+    auth_req_id = started.json()["auth_req_id"]
+    grant_id = (await human.approve(auth_req_id)).json()["grant_id"]
+    issued = await agent.token(CIBA, auth_req_id=auth_req_id)
+    assert issued.status_code == 200, issued.text
+    state = registry.app.state.registry
+    healthy = state.database
+    refusing = create_engine(database_url, pool_size=1, read_only=True)
+    state.database = Database(refusing, session_factory(refusing))
+    try:
+        responses = [
+            await agent.token("refresh_token", refresh_token=agent.refresh_token),
+            await registry.admin("POST", f"/grants/{grant_id}/revoke"),
+            await registry.admin("POST", "/humans", {"display_name": "Nobody"}),
+        ]
+    finally:
+        await refusing.dispose()
         state.database = healthy
     for response in responses:
         assert response.status_code == 503, response.text

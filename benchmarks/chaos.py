@@ -573,35 +573,28 @@ def revocation_violations(records: list[Record], grants: list[Grant], bound: flo
     return found
 
 
-async def ledger_violations(
-    stack: Stack, records: list[Record], grants: list[Grant]
-) -> tuple[list[str], dict[str, int]]:
-    """Wait for the worker to drain, then compare the ledger with the answers."""
+def answered_spends(records: list[Record]) -> tuple[dict[str, list[int]], dict[str, list[int]]]:
+    """Per grant, the amounts ``/verify`` allowed, and those whose answer was lost or a 503
+    (the spend may or may not have been counted)."""
     allowed: dict[str, list[int]] = defaultdict(list)
     unknown: dict[str, list[int]] = defaultdict(list)
     for record in records:
-        if record.kind == "verify":
-            if record.outcome == "yes":
-                allowed[record.grant].append(record.amount)
-            elif record.outcome in ("503", "failed"):
-                unknown[record.grant].append(record.amount)
-    ids = [g.id for g in grants]
-    query = (
-        "SELECT grant_id, count(*), coalesce(sum(amount_minor), 0) FROM spend_ledger"
-        " WHERE grant_id = ANY($1::text[]) GROUP BY grant_id"
-    )
-    deadline = time.monotonic() + 15
-    while True:
-        rows = {
-            r[0]: (int(r[1]), int(r[2])) for r in await _execute(stack.database_url, query, ids)
-        }
-        drained = all(rows.get(g, (0, 0))[1] >= sum(allowed[g]) for g in ids)
-        if drained or time.monotonic() > deadline:
-            break
-        await asyncio.sleep(0.25)
+        if record.kind == "verify" and record.outcome == "yes":
+            allowed[record.grant].append(record.amount)
+        elif record.kind == "verify" and record.outcome in ("503", "failed"):
+            unknown[record.grant].append(record.amount)
+    return allowed, unknown
+
+
+def compare_ledger(
+    records: list[Record], ledger: dict[str, tuple[int, int]], grants: list[str]
+) -> list[str]:
+    """``ledger``: per grant, the count and sum of its rows. Each grant's total is within the
+    budget, and holds every allowed spend and at most the unanswered ones besides."""
+    allowed, unknown = answered_spends(records)
     found = []
-    for grant in ids:
-        count, total = rows.get(grant, (0, 0))
+    for grant in grants:
+        count, total = ledger.get(grant, (0, 0))
         if total > BUDGET_MINOR:
             found.append(f"grant {grant}: ledger {total} over the budget {BUDGET_MINOR}")
         low_count, low_sum = len(allowed[grant]), sum(allowed[grant])
@@ -611,6 +604,28 @@ async def ledger_violations(
                 f"grant {grant}: ledger {count} spends / {total}, allowed {low_count} / {low_sum}"
                 f", unanswered or 503 {len(unknown[grant])} / {sum(unknown[grant])}"
             )
+    return found
+
+
+async def ledger_violations(
+    stack: Stack, records: list[Record], grants: list[Grant]
+) -> tuple[list[str], dict[str, int]]:
+    """Wait for the worker to drain (up to 15 s), then compare the ledger with the answers."""
+    allowed, _ = answered_spends(records)
+    ids = [g.id for g in grants]
+    query = (
+        "SELECT grant_id, count(*), coalesce(sum(amount_minor), 0) FROM spend_ledger"
+        " WHERE grant_id = ANY($1::text[]) GROUP BY grant_id"
+    )
+    deadline = time.monotonic() + 15
+    while True:
+        found = await _execute(stack.database_url, query, ids)
+        rows = {r[0]: (int(r[1]), int(r[2])) for r in found}
+        if all(rows.get(g, (0, 0))[1] >= sum(allowed[g]) for g in ids):
+            break
+        if time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.25)
     summary = {
         "allowed_spends": sum(len(v) for v in allowed.values()),
         "allowed_minor": sum(sum(v) for v in allowed.values()),
@@ -618,7 +633,7 @@ async def ledger_violations(
         "ledger_minor": sum(t for _, t in rows.values()),
         "grants_at_budget": sum(1 for _, t in rows.values() if t > BUDGET_MINOR - 20),
     }
-    return found, summary
+    return compare_ledger(records, rows, ids), summary
 
 
 def audit_violations(stack: Stack, issued: list[str]) -> list[str]:

@@ -719,9 +719,11 @@ async def run_phase(
 def run(config: Config, workdir: Path, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Every fault of ``config`` in turn against one stack; the report of each."""
     victims = max(2, int(config.revoke_rate * (config.steady + config.outage + config.observe)) + 2)
-    with running_stack(workdir, config.propagation_bound) as stack:
+    with ExitStack() as cleanup, running_stack(workdir, config.propagation_bound) as stack:
         bench = bootstrap(stack.registries[0].url, stack.env["AGENTAUTH_ADMIN_TOKEN"])
         bench.base = stack.env["AGENTAUTH_ISSUER"]
+        for client in (bench.http, bench.human_browser):
+            cleanup.callback(client.close)
         created = bench.http.post(
             "/admin/resource-servers",
             json={"name": "chaos shop", "resource": SHOP},

@@ -64,6 +64,7 @@ class Record:
     spend: SpendCounter | None = None
     seed: int | None = None
     event: Mapping[str, str] = field(default_factory=dict)
+    at: int | None = None  # the request's time, when a decision makes it
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +174,11 @@ class SpendStream(Protocol):
         ...
 
     async def ack_spends(self, entry_ids: Sequence[str]) -> None: ...
+
+    async def restored_spends(self, spend: SpendCounter) -> dict[str, int]:
+        """Spends (mark → amount) a process restored into the stream after the cache lost
+        its data, while ``spend``'s counter was missing: a seed adds those the ledger lacks."""
+        ...
 
 
 class Connection(Protocol):

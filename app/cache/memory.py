@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from app.cache.base import Once, Outcome, Record, SpendEvent
-from app.core.decision import RateCounter
+from app.core.decision import RateCounter, SpendCounter
 
 
 class MemorySubscription:
@@ -160,6 +160,9 @@ class MemoryCache:
         if not entries:
             await asyncio.sleep(block_ms / 1000)
         return entries
+
+    async def restored_spends(self, spend: SpendCounter) -> dict[str, int]:
+        return {}  # the process's memory is never lost while the process lives
 
     async def ack_spends(self, entry_ids: Sequence[str]) -> None:
         for entry_id in entry_ids:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import itertools
+import logging
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import orjson
@@ -30,7 +33,9 @@ from app.cache.base import (
     SpendEvent,
 )
 from app.cache.redis_urls import redis_client
-from app.core.decision import RateCounter
+from app.core.decision import RateCounter, SpendCounter
+
+log = logging.getLogger("agentauth.cache")
 
 # KEYS: the data epoch, the rate counter, then the single-use keys. ARGV: now, limit (0:
 # none), window, the command's mark, then each key's ttl and the time its item was issued.
@@ -142,8 +147,36 @@ end
 return outcome
 """
 
+
+# After the cache lost its data, a verifier appends again the spends it accepted within the
+# journal's span that the ledger lacks (the ledger skips a mark it holds already), and counts
+# them: into the counter when it exists, else into ``<spend counter>:restored`` (mark →
+# amount), which the caller adds to a seed for what the ledger still lacks then.
+# KEYS: spend stream, spend counter, its restored spends. ARGV: amount, counter ttl, mark,
+# then the event's fields.
+_RESTORE = """
+local fields = {}
+for i = 4, #ARGV do fields[#fields + 1] = ARGV[i] end
+redis.call('XADD', KEYS[1], '*', unpack(fields))
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('INCRBY', KEYS[2], ARGV[1])
+else
+  redis.call('HSET', KEYS[3], ARGV[3], ARGV[1])
+  redis.call('EXPIRE', KEYS[3], ARGV[2])
+end
+return 1
+"""
+
 LEDGER_GROUP = "ledger"
+JOURNAL_SECONDS = 30.0  # how long a verifier remembers the spends it accepted
+# After the cache lost its data, budget counters are not seeded from the ledger for this many
+# seconds: every verifier notices the new epoch within a heartbeat and restores its recent
+# spends first, so a seed counts them.
+SEED_GRACE = 2
 ADMISSION_MARK_TTL = 60  # seconds; longer than any retry of one command
+# A spend read but not acknowledged for this long belongs to a worker that is gone: a live
+# one writes and acknowledges within milliseconds.
+ORPHAN_IDLE_MS = 10_000
 
 
 class RedisSubscription:
@@ -209,6 +242,7 @@ class RedisCache:
             retry_on_error=[RedisConnectionError],
         )
         self._admit = self._redis.register_script(_ADMIT)
+        self._restore = self._redis.register_script(_RESTORE)
         self._rate_and_remember = self._redis.register_script(_RATE_AND_REMEMBER)
         self._ns = namespace
         self.spend_replicas, self.spend_wait_ms = spend_replicas, spend_wait_ms
@@ -219,6 +253,18 @@ class RedisCache:
         self.epoch_key = f"{namespace}:{EPOCH}"
         self.spend_stream = f"{namespace}:{SPEND_STREAM}"
         self._none = f"{namespace}:none"  # placeholder for unused KEYS slots
+        self.orphan_idle_ms = ORPHAN_IDLE_MS
+        self._orphans_checked = float("-inf")
+        # The spends this process accepted lately, and the data epoch they were accepted in:
+        # (monotonic time, counter key, amount, counter ttl, stream fields).
+        self._journal: collections.deque[tuple[float, str, int, int, list[str]]] = (
+            collections.deque()
+        )
+        self._epoch: int | None = None
+        self._lost_at: int | None = None  # the epoch that replaced one this process had seen
+        # Which of some admissions' marks the ledger holds already (set by the verifier):
+        # those are not restored after a loss.
+        self.spends_recorded: Callable[[Sequence[str]], Awaitable[set[str]]] | None = None
 
     @property
     def client(self) -> Redis:
@@ -263,6 +309,13 @@ class RedisCache:
         return retry_after
 
     async def admit_request(self, record: Record) -> Outcome:
+        if (
+            record.seed is not None
+            and record.at is not None
+            and self._lost_at is not None
+            and record.at - self._lost_at < SEED_GRACE
+        ):
+            return "seed"  # other verifiers may still be restoring their spends
         rate, spend = record.rate, record.spend
         mark = secrets.token_urlsafe(9)  # the same in a resent command: it is in its arguments
         # Without a proof the admission's first key is its own, kept as long as a retry lasts.
@@ -283,8 +336,10 @@ class RedisCache:
             len(once),
             *(ttl for _, ttl in once),
         ]
-        for name, value in record.event.items():
-            args += [name, value]
+        fields = [*itertools.chain.from_iterable(record.event.items())]
+        if fields:
+            fields += ["mark", mark]  # the ledger's key for this spend, the same if restored
+        args += fields
         durable = spend is not None and self.spend_replicas > 0
         try:
             if durable:
@@ -298,19 +353,56 @@ class RedisCache:
         except RedisError as exc:
             raise CacheUnavailable(f"admission: {exc}") from exc
         outcome = result.decode() if isinstance(result, bytes) else str(result)
+        if outcome == "ok" and spend is not None and spend.amount > 0:
+            self._remember_spend(keys[2], spend.amount, spend.ttl, fields)
         if durable and outcome == "ok" and int(acknowledged) < self.spend_replicas:
             return "undurable"
         return outcome  # type: ignore[return-value]  # the script returns only Outcome values
 
+    async def restored_spends(self, spend: SpendCounter) -> dict[str, int]:
+        try:
+            found: Any = await self._redis.hgetall(f"{self._ns}:ctr:{spend.key}:restored")
+        except RedisError as exc:
+            raise CacheUnavailable(f"restored spends: {exc}") from exc
+        return {mark.decode(): int(amount) for mark, amount in found.items()}
+
+    def _remember_spend(self, counter: str, amount: int, ttl: int, fields: list[str]) -> None:
+        now = time.monotonic()
+        journal = self._journal
+        while journal and journal[0][0] < now - JOURNAL_SECONDS:
+            journal.popleft()
+        journal.append((now, counter, amount, ttl, fields))
+
+    async def _restore_spends(self) -> None:
+        """The cache lost its data since this process last saw the epoch: append again, and
+        count, every spend it accepted within the journal's span."""
+        horizon = time.monotonic() - JOURNAL_SECONDS
+        entries = [entry for entry in self._journal if entry[0] >= horizon]
+        if entries and self.spends_recorded is not None:
+            recorded = await self.spends_recorded([entry[4][-1] for entry in entries])
+            entries = [entry for entry in entries if entry[4][-1] not in recorded]
+        for _, counter, amount, ttl, fields in entries:
+            keys = [self.spend_stream, counter, f"{counter}:restored"]
+            await self._restore(keys=keys, args=[amount, ttl, fields[-1], *fields])
+        if entries:
+            log.warning("the cache lost its data: %d recent spends restored", len(entries))
+
     async def ensure_epoch(self, now: int) -> int:
+        """The data epoch, set to ``now`` if the cache lost it. Seeing a new epoch after an
+        earlier one restores this process's recent spends first (:data:`_RESTORE`)."""
         try:
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.set(self.epoch_key, now, nx=True)
                 pipe.get(self.epoch_key)
                 _, value = await pipe.execute()
+            epoch = int(value)
+            if self._epoch is not None and epoch != self._epoch:
+                self._lost_at = epoch
+                await self._restore_spends()
         except RedisError as exc:
             raise CacheUnavailable(f"epoch: {exc}") from exc
-        return int(value)
+        self._epoch = epoch
+        return epoch
 
     async def publish_revocation(self, seq: int, kind: str, subject: str, expires_at: int) -> None:
         event = orjson.dumps(
@@ -389,12 +481,21 @@ class RedisCache:
                 raise
 
     async def read_spends(self, consumer: str, count: int, block_ms: int) -> list[SpendEvent]:
+        """This consumer's pending entries first; then, at most once a second, entries another
+        consumer read and left unacknowledged for ``orphan_idle_ms`` (a worker killed between
+        reading and writing the ledger: its successor has another name); then new ones."""
         try:
             await self._ensure_group()
             pending: Any = await self._redis.xreadgroup(
                 LEDGER_GROUP, consumer, {self.spend_stream: "0"}, count=count
             )
             entries: Any = pending[0][1] if pending else []
+            if not entries and time.monotonic() - self._orphans_checked >= 1.0:
+                self._orphans_checked = time.monotonic()
+                claimed: Any = await self._redis.xautoclaim(
+                    self.spend_stream, LEDGER_GROUP, consumer, self.orphan_idle_ms, count=count
+                )
+                entries = claimed[1]
             if not entries:
                 fresh: Any = await self._redis.xreadgroup(
                     LEDGER_GROUP, consumer, {self.spend_stream: ">"}, count=count, block=block_ms

@@ -58,6 +58,11 @@ def spent_query(grant_id: str, bucket: str, currency: str) -> Select[Any]:
     )
 
 
+def recorded_spends_query(marks: list[str]) -> Select[Any]:
+    """Which of these admissions' marks the ledger holds (a restored spend it has already)."""
+    return select(SpendLedger.entry_id).where(SpendLedger.entry_id.in_(marks))
+
+
 def _every_query() -> Iterator[ClauseElement]:
     """Each read-only query once, with placeholder arguments (only its shape matters)."""
     yield signing_keys_query()
@@ -67,6 +72,7 @@ def _every_query() -> Iterator[ClauseElement]:
     yield caller_query("")
     yield callers_query().order_by(ResourceServer.id).limit(1)
     yield spent_query("", "", "")
+    yield recorded_spends_query([""])
 
 
 def readable_columns() -> dict[str, tuple[str, ...]]:

@@ -27,6 +27,7 @@ from app.api.logs import RequestIdMiddleware
 from app.api.metrics import scrape
 from app.cache.base import Cache
 from app.cache.factory import create_cache
+from app.cache.redis import RedisCache
 from app.settings.verifier import VerifierSettings
 from app.verifier import routes
 from app.verifier.database import StoreUnavailable
@@ -118,6 +119,8 @@ def create_app(
             spend_wait_ms=settings.spend_replica_timeout_ms,
         )
         verifier = build_verifier(settings, shared, clock)
+        if isinstance(shared, RedisCache):  # a lost cache restores only what the ledger lacks
+            shared.spends_recorded = verifier.store.recorded_spends
         holder["verifier"] = verifier
         app.state.verifier = verifier
         stop = asyncio.Event()

@@ -7,6 +7,7 @@ secrets.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,6 +115,15 @@ class ReadOnlyStore:
     async def spent(self, grant_id: str, bucket: str, currency: str) -> int:
         rows = await self._rows(readonly.spent_query(grant_id, bucket, currency))
         return int(rows[0][0])
+
+    async def recorded_spends(self, marks: Sequence[str]) -> set[str]:
+        """The marks the ledger holds already; none when the database does not answer (every
+        spend is then restored: a budget stricter, never looser)."""
+        try:
+            rows = await self._rows(readonly.recorded_spends_query(list(marks)))
+        except StoreUnavailable:
+            return set()
+        return {str(row[0]) for row in rows}
 
     async def close(self) -> None:
         await self.engine.dispose()

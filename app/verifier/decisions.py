@@ -58,6 +58,7 @@ async def _record(verifier: VerifierState, admission: Admission) -> Outcome:
         rate=admission.rate,
         spend=admission.spend,
         event=admission.spend_event(),
+        at=admission.at,
     )
     try:
         outcome = await verifier.cache.admit_request(record)
@@ -65,10 +66,17 @@ async def _record(verifier: VerifierState, admission: Admission) -> Outcome:
             await verifier.cache.ensure_epoch(admission.at)
             outcome = await verifier.cache.admit_request(record)
         if outcome == "seed" and admission.spend is not None:
+            # Notices a cache that lost its data (its recent spends restored first).
+            await verifier.cache.ensure_epoch(admission.at)
             ledger = admission.spend.ledger
             # A replica must hold the ledger as of the last heartbeat before it is summed.
             await verifier.store.require_position(verifier.revocations.position)
+            # Restored spends the ledger lacks count too; asked before the sum, so one drained
+            # in between is counted twice (stricter), never missed.
+            restored = await verifier.cache.restored_spends(admission.spend)
+            recorded = await verifier.store.recorded_spends(list(restored)) if restored else set()
             seed = await verifier.store.spent(ledger.grant, ledger.bucket, ledger.currency)
+            seed += sum(amount for mark, amount in restored.items() if mark not in recorded)
             outcome = await verifier.cache.admit_request(dataclasses.replace(record, seed=seed))
     except CacheUnavailable as exc:
         raise unavailable(f"replay protection: {exc}", "redis") from None

@@ -192,6 +192,10 @@ class RevocationSync:
         if position is not None and not isinstance(position, int):
             return
         self.position = position
+        with contextlib.suppress(CacheUnavailable):
+            # A cache that lost its data (FLUSHALL, a restart without persistence) is noticed
+            # within a heartbeat: the spends this process accepted lately are restored.
+            await self.cache.ensure_epoch(int(self.clock()))
         try:
             await self.catch_up(seq, pending, float(at), position=position)
         except StoreUnavailable:

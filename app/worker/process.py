@@ -47,7 +47,9 @@ def _ledger_row(event: SpendEvent) -> dict[str, object] | None:
         return None  # an entry deleted from the stream, or not one of ours
     try:
         return {
-            "entry_id": event.entry_id,
+            # An admission's mark: the same spend restored after the cache lost its data
+            # has another stream id but the same mark, and is written once.
+            "entry_id": fields.get("mark", event.entry_id)[:64],
             "grant_id": fields["grant"][:40],
             "bucket": fields["bucket"][:128],
             "currency": fields["currency"][:3],

@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 import chaos
 from chaos import Config, Grant, Record
 
-REDUCED = Config(steady=2.0, outage=3.0, observe=4.0).scaled(0.2)
+REDUCED = Config(steady=2.0, outage=3.0, observe=4.0, spend_grants=3).scaled(0.2)
 
 
 def _grant(grant_id: str, revoked_at: float | None = None) -> Grant:

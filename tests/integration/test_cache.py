@@ -217,6 +217,31 @@ async def test_fifty_parallel_spends_never_exceed_the_budget(cache: Cache) -> No
     assert await cache.read_spends("test", 100, 10) == []
 
 
+async def test_spends_a_killed_worker_read_reach_its_successor(redis_url: str) -> None:
+    """A worker killed between reading spends and acknowledging them leaves them pending under
+    its consumer name; the worker started after it has another name and claims them once they
+    have been idle long enough, so they reach the ledger."""
+    namespace = f"test-{secrets.token_hex(6)}"
+    dead, successor = (
+        RedisCache(redis_url, namespace=namespace),
+        RedisCache(redis_url, namespace=namespace),
+    )
+    try:
+        await dead.ensure_epoch(0)
+        assert await dead.admit_request(spend("g:o", 100, 1000, seed=0)) == "ok"
+        assert len(await dead.read_spends("worker-1", 100, 10)) == 1  # and never acknowledged
+        successor.orphan_idle_ms = 200
+        assert await successor.read_spends("worker-2", 100, 10) == []  # not idle long enough
+        await asyncio.sleep(1.1)  # claims are looked for at most once a second
+        claimed = await successor.read_spends("worker-2", 100, 10)
+        assert [event.fields["amount"] for event in claimed] == ["100"]
+        await successor.ack_spends([event.entry_id for event in claimed])
+        assert await successor.read_spends("worker-2", 100, 10) == []
+    finally:
+        await dead.close()
+        await successor.close()
+
+
 async def test_revocation_log_subscription_and_pruning(cache: Cache) -> None:
     subscription = await cache.subscribe()
     try:

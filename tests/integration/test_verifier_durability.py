@@ -11,7 +11,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from app.cache.redis import RedisCache
+from app.cache.redis import SEED_GRACE, RedisCache
 from app.settings import Settings
 from app.store.models import Revocation, SpendLedger
 from app.verifier.app import VerifierApp
@@ -59,10 +59,7 @@ async def test_spends_reach_the_ledger_and_rebuild_a_lost_budget(
     url = shop.resource + "/pay"
 
     async def pay(iat: int | None = None) -> str:
-        amount = {"value": "1.00", "currency": EUR}
-        body = verify_body(agent, url, action="pay", amount=amount, iat=iat)
-        decision = (await shop.verify(body)).json()
-        return "allowed" if decision["allowed"] else str(decision["reason"])
+        return await paid(shop, agent, url, iat)
 
     assert [await pay() for _ in range(3)] == ["allowed"] * 3
     worker = worker_for(registry)
@@ -80,8 +77,50 @@ async def test_spends_reach_the_ledger_and_rebuild_a_lost_budget(
     await wipe(settings)
     # A proof made before the loss may have been used already: refused, never guessed.
     assert await pay(iat=before_loss) == "dpop_replay"
+    # Other verifiers restore their recent spends first: no budget is rebuilt for a moment.
+    assert await pay() == "unavailable"
+    registry.clock.advance(SEED_GRACE)
     # The budget counter is rebuilt from the ledger: 3.00 of 5.00 spent, two more fit.
     assert [await pay() for _ in range(3)] == ["allowed", "allowed", "budget_exhausted"]
+
+
+async def paid(shop: Merchant, agent: Any, url: str, iat: int | None = None) -> str:
+    amount = {"value": "1.00", "currency": EUR}
+    body = verify_body(agent, url, action="pay", amount=amount, iat=iat)
+    response = await shop.verify(body)
+    if response.status_code == 503:
+        return "unavailable"
+    decision = response.json()
+    return "allowed" if decision["allowed"] else str(decision["reason"])
+
+
+async def test_spends_not_yet_in_the_ledger_outlive_a_cache_that_lost_its_data(
+    registry: RegistryClient, verifier_http: httpx.AsyncClient, settings: Settings
+) -> None:
+    """The cache loses its data after three spends were answered and before the worker wrote
+    them: the verifier that accepted them restores them into the stream and counts them, so
+    the ledger gets all three and the rebuilt budget has room for two more, not five."""
+    budget = {"budget": {"value": "5.00", "currency": EUR, "period": "day"}}
+    shop, _, agent, grant_id = await shop_with_grant(
+        registry, verifier_http, lambda r: api(r, ["pay"], limits=budget)
+    )
+    url = shop.resource + "/pay"
+    assert [await paid(shop, agent, url) for _ in range(3)] == ["allowed"] * 3
+    registry.clock.advance(1)
+    await wipe(settings)  # nothing drained yet
+    assert await paid(shop, agent, url) == "unavailable"  # noticed, restored, not seeded yet
+    worker = worker_for(registry)
+    assert await worker.drain_once(block_ms=10) == 3
+    sessions: Any = registry.app.state.registry.sessions
+    async with sessions() as session:
+        total = await session.scalar(
+            select(func.sum(SpendLedger.amount_minor)).where(SpendLedger.grant_id == grant_id)
+        )
+    assert total == 300
+    registry.clock.advance(SEED_GRACE)
+    outcomes = [await paid(shop, agent, url) for _ in range(3)]
+    assert outcomes == ["allowed", "allowed", "budget_exhausted"]
+    assert await worker.drain_once(block_ms=10) == 2
 
 
 async def test_revocations_outlive_a_cache_that_lost_its_data(

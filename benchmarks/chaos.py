@@ -164,7 +164,7 @@ def running_stack(workdir: Path, staleness_bound: float = 0.1) -> Iterator[Stack
             "AGENTAUTH_LOG_LEVEL": "WARNING",
             # A verifier not confirmed current for 100 ms answers 503: the propagation bound
             # the suite checks is the verifier's own promise, whatever fault stops the push.
-            "AGENTAUTH_REVOCATION_HEARTBEAT_INTERVAL": "0.03",
+            "AGENTAUTH_REVOCATION_HEARTBEAT_INTERVAL": f"{staleness_bound * 0.3:.3f}",
             "AGENTAUTH_REVOCATION_STALENESS_BOUND": str(staleness_bound),
         }
         through_proxy = make_url(database_url).set(port=registry_postgres.port)

@@ -113,13 +113,15 @@ def _check_claims(
     now: int,
     leeway: int,
     max_lifetime: int,
+    token_endpoint: str | None = None,
 ) -> tuple[str, int, int]:
     if claims.get("iss") != client_id or claims.get("sub") != client_id:
         raise ValueError("iss and sub must both be the client_id")
     # RFC 7523bis (docs/protocol.md "Client authentication"): aud is the issuer identifier,
-    # a single string.
-    if claims.get("aud") != issuer:
-        raise ValueError("aud must be the issuer identifier")
+    # a single string; a client assertion may name this server's token endpoint instead
+    # (RFC 7523 §3, as the MCP client-credentials extension does), never another audience.
+    if claims.get("aud") not in (issuer, token_endpoint or issuer):
+        raise ValueError("aud must be the issuer identifier or the token endpoint")
     exp = _int_claim(claims, "exp")
     if exp is None or exp + leeway <= now:
         raise ValueError("exp missing or in the past")
@@ -169,6 +171,7 @@ def _verify_agent_jwt(
     now: int,
     leeway: int,
     max_lifetime: int,
+    token_endpoint: str | None = None,
 ) -> tuple[dict[str, Any], str, int, int]:
     def resolve(header: Mapping[str, Any]) -> PublicJWK:
         kid = header.get("kid")
@@ -190,6 +193,7 @@ def _verify_agent_jwt(
         now=now,
         leeway=leeway,
         max_lifetime=max_lifetime,
+        token_endpoint=token_endpoint,
     )
     return claims, jti, exp, iat
 
@@ -204,10 +208,12 @@ def verify_client_assertion(
     client_id_param: str | None = None,
     leeway: int = 0,
     max_lifetime: int = MAX_ASSERTION_LIFETIME,
+    token_endpoint: str | None = None,
 ) -> AgentAssertion:
     """Authenticate agent ``client_id`` by a ``private_key_jwt`` assertion (RFC 7523 §3).
 
-    ``iss`` = ``sub`` = ``client_id``; ``aud`` = ``issuer``; ``exp`` present, not past and at
+    ``iss`` = ``sub`` = ``client_id``; ``aud`` = ``issuer`` (or ``token_endpoint``, when the
+    server names one); ``exp`` present, not past and at
     most ``max_lifetime`` ahead; ``iat`` present and sane; optional ``nbf`` sane; ``jti``
     present; signature by the registered key named by ``kid`` with an allow-listed ``alg``; a
     ``client_id`` form parameter, if sent, must match (RFC 7521 §4.2). Failures raise 401
@@ -225,6 +231,7 @@ def verify_client_assertion(
             now=now,
             leeway=leeway,
             max_lifetime=max_lifetime,
+            token_endpoint=token_endpoint,
         )
     except (JWSError, ValueError) as exc:
         raise InvalidClient(detail=f"client assertion rejected: {exc}") from None

@@ -221,7 +221,10 @@ def _protocol_paths() -> dict[str, Any]:
         },
         "/token": {
             "post": {
-                "summary": "The token endpoint: CIBA, refresh, token exchange, authorization code",
+                "summary": (
+                    "The token endpoint: CIBA, refresh, token exchange, authorization code,"
+                    " client credentials (a standing grant)"
+                ),
                 "description": "A `DPoP` header (RFC 9449) binds the tokens; most grants need one.",
                 "requestBody": form_body(
                     {
@@ -267,6 +270,7 @@ def _protocol_paths() -> dict[str, Any]:
                         "requested_expiry": STRING,
                         "grant_lifetime": STRING,
                         "max_delegation_depth": STRING,
+                        "standing": {"type": "string", "enum": ["true", "false"]},
                         **CLIENT_AUTH_FORM,
                     },
                     ["authorization_details"],

@@ -19,6 +19,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
+    false,
     text,
     true,
 )
@@ -141,6 +142,8 @@ class GrantRequest(Base):
     # An authorization-code request's redirect, PKCE challenge, resources and scope; None
     # for a CIBA request.
     authorization_request: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # A standing request: its grant is redeemed with client credentials while it lives.
+    standing: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Grant(Base):
@@ -157,6 +160,7 @@ class Grant(Base):
     status: Mapped[str] = mapped_column(String(16), default="active")
     revoked_at: Mapped[int | None] = mapped_column(BigInteger)
     scope: Mapped[str | None] = mapped_column(String(1000))  # the scopes it was approved as
+    standing: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Approval(Base):
@@ -307,3 +311,4 @@ Index(
     "ix_spend_ledger_grant_bucket", SpendLedger.grant_id, SpendLedger.bucket, SpendLedger.currency
 )
 Index("ix_grant_requests_human_status", GrantRequest.human_id, GrantRequest.status)
+Index("ix_grants_agent_standing", Grant.agent_id, Grant.standing)

@@ -79,6 +79,11 @@ _ROTATE_WITH_GRANT = (
     f" SELECT {_GRANT_COLUMNS}, r.family_id, r.jkt AS family_jkt FROM r"
     " JOIN grants g ON g.id = r.grant_id"
 )
+# An agent's live standing grants, newest first (few: each one a human approved).
+_STANDING = (
+    _SELECT_GRANT + " WHERE g.agent_id = :agent AND g.standing = :standing"
+    " AND g.status = 'active' AND g.expires_at > :now ORDER BY g.created_at DESC LIMIT 50"
+)
 _POLL = (
     'SELECT auth_req_id, agent_id, status, expires_at, "interval", grant_id,'
     " last_polled_at AS previous_poll FROM grant_requests"
@@ -109,6 +114,12 @@ def _grant(db: Db, row: Row | None) -> GrantRecord | None:
 async def grant(db: Db, grant_id: str) -> GrantRecord | None:
     row = await db.fetchrow(_GRANT, {"id": grant_id})
     return _grant(db, row)
+
+
+async def standing_grants(db: Db, agent_id: str, now: int) -> list[GrantRecord]:
+    """The agent's active, unexpired standing grants, newest first."""
+    rows = await db.fetchall(_STANDING, {"agent": agent_id, "standing": True, "now": now})
+    return [grant for grant in (_grant(db, row) for row in rows) if grant is not None]
 
 
 async def grant_of_access_token(db: Db, jti: str) -> GrantRecord | None:

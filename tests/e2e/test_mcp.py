@@ -299,3 +299,86 @@ async def test_the_mcp_sdk_client_identified_by_a_metadata_document(
     assert storage.client.client_id == url  # no registration: the URL is the client_id
     assert len(human.consents) == 1
     assert f"as described at {url}" in human.consents[0]
+
+
+async def test_the_mcp_sdk_client_credentials_provider_uses_a_standing_grant(
+    stack: MCPStack,
+) -> None:
+    """An unattended MCP client: the SDK's ``ClientCredentialsOAuthProvider``, unmodified,
+    with a client id and secret, redeems a standing grant a human approved with a passkey,
+    and calls a tool; once the grant is revoked it gets no token."""
+    from mcp.client.auth.extensions.client_credentials import ClientCredentialsOAuthProvider
+
+    from tests.support.webauthn import SoftwareAuthenticator
+
+    auth = {"Authorization": f"Bearer {stack.admin}"}
+    async with (
+        httpx.AsyncClient(base_url=stack.registry) as browser,
+        httpx.AsyncClient(base_url=stack.local) as http,
+    ):
+        created = await http.post("/admin/humans", json={"display_name": "Bob"}, headers=auth)
+        invite = created.json()["invite_token"]
+        passkey = SoftwareAuthenticator()
+        options = await browser.post(
+            "/ui/api/passkeys/register/options", json={"invite_token": invite}
+        )
+        credential = passkey.create(options.json(), origin=stack.registry)
+        enrolled = await browser.post(
+            "/ui/api/passkeys/register/verify",
+            json={"invite_token": invite, "credential": credential},
+        )
+        assert enrolled.status_code == 200, enrolled.text
+        csrf = {"X-CSRF-Token": (await browser.get("/ui/api/session")).json()["csrf_token"]}
+        enrollment = await browser.post("/ui/api/enrollment-tokens", json={}, headers=csrf)
+        registered = await http.post(
+            "/register",
+            json={
+                "client_name": "nightly job",
+                "token_endpoint_auth_method": "client_secret_basic",
+                "dpop_bound_access_tokens": False,
+            },
+            headers={"Authorization": f"Bearer {enrollment.json()['token']}"},
+        )
+        assert registered.status_code == 201, registered.text
+        client_id, secret = registered.json()["client_id"], registered.json()["client_secret"]
+        details = [{"type": "api", "locations": [stack.server], "actions": ["read"]}]
+        started = await http.post(
+            "/bc-authorize",
+            data={"authorization_details": json.dumps(details), "standing": "true"},
+            auth=(client_id, secret),
+        )
+        assert started.status_code == 200, started.text
+        auth_req_id = started.json()["auth_req_id"]
+        options = await browser.post(
+            f"/ui/api/requests/{auth_req_id}/approve/options", headers=csrf
+        )
+        approved = await browser.post(
+            f"/ui/api/requests/{auth_req_id}/approve",
+            json={"credential": passkey.get(options.json(), origin=stack.registry)},
+            headers=csrf,
+        )
+        assert approved.status_code == 200, approved.text
+        grant_id = approved.json()["grant_id"]
+
+    storage = mcp_client.MemoryStorage()
+    provider = ClientCredentialsOAuthProvider(
+        server_url=stack.server,
+        storage=storage,
+        client_id=client_id,
+        client_secret=secret,
+        issuer=stack.registry,
+    )
+    assert await mcp_client.call_tools(stack.server, provider, [("balance", {})]) == ["100.00 EUR"]
+    assert storage.tokens is not None
+    assert storage.tokens.refresh_token is None
+
+    assert (await admin(stack, "POST", f"/grants/{grant_id}/revoke")).status_code == 200
+    fresh = ClientCredentialsOAuthProvider(
+        server_url=stack.server,
+        storage=mcp_client.MemoryStorage(),
+        client_id=client_id,
+        client_secret=secret,
+        issuer=stack.registry,
+    )
+    with pytest.raises(BaseExceptionGroup):
+        await mcp_client.call_tools(stack.server, fresh, [("balance", {})])

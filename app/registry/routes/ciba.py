@@ -10,12 +10,12 @@ from starlette.responses import Response
 
 from app.api.bodies import read_form
 from app.api.errors import json_response
-from app.core.errors import InvalidRequest, UnknownUserId
+from app.core.errors import InvalidRequest, UnauthorizedClient, UnknownUserId
 from app.core.params import FormParams, ascii_int
 from app.core.text import check_display_text
 from app.registry.services import requesters
 from app.registry.services.approvals import open_request
-from app.registry.services.clients import authenticate_agent
+from app.registry.services.clients import admit_client, authenticate_client
 from app.registry.services.resource_servers import parse_details
 from app.registry.state import RegistryDep
 from app.store import people
@@ -44,8 +44,16 @@ async def bc_authorize(request: Request, registry: RegistryDep) -> Response:
     now = registry.now()
     failures = registry.limits.counting_failures(request, "bc-authorize")
     async with failures, connect(registry.engine) as db:
-        agent = await authenticate_agent(registry.settings, registry.cache, db, form, now=now)
-    await registry.limits.per_client(agent.id, "bc-authorize")
+        # Any confidential client's authentication (CIBA §7.1): an agent's private_key_jwt,
+        # or the secret of a client registered with one (an unattended job's).
+        agent, assertion = await authenticate_client(
+            registry.settings, db, form, request.headers.get("authorization"), now=now
+        )
+    if agent.auth_method == "none":
+        raise UnauthorizedClient("A public client cannot ask for a grant on the back channel.")
+    await admit_client(
+        registry.limits, registry.settings.clock_skew, agent.id, "bc-authorize", assertion, now=now
+    )
     binding_message = form.get("binding_message")
     if binding_message is not None:
         if len(binding_message) > 200:
@@ -54,6 +62,9 @@ async def bc_authorize(request: Request, registry: RegistryDep) -> Response:
             check_display_text(binding_message, "binding_message")
         except ValueError as exc:
             raise InvalidRequest(f"{exc}.") from None
+    standing = form.get("standing", "false")
+    if standing not in ("true", "false"):
+        raise InvalidRequest("standing must be true or false.")
     expiry = _bounded_int(form, "requested_expiry", *EXPIRY)
     lifetime = _bounded_int(form, "grant_lifetime", *GRANT_LIFETIME)
     depth = _bounded_int(form, "max_delegation_depth", 0, 0, MAX_DEPTH)
@@ -69,7 +80,11 @@ async def bc_authorize(request: Request, registry: RegistryDep) -> Response:
         grant_request = await open_request(
             session,
             now=now,
-            audit_data={"human": human.id, "types": sorted({d.type for d in details})},
+            audit_data={
+                "human": human.id,
+                "types": sorted({d.type for d in details}),
+                "standing": standing == "true",
+            },
             auth_req_id=secrets.token_urlsafe(32),
             agent_id=agent.id,
             human_id=human.id,
@@ -77,6 +92,7 @@ async def bc_authorize(request: Request, registry: RegistryDep) -> Response:
             binding_message=binding_message,
             max_delegation_depth=depth,
             grant_lifetime=lifetime,
+            standing=standing == "true",
             expires_at=now + expiry,
             interval=POLL_INTERVAL,
         )

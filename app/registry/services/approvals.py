@@ -67,6 +67,8 @@ def request_document(row: GrantRequest, agent: Agent) -> dict[str, Any]:
     }
     if row.authorization_request is not None:
         document["authorization_request"] = row.authorization_request
+    if row.standing:  # the agent may get tokens without asking again: the human signs that
+        document["standing"] = True
     return document
 
 
@@ -180,6 +182,7 @@ async def approve_request(
             created_at=now,
             expires_at=now + row.grant_lifetime,
             scope=(row.authorization_request or {}).get("scope"),
+            standing=row.standing,
         )
         session.add(grant)
         row.status, row.decided_at, row.grant_id = "approved", now, grant.id
@@ -209,7 +212,7 @@ async def approve_request(
             actor=human_id,
             subject=grant.id,
             now=now,
-            data={"auth_req_id": auth_req_id, "agent": agent.id},
+            data={"auth_req_id": auth_req_id, "agent": agent.id, "standing": row.standing},
         )
         redirect_to = None
         if row.authorization_request is not None:

@@ -146,6 +146,7 @@ async def verify_agent(
         now=now,
         client_id_param=client_id_param,
         leeway=settings.clock_skew,
+        token_endpoint=settings.issuer + "/token",
     )
     return agent, verified
 

@@ -109,6 +109,27 @@ def test_audience_must_be_exactly_the_issuer(agent: Agent, aud: Any) -> None:  #
 
 
 @pytest.mark.parametrize(
+    ("aud", "ok"),
+    [
+        (f"{ISSUER}/token", True),
+        (ISSUER, True),
+        ([f"{ISSUER}/token"], False),
+        ([ISSUER, f"{ISSUER}/token"], False),
+        (f"{ISSUER}/revoke", False),
+        ("https://other/token", False),
+    ],
+)
+def test_the_token_endpoint_may_be_the_audience_where_the_server_names_it(
+    agent: Agent, aud: Any, ok: bool
+) -> None:  # CA-03, pinned: the registry names its token endpoint (RFC 7523 §3, MCP)
+    assertion = agent.assertion(aud=aud)
+    if ok:
+        assert authenticate(agent, assertion, token_endpoint=f"{ISSUER}/token").client_id
+    else:
+        refused(agent, assertion, token_endpoint=f"{ISSUER}/token")
+
+
+@pytest.mark.parametrize(
     ("exp", "ok"),
     [
         (None, False),

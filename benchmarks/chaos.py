@@ -504,35 +504,47 @@ def inject(stack: Stack, fault: str, outage: float) -> str:
     if fault == "redis-flushall":
         _redis_command(stack, "FLUSHALL")
         return "FLUSHALL: every key in Redis deleted"
-    if fault == "redis-stall":
-        stack.redis.stall()
-        time.sleep(outage)
-        stack.redis.resume()
-        return f"SIGSTOP to redis-server for {outage:g} s, then SIGCONT"
-    if fault == "redis-full":
-        _redis_command(stack, "CONFIG", "SET", "maxmemory", "1")
-        time.sleep(outage)
-        _redis_command(stack, "CONFIG", "SET", "maxmemory", "0")
-        return f"Redis refuses every write (maxmemory reached, noeviction) for {outage:g} s"
     if fault == "postgres-restart":
         stack.postgres.restart()
         return "PostgreSQL restarted (pg_ctl restart -m fast: every connection closed)"
-    if fault == "postgres-read-only":
-        _postgres_read_only(stack, True)
-        time.sleep(outage)
-        _postgres_read_only(stack, False)
-        return f"PostgreSQL refuses every write (read-only transactions) for {outage:g} s"
-    if fault == "cut-verifier-redis":
-        stack.verifier_redis.cut()
-        time.sleep(outage)
-        stack.verifier_redis.restore()
-        return f"network between the verifiers and Redis cut for {outage:g} s"
-    if fault == "cut-registry-postgres":
-        stack.registry_postgres.cut()
-        time.sleep(outage)
-        stack.registry_postgres.restore()
-        return f"network between the registries and PostgreSQL cut for {outage:g} s"
-    raise ValueError(f"unknown fault {fault!r}")
+    begin, end, what = _outages(stack)[fault]
+    begin()
+    time.sleep(outage)
+    end()
+    return what.format(seconds=f"{outage:g}")
+
+
+Action = Callable[[], None]
+
+
+def _outages(stack: Stack) -> dict[str, tuple[Action, Action, str]]:
+    """The faults that last ``outage`` seconds: how each begins, how it ends, what it is."""
+
+    def maxmemory(value: str) -> Action:
+        return lambda: _redis_command(stack, "CONFIG", "SET", "maxmemory", value)
+
+    return {
+        "redis-stall": (
+            stack.redis.stall, stack.redis.resume,
+            "SIGSTOP to redis-server for {seconds} s, then SIGCONT",
+        ),
+        "redis-full": (
+            maxmemory("1"), maxmemory("0"),
+            "Redis refuses every write (maxmemory reached, noeviction) for {seconds} s",
+        ),
+        "postgres-read-only": (
+            lambda: _postgres_read_only(stack, True), lambda: _postgres_read_only(stack, False),
+            "PostgreSQL refuses every write (read-only transactions) for {seconds} s",
+        ),
+        "cut-verifier-redis": (
+            stack.verifier_redis.cut, stack.verifier_redis.restore,
+            "network between the verifiers and Redis cut for {seconds} s",
+        ),
+        "cut-registry-postgres": (
+            stack.registry_postgres.cut, stack.registry_postgres.restore,
+            "network between the registries and PostgreSQL cut for {seconds} s",
+        ),
+    }  # fmt: skip
 
 
 # --- checks ---------------------------------------------------------------------------------

@@ -49,6 +49,7 @@ async def test_registration_echoes_metadata_with_defaults(registry: RegistryClie
         CIBA,
         "refresh_token",
         "urn:ietf:params:oauth:grant-type:token-exchange",
+        "client_credentials",
     ]
     assert body["software_id"] == "s"
     assert body["contacts"] == ["a@b.c"]

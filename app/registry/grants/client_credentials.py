@@ -15,10 +15,14 @@ from app.core.capabilities import for_audience, load_details, narrow_details
 from app.core.dpop import DPoPProof
 from app.core.errors import InvalidTarget, UnauthorizedClient
 from app.core.params import FormParams
-from app.core.resources import canonical_resource
 from app.core.urns import CLIENT_CREDENTIALS_GRANT
 from app.registry.grants import Grant, GrantPorts
-from app.registry.grants.common import check_bearer_accepted, choose_audience, locations
+from app.registry.grants.common import (
+    check_bearer_accepted,
+    choose_audience,
+    locations,
+    requested_resources,
+)
 from app.registry.services.issuance import issue_token_set
 from app.registry.services.resource_servers import parse_details
 from app.store import token_store
@@ -29,13 +33,9 @@ from app.store.token_store import AgentRecord, GrantRecord
 def _covering(standing: list[GrantRecord], form: FormParams) -> GrantRecord:
     """The newest standing grant with the requested ``resource`` among its locations (any
     grant when none is named)."""
-    resources = form.getlist("resource")
-    if not resources:
+    wanted = requested_resources(form)
+    if not wanted:
         return standing[0]
-    try:
-        wanted = {canonical_resource(r) for r in resources}
-    except ValueError as exc:
-        raise InvalidTarget(f"Invalid resource: {exc}.") from None
     for grant in standing:
         if wanted <= set(locations(load_details(grant.authorization_details))):
             return grant

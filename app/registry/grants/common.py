@@ -13,17 +13,21 @@ from app.store import token_store
 from app.store.sql import Db
 
 
+def requested_resources(form: FormParams) -> set[str]:
+    """The request's ``resource`` values (RFC 8707 §2), canonical; empty when none is sent."""
+    try:
+        return {canonical_resource(r) for r in form.getlist("resource")}
+    except ValueError as exc:
+        raise InvalidTarget(f"Invalid resource: {exc}.") from None
+
+
 def choose_audience(form: FormParams, allowed: Sequence[str]) -> str:
     """The token's single audience: the requested ``resource`` (RFC 8707 §2.2), which must be
     one of ``allowed`` (the grant's locations, or the resources the human approved), or by
     default the first of them."""
-    resources = form.getlist("resource")
-    if not resources:
+    targets = requested_resources(form)
+    if not targets:
         return allowed[0]
-    try:
-        targets = {canonical_resource(r) for r in resources}
-    except ValueError as exc:
-        raise InvalidTarget(f"Invalid resource: {exc}.") from None
     if len(targets) != 1 or not targets <= set(allowed):
         raise InvalidTarget("The resource must be exactly one location of this grant.")
     return targets.pop()

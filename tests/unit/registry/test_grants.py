@@ -13,6 +13,7 @@ def test_every_grant_module_declares_itself_once() -> None:
         urns.REFRESH_GRANT,
         urns.TOKEN_EXCHANGE_GRANT,
         urns.AUTHORIZATION_CODE_GRANT,
+        urns.CLIENT_CREDENTIALS_GRANT,
     ]
     for grant_type, grant in grants().items():
         assert isinstance(grant, Grant)
@@ -20,4 +21,10 @@ def test_every_grant_module_declares_itself_once() -> None:
         assert grant.parameters, grant_type
         assert "grant_type" not in grant.parameters  # the endpoint reads it, not the grant
     metrics = [g.metric for g in grants().values()]
-    assert metrics == ["ciba", "refresh_token", "token_exchange", "authorization_code"]
+    assert metrics == [
+        "ciba",
+        "refresh_token",
+        "token_exchange",
+        "authorization_code",
+        "client_credentials",
+    ]

@@ -169,6 +169,7 @@ return 1
 
 LEDGER_GROUP = "ledger"
 JOURNAL_SECONDS = 30.0  # how long a verifier remembers the spends it accepted
+RESTORE_BATCH = 500  # journaled spends restored per pipeline and per ledger query
 # After the cache lost its data, budget counters are not seeded from the ledger for this many
 # seconds: every verifier notices the new epoch within a heartbeat and restores its recent
 # spends first, so a seed counts them.
@@ -375,17 +376,28 @@ class RedisCache:
 
     async def _restore_spends(self) -> None:
         """The cache lost its data since this process last saw the epoch: append again, and
-        count, every spend it accepted within the journal's span."""
+        count, every spend it accepted within the journal's span, :data:`RESTORE_BATCH` at a
+        time (one pipeline and one ledger query per batch)."""
         horizon = time.monotonic() - JOURNAL_SECONDS
         entries = [entry for entry in self._journal if entry[0] >= horizon]
-        if entries and self.spends_recorded is not None:
-            recorded = await self.spends_recorded([entry[4][-1] for entry in entries])
-            entries = [entry for entry in entries if entry[4][-1] not in recorded]
-        for _, counter, amount, ttl, fields in entries:
-            keys = [self.spend_stream, counter, f"{counter}:restored"]
-            await self._restore(keys=keys, args=[amount, ttl, fields[-1], *fields])
-        if entries:
-            log.warning("the cache lost its data: %d recent spends restored", len(entries))
+        restored = 0
+        for start in range(0, len(entries), RESTORE_BATCH):
+            batch = entries[start : start + RESTORE_BATCH]
+            if self.spends_recorded is not None:
+                recorded = await self.spends_recorded([entry[4][-1] for entry in batch])
+                batch = [entry for entry in batch if entry[4][-1] not in recorded]
+            if not batch:
+                continue
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for _, counter, amount, ttl, fields in batch:
+                    keys = [self.spend_stream, counter, f"{counter}:restored"]
+                    await self._restore(
+                        keys=keys, args=[amount, ttl, fields[-1], *fields], client=pipe
+                    )
+                await pipe.execute()
+            restored += len(batch)
+        if restored:
+            log.warning("the cache lost its data: %d recent spends restored", restored)
 
     async def ensure_epoch(self, now: int) -> int:
         """The data epoch, set to ``now`` if the cache lost it. Seeing a new epoch after an

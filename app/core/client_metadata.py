@@ -201,11 +201,11 @@ def validate_client_metadata(
     if dpop_key_policy not in DPOP_KEY_POLICIES:
         raise _bad("dpop_key_policy must be any or registered.")
     jwks = _jwks(body, required=method == "private_key_jwt" or dpop_key_policy == "registered")
+    # Agents bind their tokens unless they register false (RFC 9449 §5.2): their tokens from
+    # grants that need no proof are then Bearer, only for resource servers that accept Bearer.
     bound = body.get("dpop_bound_access_tokens", method == "private_key_jwt")
     if not isinstance(bound, bool):
         raise _bad("dpop_bound_access_tokens must be a boolean.")
-    if method == "private_key_jwt" and not bound:
-        raise _bad("dpop_bound_access_tokens must be true for private_key_jwt agents.")
     # CIBA requests are signed by an agent's key (private_key_jwt); public clients have
     # only the authorization-code grant and its refreshes.
     if method == "none":

@@ -15,7 +15,8 @@ import ipaddress
 import json
 import ssl
 import sys
-from collections.abc import AsyncIterator, Iterator
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -301,14 +302,13 @@ async def test_the_mcp_sdk_client_identified_by_a_metadata_document(
     assert f"as described at {url}" in human.consents[0]
 
 
-async def test_the_mcp_sdk_client_credentials_provider_uses_a_standing_grant(
-    stack: MCPStack,
-) -> None:
-    """An unattended MCP client: the SDK's ``ClientCredentialsOAuthProvider``, unmodified,
-    with a client id and secret, redeems a standing grant a human approved with a passkey,
-    and calls a tool; once the grant is revoked it gets no token."""
-    from mcp.client.auth.extensions.client_credentials import ClientCredentialsOAuthProvider
-
+async def _standing_client(
+    stack: MCPStack, registration: dict[str, Any], authenticate: Callable[[str, Any], Any]
+) -> tuple[dict[str, Any], str]:
+    """A client registered with ``registration`` (through an enrollment token a human made)
+    and a standing grant for the MCP server that human approved with a software passkey:
+    the client's registration answer and the grant's id. ``authenticate(client_id, answer)``
+    gives the keyword arguments that authenticate the client at ``/bc-authorize``."""
     from tests.support.webauthn import SoftwareAuthenticator
 
     auth = {"Authorization": f"Bearer {stack.admin}"}
@@ -332,21 +332,15 @@ async def test_the_mcp_sdk_client_credentials_provider_uses_a_standing_grant(
         enrollment = await browser.post("/ui/api/enrollment-tokens", json={}, headers=csrf)
         registered = await http.post(
             "/register",
-            json={
-                "client_name": "nightly job",
-                "token_endpoint_auth_method": "client_secret_basic",
-                "dpop_bound_access_tokens": False,
-            },
+            json=registration,
             headers={"Authorization": f"Bearer {enrollment.json()['token']}"},
         )
         assert registered.status_code == 201, registered.text
-        client_id, secret = registered.json()["client_id"], registered.json()["client_secret"]
+        answer = registered.json()
         details = [{"type": "api", "locations": [stack.server], "actions": ["read"]}]
-        started = await http.post(
-            "/bc-authorize",
-            data={"authorization_details": json.dumps(details), "standing": "true"},
-            auth=(client_id, secret),
-        )
+        form = {"authorization_details": json.dumps(details), "standing": "true"}
+        extra = authenticate(answer["client_id"], answer)
+        started = await http.post("/bc-authorize", data={**form, **extra.pop("data", {})}, **extra)
         assert started.status_code == 200, started.text
         auth_req_id = started.json()["auth_req_id"]
         options = await browser.post(
@@ -358,7 +352,26 @@ async def test_the_mcp_sdk_client_credentials_provider_uses_a_standing_grant(
             headers=csrf,
         )
         assert approved.status_code == 200, approved.text
-        grant_id = approved.json()["grant_id"]
+        return answer, str(approved.json()["grant_id"])
+
+
+async def test_the_mcp_sdk_client_credentials_provider_uses_a_standing_grant(
+    stack: MCPStack,
+) -> None:
+    """An unattended MCP client: the SDK's ``ClientCredentialsOAuthProvider``, unmodified,
+    with a client id and secret, redeems a standing grant a human approved with a passkey,
+    and calls a tool; once the grant is revoked it gets no token."""
+    from mcp.client.auth.extensions.client_credentials import ClientCredentialsOAuthProvider
+
+    registration = {
+        "client_name": "nightly job",
+        "token_endpoint_auth_method": "client_secret_basic",
+        "dpop_bound_access_tokens": False,
+    }
+    answer, grant_id = await _standing_client(
+        stack, registration, lambda cid, answer: {"auth": (cid, answer["client_secret"])}
+    )
+    client_id, secret = answer["client_id"], answer["client_secret"]
 
     storage = mcp_client.MemoryStorage()
     provider = ClientCredentialsOAuthProvider(
@@ -382,3 +395,62 @@ async def test_the_mcp_sdk_client_credentials_provider_uses_a_standing_grant(
     )
     with pytest.raises(BaseExceptionGroup):
         await mcp_client.call_tools(stack.server, fresh, [("balance", {})])
+
+
+async def test_the_mcp_sdk_private_key_jwt_provider_uses_a_standing_grant(
+    stack: MCPStack,
+) -> None:
+    """The SDK's ``PrivateKeyJWTOAuthProvider``, unmodified, signing its own assertions
+    (ES256, no ``kid``) for an agent that registered its public key and Bearer tokens
+    (it sends no DPoP proof): it redeems the standing grant and calls a tool, and gets no
+    token once the grant is revoked."""
+    from cryptography.hazmat.primitives import serialization
+    from mcp.client.auth.extensions.client_credentials import (
+        PrivateKeyJWTOAuthProvider,
+        SignedJWTParameters,
+    )
+
+    from app.core.urns import CLIENT_ASSERTION_TYPE
+    from tests.factories import Agent
+
+    key = Agent()  # the job's key pair: it also signs the one request for the standing grant
+
+    def authenticate(client_id: str, _: Any) -> dict[str, Any]:
+        key.client_id, now = client_id, int(time.time())
+        assertion = key.assertion(aud=stack.registry, iat=now, exp=now + 60)
+        return {"data": {"client_assertion_type": CLIENT_ASSERTION_TYPE,
+                         "client_assertion": assertion}}  # fmt: skip
+
+    registration = {
+        "client_name": "nightly job with a key",
+        "jwks": {"keys": [key.public.to_dict()]},
+        "dpop_bound_access_tokens": False,
+    }
+    answer, grant_id = await _standing_client(stack, registration, authenticate)
+    pem = key.private_key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+
+    def provider() -> PrivateKeyJWTOAuthProvider:
+        params = SignedJWTParameters(
+            issuer=answer["client_id"],
+            subject=answer["client_id"],
+            signing_key=pem,
+            signing_algorithm="ES256",
+        )
+        return PrivateKeyJWTOAuthProvider(
+            server_url=stack.server,
+            storage=mcp_client.MemoryStorage(),
+            client_id=answer["client_id"],
+            assertion_provider=params.create_assertion_provider(),
+            issuer=stack.registry,
+        )
+
+    assert await mcp_client.call_tools(stack.server, provider(), [("balance", {})]) == [
+        "100.00 EUR"
+    ]
+    assert (await admin(stack, "POST", f"/grants/{grant_id}/revoke")).status_code == 200
+    with pytest.raises(BaseExceptionGroup):
+        await mcp_client.call_tools(stack.server, provider(), [("balance", {})])

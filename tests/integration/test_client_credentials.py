@@ -235,3 +235,44 @@ async def test_a_public_client_cannot_ask_on_the_back_channel(registry: Registry
     error(await public.post("/bc-authorize", form, dpop=None), 400, "unauthorized_client")
     form = {"client_id": public.client_id, "grant_type": "client_credentials"}
     error(await public.post("/token", form, dpop=None), 400, "unauthorized_client")
+
+
+async def test_an_agent_that_registered_unbound_tokens_gets_bearer_only_where_accepted(
+    registry: RegistryClient,
+) -> None:
+    """A ``private_key_jwt`` agent without DPoP (the MCP SDK's private-key provider) that
+    registered ``dpop_bound_access_tokens: false``: Bearer tokens from client credentials,
+    for resource servers that accept them; a CIBA token still needs a proof."""
+    created = await registry.admin(
+        "POST",
+        "/resource-servers",
+        {"name": OPEN_SHOP, "resource": OPEN_SHOP, "dpop_required": False},
+    )
+    assert created.status_code in (201, 409), created.text
+    await registry.ensure_resource_server(SHOP)
+    human = await registry.human()
+    enrollment = (await human.api("POST", "/enrollment-tokens", {"expires_in": 600})).json()
+    agent = AgentClient(http=registry.http, clock=registry.clock)
+    registered = await agent.register(enrollment["token"], dpop_bound_access_tokens=False)
+    assert registered.status_code == 201, registered.text
+    assert registered.json()["dpop_bound_access_tokens"] is False
+    details = [{"type": "api", "locations": [SHOP, OPEN_SHOP], "actions": ["read"]}]
+    await standing_grant(agent, human, details)
+
+    def unbound(resource: str) -> dict[str, str]:
+        return agent.form(grant_type="client_credentials", resource=resource)
+
+    bearer = await agent.post("/token", unbound(OPEN_SHOP), dpop=None)
+    assert bearer.status_code == 200, bearer.text
+    assert bearer.json()["token_type"] == "Bearer"
+    assert "cnf" not in unverified_claims(bearer.json()["access_token"])
+    error(await agent.post("/token", unbound(SHOP), dpop=None), 400, "invalid_request")
+    bound = await agent.token("client_credentials", resource=SHOP)  # a proof binds as ever
+    assert bound.status_code == 200, bound.text
+    assert bound.json()["token_type"] == "DPoP"
+
+    started = await agent.bc_authorize(details)
+    assert started.status_code == 200, started.text
+    assert (await human.approve(started.json()["auth_req_id"])).status_code == 200
+    poll = agent.form(grant_type=CIBA, auth_req_id=started.json()["auth_req_id"])
+    error(await agent.post("/token", poll, dpop=None), 400, "invalid_dpop_proof")

@@ -1,4 +1,5 @@
-"""Load benchmark of ``POST /token`` (refresh and token exchange) against a real registry.
+"""Load benchmark of ``POST /token`` (token exchange, client credentials on a standing grant,
+refresh) against a real registry.
 
 Starts ``agentauth serve registry`` on 127.0.0.1 with a fresh PostgreSQL database and the
 local Redis, enrols a human with a software passkey, registers an agent, obtains approved
@@ -51,6 +52,7 @@ from tests.support.webauthn import SoftwareAuthenticator  # noqa: E402
 
 CIBA = "urn:openid:params:grant-type:ciba"
 EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+CASES = ("exchange", "client_credentials", "refresh", "hello")
 ACCESS = "urn:ietf:params:oauth:token-type:access_token"
 ASSERTION = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 SHOP = "https://shop.bench.example/api"
@@ -322,9 +324,7 @@ def main() -> None:
     parser.add_argument("--saturation-requests", type=int, default=2000)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--server-cpus", default="0", help="taskset CPU list for the registry")
-    parser.add_argument(
-        "--cases", default="exchange,refresh,hello", help="comma-separated subset to run"
-    )
+    parser.add_argument("--cases", default=",".join(CASES), help="comma-separated subset to run")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     cases = set(args.cases.split(","))
@@ -377,6 +377,17 @@ def main() -> None:
                     warmup_saturation=WARM_UP,
                     server_pid=pid,
                 )
+            if "client_credentials" in cases:
+                approve_grant(bench, standing="true")
+                results["client_credentials"] = run_case(
+                    "client_credentials (standing grant)",
+                    port,
+                    lambda: bench.request(grant_type="client_credentials", resource=SHOP),
+                    args,
+                    cpu=generator_cpu,
+                    warmup_saturation=WARM_UP,
+                    server_pid=pid,
+                )
             if "refresh" in cases:
                 needed = (int(args.rate * args.duration) + args.saturation_requests) * args.runs
                 print(f"\npreparing {needed + WARM_UP} approved grants for the refresh runs ...")
@@ -400,21 +411,22 @@ def main() -> None:
     if args.json:
         print(json.dumps(results, indent=2))
     else:
-        for name in (n for n in ("exchange", "refresh", "hello") if n in results):
+        for name in (n for n in CASES if n in results):
             fixed, rates = results[name]["fixed_rate"], results[name]["saturation_rate"]
             p99 = fixed["p99_ms"]
             print(
-                f"{name:9s} p50 {fixed['p50_ms']['median']:.1f} ms, p99 {p99['median']:.1f} ms"
+                f"{name:18s} p50 {fixed['p50_ms']['median']:.1f} ms, p99 {p99['median']:.1f} ms"
                 f" (range {p99['min']:.1f}-{p99['max']:.1f}) at {args.rate:g}/s;"
                 f" saturation {statistics.median(rates):.0f} req/s (runs {rates})"
             )
 
 
-def approve_grant(bench: Bench, details: list[dict[str, Any]] = DETAILS) -> str:
-    """Request a grant for ``details`` and approve it with the human's passkey."""
+def approve_grant(bench: Bench, details: list[dict[str, Any]] = DETAILS, **params: str) -> str:
+    """Request a grant for ``details`` (with ``params``, such as ``standing``) and approve it
+    with the human's passkey."""
     started = bench.http.post(
         "/bc-authorize",
-        content=urlencode(bench.form(authorization_details=json.dumps(details))),
+        content=urlencode(bench.form(authorization_details=json.dumps(details), **params)),
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     ).json()
     headers = {"X-CSRF-Token": bench.csrf}

@@ -96,7 +96,8 @@ def unverified_issuer(token: str) -> str:
     return iss
 
 
-def _int_claim(claims: Mapping[str, Any], name: str) -> int | None:
+def int_claim(claims: Mapping[str, Any], name: str) -> int | None:
+    """An optional integer claim (``ValueError`` when present and not an integer)."""
     value = claims.get(name)
     if value is None:
         return None
@@ -122,12 +123,12 @@ def _check_claims(
     # (RFC 7523 §3, as the MCP client-credentials extension does), never another audience.
     if claims.get("aud") not in (issuer, token_endpoint or issuer):
         raise ValueError("aud must be the issuer identifier or the token endpoint")
-    exp = _int_claim(claims, "exp")
+    exp = int_claim(claims, "exp")
     if exp is None or exp + leeway <= now:
         raise ValueError("exp missing or in the past")
     if exp > now + max_lifetime + leeway:
         raise ValueError("exp too far in the future")
-    nbf, iat = _int_claim(claims, "nbf"), _int_claim(claims, "iat")
+    nbf, iat = int_claim(claims, "nbf"), int_claim(claims, "iat")
     if nbf is not None and nbf > now + leeway:
         raise ValueError("not yet valid")
     # Policy: iat is required (RFC 7523 makes it optional). Single use is remembered in the

@@ -2,6 +2,8 @@
 
 Accepted key types are EC P-256 (ES256) and OKP Ed25519 (EdDSA / Ed25519, RFC 8037). Key
 material arrives from agents and DPoP proofs, so everything here treats it as hostile input.
+A trusted workload issuer's key set (:func:`parse_issuer_jwks`) may also hold RSA keys of at
+least 2048 bits (RS256, PS256): Kubernetes, SPIFFE and CI systems sign with them.
 """
 
 from __future__ import annotations
@@ -15,10 +17,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-PublicKey = ec.EllipticCurvePublicKey | Ed25519PublicKey
+PublicKey = ec.EllipticCurvePublicKey | Ed25519PublicKey | rsa.RSAPublicKey
 
 # RFC 7517 §4 / RFC 7518 §6: members that only private (or symmetric) keys carry.
 PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
@@ -36,6 +38,14 @@ ALGS_BY_KEY_TYPE: Mapping[tuple[str, str], frozenset[str]] = {
     ("EC", "P-256"): frozenset({"ES256"}),
     ("OKP", "Ed25519"): frozenset({"EdDSA", "Ed25519"}),
 }
+# Only a trusted issuer's keys may be RSA (never an agent's or a DPoP proof's).
+ISSUER_ALGS_BY_KEY_TYPE: Mapping[tuple[str, str], frozenset[str]] = {
+    **ALGS_BY_KEY_TYPE,
+    ("RSA", ""): frozenset({"RS256", "PS256"}),
+}
+MIN_RSA_BITS = 2048
+MAX_RSA_BITS = 8192
+MAX_ISSUER_KEYS = 20
 
 
 class JWKError(ValueError):
@@ -123,7 +133,7 @@ class PublicJWK:
     @property
     def algorithms(self) -> frozenset[str]:
         """The JWS algorithms this key may verify (pinned to ``alg`` when the JWK has one)."""
-        allowed = ALGS_BY_KEY_TYPE[(self.kty, self.crv)]
+        allowed = ISSUER_ALGS_BY_KEY_TYPE[(self.kty, self.crv)]
         return allowed & {self.alg} if self.alg else allowed
 
     def to_dict(self) -> dict[str, str]:
@@ -156,6 +166,64 @@ def _import_okp(jwk: Mapping[str, Any]) -> PublicKey:
         return Ed25519PublicKey.from_public_bytes(b64url_decode(x))
     except ValueError:  # pragma: no cover - any 32 bytes are accepted by cryptography
         raise JWKError("invalid Ed25519 key") from None
+
+
+def _import_rsa(jwk: Mapping[str, Any]) -> PublicKey:
+    n_bytes, e_bytes = b64url_decode(_b64_member(jwk, "n")), b64url_decode(_b64_member(jwk, "e"))
+    if n_bytes[:1] == b"\x00" or e_bytes[:1] == b"\x00":
+        raise JWKError("RSA members must be minimal big-endian integers")  # RFC 7518 §6.3.1
+    n, e = int.from_bytes(n_bytes, "big"), int.from_bytes(e_bytes, "big")
+    if not MIN_RSA_BITS <= n.bit_length() <= MAX_RSA_BITS:
+        raise JWKError(f"RSA keys are {MIN_RSA_BITS} to {MAX_RSA_BITS} bits")
+    if e < 3 or e % 2 == 0 or e.bit_length() > 32:
+        raise JWKError("RSA public exponent is not acceptable")
+    try:
+        return rsa.RSAPublicNumbers(e, n).public_key()
+    except ValueError:  # pragma: no cover - the checks above cover what cryptography refuses
+        raise JWKError("invalid RSA key") from None
+
+
+def parse_issuer_jwks(document: object, *, max_keys: int = MAX_ISSUER_KEYS) -> list[PublicJWK]:
+    """A trusted issuer's published key set: its signing keys of a supported type (EC P-256,
+    Ed25519, RSA of 2048 to 8192 bits); keys for encryption or of other types are skipped, as
+    an issuer may publish them beside its signing keys. Private members, a malformed key of a
+    supported type, more than ``max_keys`` keys, or no usable key at all are refused."""
+    if not isinstance(document, Mapping) or not isinstance(document.get("keys"), list):
+        raise JWKError('a JWK set is an object whose "keys" is an array')
+    raw_keys = document["keys"]
+    if len(raw_keys) > max_keys:
+        raise JWKError(f"at most {max_keys} keys are accepted")
+    found: list[PublicJWK] = []
+    for raw in raw_keys:
+        if not isinstance(raw, Mapping):
+            raise JWKError("a JWK must be a JSON object")
+        if PRIVATE_MEMBERS.intersection(raw):
+            raise JWKError("private key material is not accepted")
+        if raw.get("use", "sig") != "sig":
+            continue
+        if raw.get("kty") == "RSA":
+            found.append(_rsa_jwk(raw))
+        elif (raw.get("kty"), raw.get("crv")) in ALGS_BY_KEY_TYPE:
+            found.append(parse_public_jwk(raw))
+    if not found:
+        raise JWKError("the key set has no usable signing key")
+    kids = [key.kid for key in found if key.kid is not None]
+    if len(kids) != len(set(kids)):
+        raise JWKError("duplicate kid")
+    return found
+
+
+def _rsa_jwk(raw: Mapping[str, Any]) -> PublicJWK:
+    key = _import_rsa(raw)
+    kid, alg = raw.get("kid"), raw.get("alg")
+    if kid is not None and (not isinstance(kid, str) or not kid or len(kid) > MAX_KID_CHARS):
+        raise JWKError("kid must be a non-empty string of at most 128 characters")
+    if alg is not None and alg not in ISSUER_ALGS_BY_KEY_TYPE[("RSA", "")]:
+        raise JWKError("alg does not match the key type")
+    members = {"kty": "RSA", "n": raw["n"], "e": raw["e"]}
+    return PublicJWK(
+        kty="RSA", crv="", jkt=thumbprint(raw), key=key, members=members, kid=kid, alg=alg
+    )
 
 
 def _check_public_type(jwk: object) -> tuple[Mapping[str, Any], str, str]:

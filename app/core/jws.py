@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.utils import (
     decode_dss_signature,
@@ -60,6 +60,15 @@ def verify_signature(alg: str, key: PublicJWK, signing_input: bytes, signature: 
             pub = key.key
             assert isinstance(pub, ec.EllipticCurvePublicKey)  # noqa: S101 - alg pins the type
             pub.verify(encode_dss_signature(r, s), signing_input, ec.ECDSA(hashes.SHA256()))
+        elif alg in ("RS256", "PS256"):  # a trusted issuer's RSA key only (jwk.py)
+            pub_rsa = key.key
+            assert isinstance(pub_rsa, rsa.RSAPublicKey)  # noqa: S101 - alg pins the type
+            pad: padding.AsymmetricPadding = (
+                padding.PKCS1v15()
+                if alg == "RS256"
+                else padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
+            )
+            pub_rsa.verify(signature, signing_input, pad, hashes.SHA256())
         else:
             if len(signature) != _ED25519_SIG_BYTES:
                 raise JWSError("bad Ed25519 signature length")

@@ -184,9 +184,8 @@ async def secret_client(registry: RegistryClient, human: Human) -> tuple[AgentCl
     return agent, f"Basic {basic}"
 
 
-async def test_a_client_secret_authenticates_and_gets_bearer_tokens_where_accepted(
-    registry: RegistryClient,
-) -> None:
+async def shops_and_human(registry: RegistryClient) -> Human:
+    """Both shops (the open one accepts Bearer tokens) and a human."""
     created = await registry.admin(
         "POST",
         "/resource-servers",
@@ -194,7 +193,13 @@ async def test_a_client_secret_authenticates_and_gets_bearer_tokens_where_accept
     )
     assert created.status_code in (201, 409), created.text
     await registry.ensure_resource_server(SHOP)
-    human = await registry.human()
+    return await registry.human()
+
+
+async def test_a_client_secret_authenticates_and_gets_bearer_tokens_where_accepted(
+    registry: RegistryClient,
+) -> None:
+    human = await shops_and_human(registry)
     agent, basic = await secret_client(registry, human)
     details = [{"type": "api", "locations": [SHOP, OPEN_SHOP], "actions": ["read"]}]
     started = await agent.post(
@@ -243,14 +248,7 @@ async def test_an_agent_that_registered_unbound_tokens_gets_bearer_only_where_ac
     """A ``private_key_jwt`` agent without DPoP (the MCP SDK's private-key provider) that
     registered ``dpop_bound_access_tokens: false``: Bearer tokens from client credentials,
     for resource servers that accept them; a CIBA token still needs a proof."""
-    created = await registry.admin(
-        "POST",
-        "/resource-servers",
-        {"name": OPEN_SHOP, "resource": OPEN_SHOP, "dpop_required": False},
-    )
-    assert created.status_code in (201, 409), created.text
-    await registry.ensure_resource_server(SHOP)
-    human = await registry.human()
+    human = await shops_and_human(registry)
     enrollment = (await human.api("POST", "/enrollment-tokens", {"expires_in": 600})).json()
     agent = AgentClient(http=registry.http, clock=registry.clock)
     registered = await agent.register(enrollment["token"], dpop_bound_access_tokens=False)

@@ -11,7 +11,6 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from app.cache import redis as redis_cache
 from app.cache.redis import SEED_GRACE, RedisCache
 from app.settings import Settings
 from app.store.models import Revocation, SpendLedger
@@ -95,18 +94,12 @@ async def paid(shop: Merchant, agent: Any, url: str, iat: int | None = None) -> 
     return "allowed" if decision["allowed"] else str(decision["reason"])
 
 
-@pytest.mark.parametrize("batch", [500, 2])  # one batch, and batches of two (the last short)
 async def test_spends_not_yet_in_the_ledger_outlive_a_cache_that_lost_its_data(
-    registry: RegistryClient,
-    verifier_http: httpx.AsyncClient,
-    settings: Settings,
-    batch: int,
-    monkeypatch: pytest.MonkeyPatch,
+    registry: RegistryClient, verifier_http: httpx.AsyncClient, settings: Settings
 ) -> None:
     """The cache loses its data after three spends were answered and before the worker wrote
     them: the verifier that accepted them restores them into the stream and counts them, so
     the ledger gets all three and the rebuilt budget has room for two more, not five."""
-    monkeypatch.setattr(redis_cache, "RESTORE_BATCH", batch)
     budget = {"budget": {"value": "5.00", "currency": EUR, "period": "day"}}
     shop, _, agent, grant_id = await shop_with_grant(
         registry, verifier_http, lambda r: api(r, ["pay"], limits=budget)
